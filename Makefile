@@ -1,0 +1,31 @@
+# doce: two commands on a fresh machine.
+#   make run   install everything and start doce (web + worker) on the embedded default
+#   make test  install the dev dependencies and run the whole test suite
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+TEST_DATA := $(CURDIR)/.test-data
+
+.PHONY: run test lint uv deps deps-dev
+
+uv:
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user --quiet uv
+
+deps: uv
+	@$(UV) sync --frozen --no-dev --quiet
+
+deps-dev: uv
+	@$(UV) sync --frozen --quiet
+
+run: deps
+	@$(UV) run --frozen --no-dev python manage.py migrate --no-input -v0
+	@$(UV) run --frozen --no-dev python manage.py collectstatic --no-input -v0
+	@$(UV) run --frozen --no-dev python manage.py serve
+
+test: deps-dev
+	@rm -rf "$(TEST_DATA)" && mkdir -p "$(TEST_DATA)"
+	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING $(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: deps-dev
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    """Users, first-run setup, sign-in, per-user settings and provider credentials."""
+
+    name = "accounts"
+    verbose_name = "Accounts"

@@ -1,0 +1,175 @@
+"""Strict environment readers for `doce.settings`.
+
+A thin layer over django-environ: every reader returns the default when the variable is
+unset or empty, and raises `ImproperlyConfigured` naming the variable when a value is set
+but malformed, so a typo stops start-up instead of silently falling back.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+_SQLITE_OPTIONS = {
+    # WAL lets readers run while one writer writes; IMMEDIATE takes the write lock at BEGIN,
+    # so two writers queue on the busy timeout instead of failing with "database is locked"
+    # when a read transaction tries to upgrade.
+    "init_command": (
+        "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
+        "PRAGMA busy_timeout=20000;"
+    ),
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
+
+
+class Env:
+    """Typed readers over the process environment (and an optional `.env` file).
+
+    `Env(path)` loads `path` if it exists; variables already in the environment win.
+    """
+
+    def __init__(self, dotenv: Path | None = None) -> None:
+        self._env = environ.Env()
+        if dotenv is not None and dotenv.is_file():
+            environ.Env.read_env(str(dotenv), overwrite=False)
+
+    @staticmethod
+    def _raw(name: str) -> str | None:
+        value = os.environ.get(name)
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def _parse(self, name: str, default: Any, parse) -> Any:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except (ValueError, TypeError, environ.ImproperlyConfigured) as exc:
+            raise ImproperlyConfigured(f"{name} has a malformed value: {exc}") from None
+
+    def str(self, name: str, default: str) -> str:
+        """Return the variable as text, or `default` when unset or empty."""
+        raw = self._raw(name)
+        return default if raw is None else raw
+
+    def bool(self, name: str, default: bool) -> bool:
+        """Accept true/false, yes/no, on/off, 1/0 (any case); anything else is an error."""
+
+        def parse(raw: str) -> bool:
+            low = raw.lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(f"expected true or false, got {raw!r}")
+
+        return self._parse(name, default, parse)
+
+    def int(self, name: str, default: int, *, minimum: int | None = 0) -> int:
+        """Return a whole number; below `minimum` (default 0) is an error."""
+
+        def parse(raw: str) -> int:
+            value = int(raw)
+            if minimum is not None and value < minimum:
+                raise ValueError(f"must be at least {minimum}, got {value}")
+            return value
+
+        return self._parse(name, default, parse)
+
+    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        """Return a number; below `minimum` is an error."""
+
+        def parse(raw: str) -> float:
+            value = float(raw)
+            if value < minimum:
+                raise ValueError(f"must be at least {minimum}, got {value}")
+            return value
+
+        return self._parse(name, default, parse)
+
+    def list(self, name: str, default: Sequence[str]) -> list[str]:
+        """Return comma-separated values, blanks dropped."""
+        raw = self._raw(name)
+        if raw is None:
+            return list(default)
+        return [item.strip() for item in raw.split(",") if item.strip()]
+
+    def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
+        """Return one of `choices` (compared case-insensitively, returned as listed)."""
+
+        def parse(raw: str) -> str:
+            for choice in choices:
+                if raw.lower() == choice.lower():
+                    return choice
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+
+        return self._parse(name, default, parse)
+
+    def path(self, name: str, default: Path, *, base: Path) -> Path:
+        """Return an absolute path; a relative value is taken from `base`."""
+        raw = self._raw(name)
+        path = default if raw is None else Path(raw).expanduser()
+        return (base / path).resolve() if not path.is_absolute() else path
+
+    def port_range(self, name: str, default: tuple[int, int]) -> tuple[int, int]:
+        """Parse `LOW-HIGH` (inclusive TCP ports, 1024..65535, LOW <= HIGH)."""
+
+        def parse(raw: str) -> tuple[int, int]:
+            low_text, sep, high_text = raw.partition("-")
+            if not sep:
+                raise ValueError(f"expected LOW-HIGH, got {raw!r}")
+            low, high = int(low_text), int(high_text)
+            if not (1024 <= low <= high <= 65535):
+                raise ValueError(f"expected 1024 <= LOW <= HIGH <= 65535, got {raw!r}")
+            return low, high
+
+        return self._parse(name, default, parse)
+
+    def database(self, name: str, default_url: str) -> dict[str, Any]:
+        """Parse a database URL (sqlite:///path or postgres://…) into a DATABASES entry.
+
+        SQLite gets WAL, a 20 s busy timeout and IMMEDIATE transactions.
+        """
+        raw = self._raw(name) or default_url
+        scheme = raw.split(":", 1)[0].lower()
+        if scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
+            raise ImproperlyConfigured(
+                f"{name} has a malformed value: unsupported scheme {scheme!r} "
+                "(use sqlite:///path or postgres://user:pass@host:port/name)"
+            )
+        try:
+            config = environ.Env.db_url_config(raw)
+        except Exception as exc:
+            raise ImproperlyConfigured(f"{name} has a malformed value: {exc}") from None
+        if not config.get("NAME"):
+            raise ImproperlyConfigured(f"{name} has a malformed value: no database name")
+        if config["ENGINE"] == "django.db.backends.sqlite3":
+            Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+            config["OPTIONS"] = {**_SQLITE_OPTIONS, **config.get("OPTIONS", {})}
+        else:
+            config.setdefault("CONN_MAX_AGE", 60)
+            config["CONN_HEALTH_CHECKS"] = True
+        return config
+
+    def secret_key(self, name: str, keep_file: Path) -> str:
+        """Return the variable, else a key generated once and kept in `keep_file` (mode 0600)."""
+        raw = self._raw(name)
+        if raw is not None:
+            return raw
+        if keep_file.exists():
+            return keep_file.read_text().strip()
+        key = secrets.token_urlsafe(50)
+        try:
+            fd = os.open(keep_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another doce process (web or worker) won the race
+            return keep_file.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key

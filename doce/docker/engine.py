@@ -1,0 +1,52 @@
+"""The Docker Engine client: one place that opens docker SDK connections.
+
+Reference: https://docker-py.readthedocs.io/en/stable/client.html
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import docker
+from django.conf import settings
+from docker.errors import DockerException
+
+ENGINE_UNREACHABLE = (
+    "Docker Engine unreachable: projects cannot start until doce can reach it. "
+    "Start the Docker daemon (or set DOCE_DOCKER_HOST) and reload."
+)
+
+
+def engine_client(timeout: float = 30.0) -> docker.DockerClient:
+    """Return a docker SDK client for DOCE_DOCKER_HOST (else the SDK's defaults).
+
+    `timeout` is the per-request timeout in seconds. Raises `docker.errors.DockerException`
+    when no Engine answers.
+    """
+    if settings.DOCE_DOCKER_HOST:
+        return docker.DockerClient(base_url=settings.DOCE_DOCKER_HOST, timeout=timeout)
+    return docker.from_env(timeout=timeout)
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Whether the Engine answered `/_ping`, its version, and a user-facing error if not."""
+
+    reachable: bool
+    version: str = ""
+    error: str = ""
+
+
+def engine_status(timeout: float = 3.0) -> EngineStatus:
+    """Ping the Engine within `timeout` seconds. Never raises."""
+    try:
+        client = engine_client(timeout=timeout)
+        try:
+            client.ping()
+            version = client.version().get("Version", "")
+        finally:
+            client.close()
+    except (DockerException, OSError) as exc:
+        del exc  # the SDK's text may carry socket paths; users get the actionable message
+        return EngineStatus(reachable=False, error=ENGINE_UNREACHABLE)
+    return EngineStatus(reachable=True, version=version)

@@ -1,0 +1,192 @@
+"""Django settings for doce.
+
+Every setting is read from the environment (or a `.env` file in the project root) through
+the strict helpers in `doce.config`. A malformed value stops start-up with an
+`ImproperlyConfigured` error that names the variable. `docs/configuration.md` and
+`.env.example` document every variable read here.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+from doce.config import Env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = Env(BASE_DIR / ".env")
+
+# --- Core -----------------------------------------------------------------------------------
+
+DEBUG = env.bool("DEBUG", False)
+DATA_DIR = env.path("DOCE_DATA_DIR", BASE_DIR / "data", base=BASE_DIR)
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+SECRET_KEY = env.secret_key("SECRET_KEY", DATA_DIR / "secret_key")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+# Encrypts provider keys and agent passwords at rest; derived from SECRET_KEY when unset.
+DOCE_ENCRYPTION_KEY = env.str("DOCE_ENCRYPTION_KEY", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "axes",
+    "doce",
+    "accounts",
+    "projects",
+    "jobqueue",
+    "productions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "doce.logging.RequestContextMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "doce.logging.UserContextMiddleware",
+    "accounts.middleware.FirstRunSetupMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "doce.urls"
+ASGI_APPLICATION = "doce.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+
+DATABASES = {
+    "default": env.database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'doce.sqlite3'}"),
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channels -------------------------------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Auth, sessions, security ---------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTHENTICATION_BACKENDS = [
+    # Axes first, so a locked-out client is refused before a password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+SESSION_COOKIE_AGE = int(timedelta(days=30).total_seconds())
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Behind HTTPS (DOCE_HTTPS=true) cookies are Secure and plain HTTP is redirected.
+DOCE_HTTPS = env.bool("DOCE_HTTPS", False)
+SESSION_COOKIE_SECURE = DOCE_HTTPS
+CSRF_COOKIE_SECURE = DOCE_HTTPS
+SECURE_SSL_REDIRECT = DOCE_HTTPS
+SECURE_HSTS_SECONDS = env.int("DOCE_HSTS_SECONDS", 31536000 if DOCE_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = DOCE_HTTPS
+SECURE_HSTS_PRELOAD = DOCE_HTTPS
+if env.bool("DOCE_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+AXES_FAILURE_LIMIT = env.int("DOCE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("DOCE_LOGIN_COOLOFF_SECONDS", 900))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_VERBOSE = False
+
+# --- Static files ---------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if not DEBUG
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+# Outside DEBUG, `collectstatic` (run by `make run`) builds the hashed, compressed files.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Internationalisation -------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging --------------------------------------------------------------------------------
+
+LOG_LEVEL = env.choice("DOCE_LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])
+# json | console | auto (console on a TTY, JSON otherwise)
+LOG_FORMAT = env.choice("DOCE_LOG_FORMAT", "auto", ["auto", "json", "console"])
+LOGGING_CONFIG = None
+from doce.logging import configure_logging  # noqa: E402
+
+configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT)
+
+# --- Docker ---------------------------------------------------------------------------------
+
+# Empty means the docker SDK's default (DOCKER_HOST, else the local socket).
+DOCE_DOCKER_HOST = env.str("DOCE_DOCKER_HOST", "")
+# Tests marked `docker` fail instead of skipping when this is set and no Engine answers.
+DOCE_REQUIRE_DOCKER = env.bool("DOCE_REQUIRE_DOCKER", False)
+
+# --- Web server (`manage.py serve`, `make run`) ---------------------------------------------
+
+DOCE_HOST = env.str("DOCE_HOST", "127.0.0.1")
+DOCE_PORT = env.int("DOCE_PORT", 8000, minimum=1)

@@ -1,0 +1,17 @@
+"""Top-level URL configuration. Apps own their URL modules; they are included here."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from doce import health
+
+admin.site.site_header = "doce administration"
+admin.site.site_title = "doce admin"
+admin.site.index_title = "Operate doce"
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("", include("accounts.urls")),
+    path("", include("projects.urls")),
+]

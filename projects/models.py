@@ -1,0 +1,112 @@
+"""The Project: one website, its files on disk, and its Docker stack."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.http import Http404
+
+from doce.crypto import EncryptedTextField
+
+PROJECT_ID_LENGTH = 16
+# Project ids are lowercase hex: safe in paths, compose project names and command lines
+# (they can never start with "-").
+PROJECT_ID_PATTERN = r"[0-9a-f]{16}"
+
+
+def new_project_id() -> str:
+    """Return a fresh random project id (16 lowercase hex chars)."""
+    return secrets.token_hex(PROJECT_ID_LENGTH // 2)
+
+
+class ProjectQuerySet(models.QuerySet):
+    def for_user(self, user) -> ProjectQuerySet:
+        """Projects owned by `user`; none for an anonymous user."""
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(owner=user)
+
+
+class Project(models.Model):
+    """A website project owned by one user, running in compose project `doce_<id>`."""
+
+    class Status(models.TextChoices):
+        CREATED = "created", "Created"
+        STARTING = "starting", "Starting"
+        RUNNING = "running", "Running"
+        STOPPING = "stopping", "Stopping"
+        STOPPED = "stopped", "Stopped"
+        ERROR = "error", "Error"
+        DELETING = "deleting", "Deleting"
+
+    id = models.CharField(
+        primary_key=True, max_length=PROJECT_ID_LENGTH, default=new_project_id, editable=False
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects"
+    )
+    name = models.CharField(max_length=120)
+    prompt = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
+    # Why the project is in `error` (a message a user can act on); empty otherwise.
+    status_reason = models.TextField(blank=True, default="")
+    # Host ports, allocated by doce and unique across projects; NULL until allocated.
+    preview_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    agent_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    # OPENCODE_SERVER_PASSWORD of this project's agent container.
+    agent_password = EncryptedTextField(blank=True, default="")
+    # "provider/model", e.g. "openrouter/google/gemini-2.5-flash".
+    model = models.CharField(max_length=200, blank=True, default="")
+    agent_session_id = models.CharField(max_length=100, blank=True, default="")
+    prompt_sent = models.BooleanField(default=False)
+    prompt_completed = models.BooleanField(default=False)
+    last_viewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [
+            # The dashboard lists a user's projects, newest edit first.
+            models.Index(fields=["owner", "-updated_at"], name="projects_owner_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    @property
+    def compose_project(self) -> str:
+        """The compose project name of this project's stack: `doce_<id>`."""
+        return f"doce_{self.id}"
+
+    @property
+    def root_dir(self) -> Path:
+        """`<DOCE_DATA_DIR>/projects/<id>`: holds `site/`, `logs/` and the rendered stack."""
+        return Path(settings.DATA_DIR) / "projects" / self.id
+
+    @property
+    def site_dir(self) -> Path:
+        """The website's files, bind-mounted into the preview and agent containers."""
+        return self.root_dir / "site"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root_dir / "logs"
+
+
+def get_project_for_user(user, project_id: str, *, queryset=None) -> Project:
+    """Return `user`'s project `project_id`, or raise `Http404`.
+
+    The one ownership check every view, API route and consumer goes through: another
+    user's project (or a malformed id) is indistinguishable from a missing one.
+    """
+    qs = Project.objects.all() if queryset is None else queryset
+    try:
+        return qs.for_user(user).get(pk=str(project_id))
+    except (Project.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such project") from None

@@ -1,0 +1,3 @@
+"""WebSocket routes of the projects app."""
+
+websocket_urlpatterns: list = []
