@@ -190,3 +190,11 @@ DOCE_REQUIRE_DOCKER = env.bool("DOCE_REQUIRE_DOCKER", False)
 
 DOCE_HOST = env.str("DOCE_HOST", "127.0.0.1")
 DOCE_PORT = env.int("DOCE_PORT", 8000, minimum=1)
+
+# --- Live events ----------------------------------------------------------------------------
+
+# How often event-stream consumers poll the outbox when no wake-up arrives (seconds). Wake-ups
+# cross processes only with the Redis layer, so the in-memory default polls more often.
+DOCE_EVENTS_POLL_SECONDS = env.float(
+    "DOCE_EVENTS_POLL_SECONDS", 5.0 if REDIS_URL else 0.5, minimum=0.05
+)

@@ -1,3 +1,13 @@
 """WebSocket routes of the projects app."""
 
-websocket_urlpatterns: list = []
+from django.urls import re_path
+
+from projects.models import PROJECT_ID_PATTERN
+from projects.streams import ProjectEventsConsumer
+
+websocket_urlpatterns = [
+    re_path(
+        rf"^ws/projects/(?P<project_id>{PROJECT_ID_PATTERN})/events/$",
+        ProjectEventsConsumer.as_asgi(),
+    ),
+]

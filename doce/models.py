@@ -1,0 +1,42 @@
+"""Shared models: the event outbox."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class Event(models.Model):
+    """One state change for live UIs, written in the same transaction as the change.
+
+    `topic` names who may see it: `project:<id>` for a project's changes (also the queue's
+    serialization key for that project's jobs), `queue` for every job change (staff monitor).
+    Consumers send events after the last id a client saw, so a reconnect loses nothing.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    topic = models.CharField(max_length=100)
+    type = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # Consumers read "events of these topics after id N".
+            models.Index(fields=["topic", "id"], name="doce_event_topic_id"),
+            # prune_events deletes by age.
+            models.Index(fields=["created_at"], name="doce_event_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} on {self.topic} (#{self.id})"
+
+    def as_message(self) -> dict:
+        """The JSON shape sent to browsers: {id, topic, type, time, payload}."""
+        return {
+            "id": self.id,
+            "topic": self.topic,
+            "type": self.type,
+            "time": self.created_at.isoformat(),
+            "payload": self.payload,
+        }
