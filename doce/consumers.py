@@ -7,6 +7,7 @@ confirm that it exists), 4400 = malformed request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -86,10 +87,8 @@ class EventStreamConsumer(AuthenticatedConsumer):
         interval = settings.DOCE_EVENTS_POLL_SECONDS
         while True:
             await self._send_pending()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=interval)
-            except TimeoutError:
-                pass
             self.wakeup.clear()
 
     async def _send_pending(self) -> None:
