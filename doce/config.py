@@ -151,8 +151,12 @@ class Env:
         if not config.get("NAME"):
             raise ImproperlyConfigured(f"{name} has a malformed value: no database name")
         if config["ENGINE"] == "django.db.backends.sqlite3":
-            Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+            db_path = Path(config["NAME"])
+            db_path.parent.mkdir(parents=True, exist_ok=True)
             config["OPTIONS"] = {**_SQLITE_OPTIONS, **config.get("OPTIONS", {})}
+            # A file, not :memory:, so tests see the same WAL locking as production and
+            # threads/processes in a test share one database.
+            config["TEST"] = {"NAME": str(db_path.with_name(f"{db_path.stem}-test.sqlite3"))}
         else:
             config.setdefault("CONN_MAX_AGE", 60)
             config["CONN_HEALTH_CHECKS"] = True

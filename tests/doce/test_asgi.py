@@ -1,0 +1,65 @@
+"""The ASGI application end to end: HTTP through Django, WebSockets through auth."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import HttpCommunicator, WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore
+
+from doce.asgi import application
+from projects.models import Project
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _session_cookie(user) -> bytes:
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
+
+
+def _ws(path: str, cookie: bytes | None = None) -> WebsocketCommunicator:
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def test_it_serves_a_page_over_http(alice):
+    communicator = HttpCommunicator(application, "GET", "/login", headers=[(b"host", b"localhost")])
+    response = await communicator.get_response()
+    assert response["status"] == 200
+    assert b"Sign in to doce" in response["body"]
+
+
+async def test_it_refuses_an_anonymous_websocket(alice):
+    project = await sync_to_async(Project.objects.create)(owner=alice, name="Site", prompt="p")
+    communicator = _ws(f"/ws/projects/{project.id}/events/")
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4401
+
+
+async def test_it_refuses_another_users_project_as_not_found(alice, bob):
+    project = await sync_to_async(Project.objects.create)(owner=alice, name="Site", prompt="p")
+    cookie = await sync_to_async(_session_cookie)(bob)
+    communicator = _ws(f"/ws/projects/{project.id}/events/", cookie)
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4404
+
+
+async def test_it_refuses_a_foreign_origin(alice):
+    project = await sync_to_async(Project.objects.create)(owner=alice, name="Site", prompt="p")
+    cookie = await sync_to_async(_session_cookie)(alice)
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/projects/{project.id}/events/",
+        headers=[(b"origin", b"http://evil.example"), (b"cookie", cookie)],
+    )
+    connected, _ = await communicator.connect()
+    assert not connected

@@ -1,0 +1,93 @@
+"""Settings load in a fresh interpreter, so each case gets its own environment."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from doce.config import Env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_settings(tmp_path, **overrides) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCE_", "DATABASE_URL"))}
+    env.update({"DOCE_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "doce.settings"})
+    env.update(overrides)
+    code = "import django; django.setup(); from django.conf import settings; print('ok')"
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_it_stops_on_a_malformed_database_url(tmp_path):
+    result = load_settings(tmp_path, DATABASE_URL="mysqlish://nowhere")
+    assert result.returncode != 0
+    assert "DATABASE_URL has a malformed value" in result.stderr
+
+
+def test_it_stops_on_a_malformed_boolean(tmp_path):
+    result = load_settings(tmp_path, DEBUG="maybe")
+    assert result.returncode != 0
+    assert "DEBUG has a malformed value" in result.stderr
+
+
+def test_it_generates_and_keeps_a_secret_key(tmp_path):
+    assert load_settings(tmp_path).returncode == 0
+    key_file = tmp_path / "secret_key"
+    first = key_file.read_text()
+    assert len(first) >= 50
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert load_settings(tmp_path).returncode == 0
+    assert key_file.read_text() == first
+
+
+def test_it_configures_sqlite_with_wal_and_immediate_transactions(tmp_path):
+    config = Env().database("DATABASE_URL_UNSET_FOR_TEST", f"sqlite:///{tmp_path / 'x.db'}")
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
+    assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+def test_it_accepts_a_postgres_url(monkeypatch):
+    monkeypatch.setenv("DOCE_TEST_DB", "postgres://doce:pw@db.internal:5432/doce")
+    config = Env().database("DOCE_TEST_DB", "sqlite:///unused")
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.internal", 5432, "doce")
+
+
+@pytest.mark.parametrize(
+    ("reader", "value"),
+    [("int", "ten"), ("int", "-1"), ("float", "fast"), ("port_range", "9000"), ("port_range", "5-2")],
+)
+def test_it_names_the_variable_in_every_parse_error(monkeypatch, reader, value):
+    monkeypatch.setenv("DOCE_SOMETHING", value)
+    env = Env()
+    args = {"port_range": (1, 2)}.get(reader, 1)
+    with pytest.raises(ImproperlyConfigured, match="DOCE_SOMETHING"):
+        getattr(env, reader)("DOCE_SOMETHING", args)
+
+
+def test_it_passes_the_deploy_checks_with_production_settings(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCE_", "DATABASE_URL"))}
+    env.update(
+        {
+            "DOCE_DATA_DIR": str(tmp_path),
+            "DEBUG": "false",
+            "DOCE_HTTPS": "true",
+            "SECRET_KEY": "k" * 20 + "-production-like-secret-key-with-enough-entropy-" + "z" * 10,
+            "ALLOWED_HOSTS": "doce.example.org",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
