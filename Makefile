@@ -12,7 +12,7 @@ uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user --quiet uv
 
 deps: uv
-	@$(UV) sync --frozen --no-dev --quiet
+	@$(UV) sync --frozen --no-dev --inexact --quiet
 
 deps-dev: uv
 	@$(UV) sync --frozen --quiet

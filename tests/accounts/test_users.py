@@ -6,7 +6,12 @@ from django.contrib.auth import get_user_model
 def test_it_lets_administrators_add_users(alice_client):
     response = alice_client.post(
         "/users/",
-        {"username": "dora", "email": "", "password1": "dora-pass-99x", "password2": "dora-pass-99x"},
+        {
+            "username": "dora",
+            "email": "",
+            "password1": "dora-pass-99x",
+            "password2": "dora-pass-99x",
+        },
     )
     assert response.status_code == 302
     dora = get_user_model().objects.get(username="dora")

@@ -12,7 +12,9 @@ def engine_up(monkeypatch):
 
 @pytest.fixture
 def engine_down(monkeypatch):
-    monkeypatch.setattr(health, "engine_status", lambda: EngineStatus(False, error=ENGINE_UNREACHABLE))
+    monkeypatch.setattr(
+        health, "engine_status", lambda: EngineStatus(False, error=ENGINE_UNREACHABLE)
+    )
 
 
 @pytest.mark.django_db

@@ -43,7 +43,9 @@ def test_it_binds_the_signed_in_user(alice_client, alice, json_logs):
 
 def test_it_never_logs_secrets(json_logs):
     json_logs.start()
-    structlog.get_logger("t").info("calling provider", api_key="sk-abc123456789", url="http://u:pw12345@h/")
+    structlog.get_logger("t").info(
+        "calling provider", api_key="sk-abc123456789", url="http://u:pw12345@h/"
+    )
     logging.getLogger("django.request").error("failed with Bearer abcdefgh12345678")
     text = json.dumps(json_logs())
     for secret in ("sk-abc123456789", "pw12345", "abcdefgh12345678"):

@@ -17,7 +17,13 @@ from doce.redact import MASK, redact_mapping, redact_text
 def test_it_masks_secrets_in_text(text):
     redacted = redact_text(text)
     assert MASK in redacted
-    for secret in ("0123456789abcdef0123", "abcdefghijklmnop", "s3cr3t-pass", "hunter2", "correct-horse"):
+    for secret in (
+        "0123456789abcdef0123",
+        "abcdefghijklmnop",
+        "s3cr3t-pass",
+        "hunter2",
+        "correct-horse",
+    ):
         assert secret not in redacted
 
 

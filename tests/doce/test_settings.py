@@ -61,7 +61,13 @@ def test_it_accepts_a_postgres_url(monkeypatch):
 
 @pytest.mark.parametrize(
     ("reader", "value"),
-    [("int", "ten"), ("int", "-1"), ("float", "fast"), ("port_range", "9000"), ("port_range", "5-2")],
+    [
+        ("int", "ten"),
+        ("int", "-1"),
+        ("float", "fast"),
+        ("port_range", "9000"),
+        ("port_range", "5-2"),
+    ],
 )
 def test_it_names_the_variable_in_every_parse_error(monkeypatch, reader, value):
     monkeypatch.setenv("DOCE_SOMETHING", value)

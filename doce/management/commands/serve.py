@@ -1,7 +1,8 @@
 """`manage.py serve`: run doce's embedded default in one command.
 
 Starts the ASGI server (daphne) as a child process, prints the URL, and stops it cleanly on
-Ctrl-C / SIGTERM (children get SIGTERM, then SIGKILL after a grace period). Child processes
+Ctrl-C / SIGTERM: each child gets one SIGTERM, then SIGKILL after `GRACE_SECONDS` (15 s), or
+at once on a second Ctrl-C. Child processes
 are the processes listed by `_children()`; each one is an argument list, never a shell string.
 """
 
@@ -18,6 +19,7 @@ from django.core.management.base import BaseCommand
 from doce.docker.engine import engine_status
 
 GRACE_SECONDS = 15
+DUPLICATE_SIGNAL_WINDOW = 1.0
 
 
 class Command(BaseCommand):
@@ -29,10 +31,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, **options) -> None:
         self.shutdown = False
+        self.force = False
+        self.first_signal_at = 0.0
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
 
-        children = [subprocess.Popen(argv) for argv in self._children(host, port)]
+        # Own sessions: a terminal's Ctrl-C reaches only this process, which then stops each
+        # child exactly once (a worker reads a second signal as "exit now, skip the grace").
+        children = [
+            subprocess.Popen(argv, start_new_session=True) for argv in self._children(host, port)
+        ]
         shown_host = "localhost" if host in {"127.0.0.1", "0.0.0.0", "::"} else host  # noqa: S104
         self.stdout.write(self.style.SUCCESS(f"doce is running at http://{shown_host}:{port}/"))
         engine = engine_status()
@@ -47,15 +55,33 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def on_signal(self, signum: int, frame) -> None:
-        if self.shutdown:  # second signal: leave at once
-            sys.exit(130)
+        now = time.monotonic()
+        if self.shutdown:
+            # A launcher (make, uv) may forward the same Ctrl-C a moment later: only a signal
+            # well after the first is a user's "stop now".
+            if now - self.first_signal_at > DUPLICATE_SIGNAL_WINDOW:
+                self.force = True
+            return
         self.stdout.write(f"{signal.strsignal(signum)}, stopping doce...")
         self.shutdown = True
+        self.first_signal_at = now
 
     def _children(self, host: str, port: int) -> list[list[str]]:
         python = sys.executable
         return [
-            [python, "-m", "daphne", "-b", host, "-p", str(port), "doce.asgi:application"],
+            # -v 0: no access log on stdout; RequestContextMiddleware logs each request.
+            [
+                python,
+                "-m",
+                "daphne",
+                "-v",
+                "0",
+                "-b",
+                host,
+                "-p",
+                str(port),
+                "doce.asgi:application",
+            ],
         ]
 
     def _stop(self, children: list[subprocess.Popen]) -> None:
@@ -63,9 +89,11 @@ class Command(BaseCommand):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + GRACE_SECONDS
+        while any(c.poll() is None for c in children) and time.monotonic() < deadline:
+            if self.force:
+                break
+            time.sleep(0.1)
         for child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            if child.poll() is None:
                 child.kill()
                 child.wait()
