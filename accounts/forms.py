@@ -1,10 +1,15 @@
-"""Forms for first-run setup and adding users."""
+"""Forms for setup, users, providers, preferences and API tokens."""
 
 from __future__ import annotations
+
+import re
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import BaseUserCreationForm
+from django.core.exceptions import ValidationError
+
+from accounts.models import DEFAULT_MODELS, ProviderCredential, ProviderKind
 
 
 class SetupForm(BaseUserCreationForm):
@@ -30,3 +35,115 @@ class AddUserForm(BaseUserCreationForm):
     class Meta(BaseUserCreationForm.Meta):
         model = get_user_model()
         fields = ("username", "email", "is_staff")
+
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9._:/@+\-]{1,120}$")
+MAX_MODELS = 40
+
+
+class ProviderForm(forms.Form):
+    """Add a model provider: a hosted one (key) or an OpenAI-compatible endpoint (URL)."""
+
+    kind = forms.ChoiceField(label="Provider", choices=ProviderKind.choices)
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        max_length=500,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Stored encrypted. Optional for local servers that need none.",
+    )
+    base_url = forms.URLField(
+        label="Base URL",
+        required=False,
+        max_length=300,
+        assume_scheme="http",
+        help_text="OpenAI-compatible only, e.g. http://localhost:11434/v1 (Ollama). "
+        "Addresses on this machine are reached from the agent's container automatically.",
+    )
+    provider_id = forms.SlugField(
+        label="Provider id",
+        required=False,
+        max_length=40,
+        help_text="OpenAI-compatible only: a short name for this endpoint, e.g. ollama. "
+        "Models are then chosen as ollama/<model>.",
+    )
+    label = forms.CharField(label="Display name", required=False, max_length=80)
+    model_names = forms.CharField(
+        label="Models",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One per line or comma-separated, as the provider names them. "
+        "Leave empty for a hosted provider to get its usual models.",
+    )
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_model_names(self) -> list[str]:
+        raw = self.cleaned_data.get("model_names", "")
+        names = [n.strip() for n in re.split(r"[,\n]", raw) if n.strip()]
+        bad = [n for n in names if not _MODEL_NAME.match(n)]
+        if bad:
+            raise ValidationError(f"Not a model name: {bad[0][:40]!r} (no spaces or quotes).")
+        if len(names) > MAX_MODELS:
+            raise ValidationError(f"At most {MAX_MODELS} models per provider.")
+        return list(dict.fromkeys(names))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        kind = data.get("kind")
+        if kind is None:
+            return data
+        if kind == ProviderKind.OPENAI_COMPATIBLE:
+            self._clean_compatible(data)
+        else:
+            self._clean_hosted(data, kind)
+        provider_id = data.get("provider_id")
+        if (
+            provider_id
+            and ProviderCredential.objects.filter(user=self.user, provider_id=provider_id).exists()
+        ):
+            self.add_error(
+                "provider_id" if kind == ProviderKind.OPENAI_COMPATIBLE else "kind",
+                f"You already have a provider called {provider_id}; delete it first to replace it.",
+            )
+        return data
+
+    def _clean_hosted(self, data: dict, kind: str) -> None:
+        if not data.get("api_key"):
+            self.add_error("api_key", "This provider needs an API key.")
+        data["provider_id"] = kind
+        data["base_url"] = ""
+        if not data.get("model_names"):
+            data["model_names"] = list(DEFAULT_MODELS.get(kind, []))
+
+    def _clean_compatible(self, data: dict) -> None:
+        if not data.get("base_url"):
+            self.add_error("base_url", "An OpenAI-compatible provider needs its base URL.")
+        elif not data["base_url"].lower().startswith(("http://", "https://")):
+            self.add_error("base_url", "Use an http:// or https:// URL.")
+        provider_id = data.get("provider_id")
+        if not provider_id:
+            self.add_error("provider_id", "Give this endpoint a short id, e.g. ollama.")
+        elif provider_id in {choice.value for choice in ProviderKind}:
+            self.add_error("provider_id", f"{provider_id} is a built-in provider; pick another id.")
+        if not data.get("model_names"):
+            self.add_error("model_names", "List at least one model this endpoint serves.")
+
+
+class DefaultModelForm(forms.Form):
+    """Pick the default model for new projects among the user's providers' models."""
+
+    default_model = forms.ChoiceField(label="Default model", choices=())
+
+    def __init__(self, *args, models: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["default_model"].choices = [(m, m) for m in models]
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        label="Token name", max_length=80, help_text="What will use it, e.g. deploy script."
+    )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Instance
+from accounts.models import ApiToken, Instance, Preferences, ProviderCredential, ProviderKind
 
 
 class SetupAlreadyDone(Exception):
@@ -30,3 +35,119 @@ def create_first_admin(*, username: str, email: str, password: str):
         instance.setup_completed_at = timezone.now()
         instance.save(update_fields=["setup_completed_at"])
     return user
+
+
+# --- Providers and models -----------------------------------------------------------------
+
+# Loopback addresses as a user types them mean "this machine"; inside an agent container they
+# would mean the container itself, so agent configs address the host by this name instead.
+CONTAINER_HOST_ALIAS = "host.docker.internal"
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}  # noqa: S104
+
+
+def available_models(user) -> list[str]:
+    """Every `provider/model` reference the user has credentials for, in a stable order."""
+    refs: list[str] = []
+    for credential in ProviderCredential.objects.filter(user=user):
+        refs.extend(credential.model_refs())
+    return refs
+
+
+def default_model(user) -> str:
+    """The user's default model if it is still available, else their first one, else ""."""
+    models = available_models(user)
+    preferred = Preferences.for_user(user).default_model
+    if preferred in models:
+        return preferred
+    return models[0] if models else ""
+
+
+def set_default_model(user, model_ref: str) -> None:
+    """Make `model_ref` the user's default. Raises `ValueError` if it is not available."""
+    if model_ref not in available_models(user):
+        raise ValueError("Choose one of the models of your configured providers.")
+    prefs = Preferences.for_user(user)
+    prefs.default_model = model_ref
+    prefs.save(update_fields=["default_model"])
+
+
+def container_reachable_url(url: str) -> str:
+    """Rewrite a loopback base URL (http://localhost:11434/v1) to address the Docker host."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if host not in _LOOPBACK_HOSTS and f"[{host}]" not in _LOOPBACK_HOSTS:
+        return url
+    netloc = CONTAINER_HOST_ALIAS + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def opencode_provider_config(user) -> dict:
+    """The `provider` block of an agent's `opencode.json` with this user's credentials.
+
+    Shape (OpenCode config, https://opencode.ai/docs/providers/):
+    `{<provider_id>: {"options": {"apiKey": ...}}}` for hosted providers, and for
+    OpenAI-compatible endpoints `{<provider_id>: {"npm": "@ai-sdk/openai-compatible",
+    "name": ..., "options": {"baseURL": ..., "apiKey": ...}, "models": {<name>: {"name": ...}}}}`.
+    Contains secrets: write it only into that user's agent containers (files mode 0600).
+    """
+    block: dict[str, dict] = {}
+    for credential in ProviderCredential.objects.filter(user=user):
+        options: dict[str, str] = {}
+        if credential.api_key:
+            options["apiKey"] = credential.api_key
+        entry: dict = {"options": options}
+        if credential.kind == ProviderKind.OPENAI_COMPATIBLE:
+            options["baseURL"] = container_reachable_url(credential.base_url)
+            # The SDK wants some key even when a local server ignores it.
+            options.setdefault("apiKey", "not-needed")
+            entry["npm"] = "@ai-sdk/openai-compatible"
+            entry["name"] = credential.display_name
+        if credential.model_names:
+            entry["models"] = {name: {"name": name} for name in credential.model_names}
+        block[credential.provider_id] = entry
+    return block
+
+
+# --- API tokens ---------------------------------------------------------------------------
+
+TOKEN_PREFIX = "doce_"  # noqa: S105 (a public prefix, not a secret)
+TOKEN_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(user, name: str) -> tuple[ApiToken, str]:
+    """Create a personal API token; returns (row, plaintext). The plaintext is not stored."""
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(30)
+    token = ApiToken.objects.create(
+        user=user, name=name, digest=_digest(plaintext), prefix=plaintext[:10]
+    )
+    return token, plaintext
+
+
+def user_for_api_token(plaintext: str):
+    """The active user owning `plaintext`, or None. Records last use (minute resolution)."""
+    if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 100:
+        return None
+    token = (
+        ApiToken.objects.active()
+        .select_related("user")
+        .filter(digest=_digest(plaintext), user__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > TOKEN_LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+def revoke_api_token(user, token_id: int) -> bool:
+    """Revoke one of `user`'s tokens; False when there is no such active token of theirs."""
+    updated = (
+        ApiToken.objects.active().filter(user=user, pk=token_id).update(revoked_at=timezone.now())
+    )
+    return updated == 1

@@ -1,16 +1,26 @@
-"""Setup, sign-in and user management pages."""
+"""Setup, user management and per-user settings pages."""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model, login
+from django.contrib.auth import get_user_model, login, update_session_auth_hash
 from django.contrib.auth.decorators import login_required, user_passes_test
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.contrib.auth.forms import PasswordChangeForm
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.forms import AddUserForm, SetupForm
-from accounts.services import SetupAlreadyDone, create_first_admin
+from accounts.forms import AddUserForm, ApiTokenForm, DefaultModelForm, ProviderForm, SetupForm
+from accounts.models import ApiToken, ProviderCredential
+from accounts.services import (
+    SetupAlreadyDone,
+    available_models,
+    create_api_token,
+    create_first_admin,
+    default_model,
+    revoke_api_token,
+    set_default_model,
+)
 
 
 def _setup_done() -> bool:
@@ -56,3 +66,102 @@ def users(request: HttpRequest) -> HttpResponse:
         return redirect("users")
     people = get_user_model().objects.order_by("username")
     return render(request, "accounts/users.html", {"form": form, "people": people})
+
+
+# --- Settings -----------------------------------------------------------------------------
+
+
+def _settings_page(request: HttpRequest, status: int = 200, **forms) -> HttpResponse:
+    user = request.user
+    models = available_models(user)
+    context = {
+        "providers": ProviderCredential.objects.filter(user=user),
+        "provider_form": forms.get("provider_form") or ProviderForm(user=user),
+        "default_form": forms.get("default_form")
+        or DefaultModelForm(models=models, initial={"default_model": default_model(user)}),
+        "password_form": forms.get("password_form") or PasswordChangeForm(user),
+        "token_form": forms.get("token_form") or ApiTokenForm(),
+        "tokens": ApiToken.objects.active().filter(user=user),
+        "new_token": forms.get("new_token"),
+        "has_models": bool(models),
+    }
+    return render(request, "accounts/settings.html", context, status=status)
+
+
+@login_required
+@require_GET
+def settings_page(request: HttpRequest) -> HttpResponse:
+    """Providers, default model, password and API tokens of the signed-in user."""
+    return _settings_page(request)
+
+
+@login_required
+@require_POST
+def add_provider(request: HttpRequest) -> HttpResponse:
+    form = ProviderForm(request.POST, user=request.user)
+    if not form.is_valid():
+        return _settings_page(request, status=400, provider_form=form)
+    data = form.cleaned_data
+    credential = ProviderCredential.objects.create(
+        user=request.user,
+        kind=data["kind"],
+        provider_id=data["provider_id"],
+        label=data.get("label", ""),
+        base_url=data.get("base_url", ""),
+        api_key=data.get("api_key", ""),
+        model_names=data["model_names"],
+    )
+    messages.success(request, f"Added {credential.display_name}.")
+    return redirect("settings")
+
+
+@login_required
+@require_POST
+def delete_provider(request: HttpRequest, credential_id: int) -> HttpResponse:
+    credential = get_object_or_404(ProviderCredential, user=request.user, pk=credential_id)
+    credential.delete()
+    messages.success(request, f"Removed {credential.display_name}.")
+    return redirect("settings")
+
+
+@login_required
+@require_POST
+def change_default_model(request: HttpRequest) -> HttpResponse:
+    form = DefaultModelForm(request.POST, models=available_models(request.user))
+    if not form.is_valid():
+        return _settings_page(request, status=400, default_form=form)
+    set_default_model(request.user, form.cleaned_data["default_model"])
+    messages.success(request, "Default model saved.")
+    return redirect("settings")
+
+
+@login_required
+@require_POST
+def change_password(request: HttpRequest) -> HttpResponse:
+    form = PasswordChangeForm(request.user, request.POST)
+    if not form.is_valid():
+        return _settings_page(request, status=400, password_form=form)
+    user = form.save()
+    update_session_auth_hash(request, user)  # stay signed in here, sign out other sessions
+    messages.success(request, "Password changed.")
+    return redirect("settings")
+
+
+@login_required
+@require_POST
+def add_api_token(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, status=400, token_form=form)
+    _, plaintext = create_api_token(request.user, form.cleaned_data["name"])
+    # Shown once, on this response only; never stored or logged.
+    return _settings_page(request, new_token=plaintext)
+
+
+@login_required
+@require_POST
+def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
+    if not revoke_api_token(request.user, token_id):
+        raise Http404("No such token")
+    messages.success(request, "Token revoked.")
+    return redirect("settings")

@@ -12,6 +12,13 @@
   document.querySelectorAll(".toast:not(.toast-error)").forEach(function (toast) {
     setTimeout(function () { dismiss(toast); }, 6000);
   });
+  // Forms with data-confirm ask before submitting (delete, revoke, stop…).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  });
   window.doce = window.doce || {};
   window.doce.toast = function (text, level) {
     var box = document.querySelector(".toasts");

@@ -1,0 +1,190 @@
+import pytest
+
+from accounts.models import ApiToken, Preferences, ProviderCredential
+from accounts.services import (
+    available_models,
+    container_reachable_url,
+    create_api_token,
+    default_model,
+    opencode_provider_config,
+    user_for_api_token,
+)
+
+OLLAMA = {
+    "kind": "openai-compatible",
+    "provider_id": "ollama",
+    "base_url": "http://localhost:11434/v1",
+    "model_names": "llama3.1:8b, qwen2.5-coder:7b",
+}
+
+
+@pytest.mark.django_db
+def test_it_adds_a_hosted_provider_with_default_models_and_masks_the_key(bob_client, bob):
+    key = "sk-or-v1-planted-secret-0123456789"
+    response = bob_client.post("/settings/providers/add", {"kind": "openrouter", "api_key": key})
+    assert response.status_code == 302
+    credential = ProviderCredential.objects.get(user=bob)
+    assert credential.provider_id == "openrouter"
+    assert credential.api_key == key
+    assert "openrouter/google/gemini-2.5-flash" in available_models(bob)
+    page = bob_client.get("/settings/").content.decode()
+    assert key not in page and "••••6789" in page
+
+
+@pytest.mark.django_db
+def test_it_stores_provider_keys_encrypted(bob):
+    ProviderCredential.objects.create(user=bob, kind="openai", provider_id="openai", api_key="sk-x")
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT api_key FROM accounts_providercredential")
+        stored = cursor.fetchone()[0]
+    assert stored and "sk-x" not in stored
+
+
+@pytest.mark.django_db
+def test_it_adds_an_openai_compatible_endpoint(bob_client, bob):
+    response = bob_client.post("/settings/providers/add", OLLAMA)
+    assert response.status_code == 302
+    assert available_models(bob) == ["ollama/llama3.1:8b", "ollama/qwen2.5-coder:7b"]
+    assert default_model(bob) == "ollama/llama3.1:8b"
+
+
+@pytest.mark.parametrize(
+    ("data", "field_error"),
+    [
+        ({"kind": "anthropic"}, b"This provider needs an API key."),
+        ({**OLLAMA, "base_url": ""}, b"needs its base URL"),
+        ({**OLLAMA, "base_url": "ftp://x/v1"}, b"Enter a valid URL."),
+        ({**OLLAMA, "provider_id": ""}, b"short id"),
+        ({**OLLAMA, "provider_id": "openai"}, b"built-in provider"),
+        ({**OLLAMA, "model_names": "has space"}, b"Not a model name"),
+        ({**OLLAMA, "model_names": ""}, b"at least one model"),
+        ({"kind": "gemini-pro-max"}, b"Select a valid choice"),
+    ],
+)
+@pytest.mark.django_db
+def test_it_rejects_bad_provider_input_with_a_clear_message(bob_client, bob, data, field_error):
+    response = bob_client.post("/settings/providers/add", data)
+    assert response.status_code == 400
+    assert field_error in response.content
+    assert not ProviderCredential.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_duplicate_provider_id(bob_client):
+    bob_client.post("/settings/providers/add", OLLAMA)
+    response = bob_client.post("/settings/providers/add", OLLAMA)
+    assert response.status_code == 400
+    assert b"already have a provider called ollama" in response.content
+
+
+@pytest.mark.django_db
+def test_it_sets_the_default_model_only_to_an_available_one(bob_client, bob):
+    bob_client.post("/settings/providers/add", OLLAMA)
+    response = bob_client.post("/settings/default-model", {"default_model": "openai/gpt-4.1"})
+    assert response.status_code == 400
+    response = bob_client.post(
+        "/settings/default-model", {"default_model": "ollama/qwen2.5-coder:7b"}
+    )
+    assert response.status_code == 302
+    assert Preferences.for_user(bob).default_model == "ollama/qwen2.5-coder:7b"
+    assert default_model(bob) == "ollama/qwen2.5-coder:7b"
+
+
+@pytest.mark.django_db
+def test_it_never_lets_one_user_remove_anothers_provider(bob, charlie, client):
+    credential = ProviderCredential.objects.create(
+        user=bob, kind="openai", provider_id="openai", api_key="sk-bob"
+    )
+    client.force_login(charlie)
+    response = client.post(f"/settings/providers/{credential.pk}/delete")
+    assert response.status_code == 404
+    assert ProviderCredential.objects.filter(pk=credential.pk).exists()
+
+
+@pytest.mark.django_db
+def test_it_builds_the_agent_provider_block_for_its_owner_only(bob, charlie):
+    ProviderCredential.objects.create(
+        user=bob,
+        kind="openai-compatible",
+        provider_id="ollama",
+        base_url="http://127.0.0.1:11434/v1",
+        model_names=["llama3.1:8b"],
+    )
+    ProviderCredential.objects.create(
+        user=charlie, kind="openai", provider_id="openai", api_key="sk-charlie-key"
+    )
+    block = opencode_provider_config(bob)
+    assert block == {
+        "ollama": {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": "OpenAI-compatible (Ollama, LM Studio, vLLM, …)",
+            "options": {"baseURL": "http://host.docker.internal:11434/v1", "apiKey": "not-needed"},
+            "models": {"llama3.1:8b": {"name": "llama3.1:8b"}},
+        }
+    }
+    assert "sk-charlie-key" not in str(block)
+
+
+def test_it_points_loopback_urls_at_the_docker_host():
+    assert (
+        container_reachable_url("http://localhost:1234/v1") == "http://host.docker.internal:1234/v1"
+    )
+    assert container_reachable_url("http://[::1]:8080/v1") == "http://host.docker.internal:8080/v1"
+    assert container_reachable_url("https://api.example.com/v1") == "https://api.example.com/v1"
+
+
+@pytest.mark.django_db
+def test_it_shows_a_new_api_token_once_and_stores_only_its_digest(bob_client, bob):
+    response = bob_client.post("/settings/tokens/add", {"name": "deploy"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    token = ApiToken.objects.get(user=bob)
+    start = body.index("doce_")
+    plaintext = body[start : body.index("<", start)]
+    assert plaintext.startswith(token.prefix)
+    assert token.digest != plaintext and plaintext not in token.digest
+    assert user_for_api_token(plaintext) == bob
+    assert plaintext not in bob_client.get("/settings/").content.decode()
+
+
+@pytest.mark.django_db
+def test_it_refuses_revoked_and_unknown_tokens(bob, bob_client):
+    token, plaintext = create_api_token(bob, "ci")
+    assert user_for_api_token(plaintext + "x") is None
+    assert user_for_api_token("not-a-token") is None
+    assert bob_client.post(f"/settings/tokens/{token.pk}/revoke").status_code == 302
+    assert user_for_api_token(plaintext) is None
+    assert bob_client.post(f"/settings/tokens/{token.pk}/revoke").status_code == 404
+
+
+@pytest.mark.django_db
+def test_it_changes_the_password_and_keeps_the_session(bob_client, bob):
+    response = bob_client.post(
+        "/settings/password",
+        {
+            "old_password": "bob-pass-1",
+            "new_password1": "new-pass-777x",
+            "new_password2": "new-pass-777x",
+        },
+    )
+    assert response.status_code == 302
+    bob.refresh_from_db()
+    assert bob.check_password("new-pass-777x")
+    assert bob_client.get("/settings/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_it_rejects_a_wrong_old_password(bob_client, bob):
+    response = bob_client.post(
+        "/settings/password",
+        {
+            "old_password": "nope",
+            "new_password1": "new-pass-777x",
+            "new_password2": "new-pass-777x",
+        },
+    )
+    assert response.status_code == 400
+    bob.refresh_from_db()
+    assert bob.check_password("bob-pass-1")
