@@ -1,0 +1,133 @@
+"""End-to-end fixtures: doce started the README's way (`make run`), driven by real Chromium.
+
+`doce_server` starts `make run` with its own data directory and a free port and yields its
+base URL; `browser_page` is a Playwright page in Debian's Chromium. Screenshots go to
+`test-artifacts/e2e/` (kept by CI as artifacts).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+CHROMIUM = os.environ.get("DOCE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_TIMEOUT_S = 180
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DoceServer:
+    """A running `make run`: `url`, `data_dir`, and `log()` for its output so far."""
+
+    def __init__(self, url: str, data_dir: Path, log_path: Path) -> None:
+        self.url = url
+        self.data_dir = data_dir
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def doce_server(tmp_path_factory) -> DoceServer:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)", pytrace=False)
+    data_dir = tmp_path_factory.mktemp("doce-e2e-data")
+    port = free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DOCE_DATA_DIR", "DATABASE_URL"))
+    }
+    env.update({"DOCE_DATA_DIR": str(data_dir), "DOCE_PORT": str(port), "DOCE_LOG_FORMAT": "json"})
+    log_path = data_dir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["make", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = DoceServer(f"http://127.0.0.1:{port}", data_dir, log_path)
+    try:
+        _wait_until_up(server, process)
+        yield server
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait_until_up(server: DoceServer, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"`make run` exited early:\n{server.log()[-3000:]}", pytrace=False)
+        try:
+            httpx.get(server.url + "/healthz", timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.3)
+    pytest.fail(f"doce did not answer in {START_TIMEOUT_S} s:\n{server.log()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def browser_page(browser, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def shoot(request):
+    """`shoot(page, "stage")` saves a screenshot named after the test and the stage."""
+    folder = ARTIFACTS / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    counter = iter(range(1, 1000))
+
+    def take(page, stage: str) -> Path:
+        path = folder / f"{next(counter):02d}-{stage}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
