@@ -49,6 +49,11 @@ def emit_queue_change(change: str, payload: dict) -> None:
 
 def _emit(topics: list[str], type: str, payload: dict) -> None:
     Event.objects.bulk_create([Event(topic=t, type=type, payload=payload) for t in topics])
+    wake_after_commit(topics)
+
+
+def wake_after_commit(topics: list[str]) -> None:
+    """Wake the consumers of `topics` once the current transaction commits."""
     if wake_consumers:
         transaction.on_commit(lambda: [events.wake(t) for t in topics])
 

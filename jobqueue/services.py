@@ -16,13 +16,13 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import BaseModel
 
 from doce.redact import redact_mapping, redact_text
-from jobqueue import outbox
+from jobqueue import outbox, pgsql
 from jobqueue.errors import InvalidJobPayload
 from jobqueue.models import (
     MAX_LOG_MESSAGE_CHARS,
@@ -176,37 +176,13 @@ def claim_next(worker_id: str, lease_seconds: float) -> Job | None:
 _CONTENDED: Any = object()
 
 
-def _ready(now: datetime):
-    busy_key = Job.objects.running().filter(serial_key=OuterRef("serial_key"))
-    return (
-        Job.objects.queued()
-        .filter(run_at__lte=now)
-        .filter(Q(serial_key__isnull=True) | ~Exists(busy_key))
-        .order_by("-priority", "run_at", "id")
-    )
-
-
 def _claim_postgres(worker_id: str, lease_seconds: float) -> Job | None:
-    now = timezone.now()
     try:
-        with transaction.atomic():
-            if QueueSettings.objects.filter(pk=1, paused=True).exists():
-                return None
-            job = _ready(now).select_for_update(skip_locked=True, of=("self",)).first()
-            if job is None:
-                return None
-            _mark_claimed(job, worker_id, now, lease_seconds)
-            Job.objects.filter(pk=job.pk).update(
-                state=job.state,
-                attempts=job.attempts,
-                locked_by=worker_id,
-                locked_at=now,
-                lease_expires_at=job.lease_expires_at,
-                started_at=now,
-                updated_at=now,
-            )
-            outbox.emit_job_change(job, "started")
-            return job
+        if connection.in_atomic_block:
+            # Inside a transaction (tests): a savepoint keeps a lost race from aborting it.
+            with transaction.atomic():
+                return pgsql.claim(worker_id, timezone.now(), lease_seconds)
+        return pgsql.claim(worker_id, timezone.now(), lease_seconds)
     except IntegrityError:
         return _CONTENDED  # another worker started a job of this serialization key first
 
@@ -241,16 +217,6 @@ def _claim_sqlite(worker_id: str, lease_seconds: float) -> Job | None:
         return job
 
 
-def _mark_claimed(job: Job, worker_id: str, now: datetime, lease_seconds: float) -> None:
-    job.state = JobState.RUNNING
-    job.attempts += 1
-    job.locked_by = worker_id
-    job.locked_at = now
-    job.lease_expires_at = now + timedelta(seconds=lease_seconds)
-    job.started_at = now
-    job.updated_at = now
-
-
 # --- Outcomes of a run (called by the worker that holds the lease) ----------------------------
 
 
@@ -282,6 +248,11 @@ def _finish_owned(job: Job, worker_id: str, change: str, **fields) -> bool:
 def complete_job(job: Job, worker_id: str, follow_ups: list[Job] = ()) -> bool:
     """Mark `job` succeeded and enqueue `follow_ups` (its chain) in the same transaction."""
     now = timezone.now()
+    if not follow_ups and connection.vendor == "postgresql":
+        done = pgsql.succeed(job, worker_id, now)
+        if not done:
+            log.warning("job.lease_lost", job_id=job.pk, job_type=job.type, change="succeeded")
+        return done
     with transaction.atomic():
         if not _finish_owned(
             job, worker_id, "succeeded", state=JobState.SUCCEEDED, finished_at=now

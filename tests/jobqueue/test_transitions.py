@@ -347,3 +347,18 @@ def test_a_heartbeat_keeps_the_lease_and_flags_lost_and_cancelled_jobs(worker):
     assert not contexts[a.pk].lease_lost.is_set()
     assert contexts[b.pk].lease_lost.is_set()
     assert contexts[c.pk].cancel_seen.is_set()
+
+
+def test_the_claim_and_success_events_match_the_jobs_own_shape(worker):
+    job = enqueue("test.noop", {}, serial_key="project:a", dedupe_key="d")
+    worker.run_one()
+    job = refreshed(job)
+    started, succeeded = (
+        Event.objects.filter(topic="queue", type__in=["job.started", "job.succeeded"])
+        .order_by("id")
+        .values_list("payload", flat=True)
+    )
+    assert succeeded == {"change": "succeeded", "job": job.as_event()}
+    assert started["job"]["state"] == "running"
+    assert started["job"]["locked_by"] == "test-worker"
+    assert set(started["job"]) == set(job.as_event())
