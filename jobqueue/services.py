@@ -166,7 +166,9 @@ def claim_next(worker_id: str, lease_seconds: float) -> Job | None:
     """
     if connection.vendor != "postgresql":
         return _claim_sqlite(worker_id, lease_seconds)
-    for _ in range(3):
+    # A lost race means another worker just started a job of that key; the next try no
+    # longer sees that key as free, so a few tries settle it.
+    for _ in range(10):
         job = _claim_postgres(worker_id, lease_seconds)
         if job is not _CONTENDED:
             return job
