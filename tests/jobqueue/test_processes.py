@@ -3,6 +3,7 @@ and (Postgres) 4 processes x 2 threads over 2,000 jobs on 20 serialization keys.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 import time
@@ -133,14 +134,11 @@ def test_four_workers_run_two_thousand_jobs_exactly_once_serialized_per_key(tmp_
             enqueue("test.record", {"n": n, "sleep_ms": 1}, serial_key=keys[n % 20])
     expected = set(Job.objects.values_list("pk", flat=True))
     workers = [
-        start_worker_process(tmp_path, "--concurrency", "2", "--no-housekeeping")
-        for _ in range(4)
+        start_worker_process(tmp_path, "--concurrency", "2", "--no-housekeeping") for _ in range(4)
     ]
     started = time.monotonic()
     try:
-        wait_for(
-            lambda: not Job.objects.active().exists(), timeout=120, interval=0.1
-        )
+        wait_for(lambda: not Job.objects.active().exists(), timeout=120, interval=0.1)
         elapsed = time.monotonic() - started
     finally:
         for process in workers:
@@ -163,6 +161,6 @@ def test_four_workers_run_two_thousand_jobs_exactly_once_serialized_per_key(tmp_
     assert len(pids) >= 2, "the work was not spread over processes"
     for key, intervals in by_key.items():
         intervals.sort()
-        for (_, end, a), (start, _, b) in zip(intervals, intervals[1:], strict=False):
+        for (_, end, a), (start, _, b) in itertools.pairwise(intervals):
             assert start >= end, f"jobs {a} and {b} of {key} overlapped"
     print(f"2000 jobs on 20 keys, 4x2 workers: {elapsed:.1f} s (incl. worker start-up)")

@@ -1,6 +1,6 @@
 """Run `manage.py run_worker` with the test handlers registered (for subprocess tests).
 
-    python -m tests.jobqueue.worker_main --concurrency 2 ...
+python -m tests.jobqueue.worker_main --concurrency 2 ...
 """
 
 import os
@@ -11,7 +11,8 @@ if __name__ == "__main__":
     import django
 
     django.setup()
-    import tests.jobqueue.handlers  # noqa: F401 - registers the test job types
     from django.core.management import call_command
+
+    import tests.jobqueue.handlers  # noqa: F401 - registers the test job types
 
     call_command("run_worker", *sys.argv[1:])
