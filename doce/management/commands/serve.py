@@ -17,6 +17,8 @@ from django.core.management.base import BaseCommand
 
 from doce.docker.engine import engine_status
 
+# Longer than the worker's own grace (DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS, 10 s by default),
+# so it can release its leases before being killed.
 GRACE_SECONDS = 15
 
 
@@ -32,7 +34,13 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
 
-        children = [subprocess.Popen(argv) for argv in self._children(host, port)]
+        children = [
+            # The worker gets its own process group: a terminal's Ctrl-C reaches only this
+            # command, which then sends the worker one SIGTERM (a graceful stop). A second
+            # signal straight from the terminal would make the worker skip its grace period.
+            subprocess.Popen(argv, process_group=0 if "run_worker" in argv else None)
+            for argv in self._children(host, port)
+        ]
         shown_host = "localhost" if host in {"127.0.0.1", "0.0.0.0", "::"} else host  # noqa: S104
         self.stdout.write(self.style.SUCCESS(f"doce is running at http://{shown_host}:{port}/"))
         engine = engine_status()
@@ -54,15 +62,20 @@ class Command(BaseCommand):
 
     def _children(self, host: str, port: int) -> list[list[str]]:
         python = sys.executable
-        return [
+        children = [
             [python, "-m", "daphne", "-b", host, "-p", str(port), "doce.asgi:application"],
         ]
+        if settings.DOCE_EMBEDDED_WORKER:
+            manage = str(settings.BASE_DIR / "manage.py")
+            children.append([python, manage, "run_worker"])
+        return children
 
     def _stop(self, children: list[subprocess.Popen]) -> None:
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + GRACE_SECONDS
+        grace = max(GRACE_SECONDS, settings.DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS + 5)
+        deadline = time.monotonic() + grace
         for child in children:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
