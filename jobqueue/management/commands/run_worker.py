@@ -74,6 +74,7 @@ class Command(BaseCommand):
         **options,
     ) -> None:
         # An in-memory channel layer cannot reach the web process's consumers; they poll.
+        wake_consumers = outbox.wake_consumers
         outbox.wake_consumers = not isinstance(get_channel_layer(), InMemoryChannelLayer)
         worker = Worker(
             worker_id=worker_id,
@@ -91,7 +92,10 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        worker.run()
+        try:
+            worker.run()
+        finally:
+            outbox.wake_consumers = wake_consumers
         if worker.stragglers or worker.exiting.is_set():
             # Handlers that never reached a checkpoint: their leases are released already;
             # don't wait for them.
