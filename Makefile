@@ -5,6 +5,8 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 TEST_DATA := $(CURDIR)/.test-data
+# Server for the queue tests' Postgres pass; each run creates (and drops) its own database.
+QUEUE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432
 
 .PHONY: run test lint uv deps deps-dev
 
@@ -25,6 +27,11 @@ run: deps
 test: deps-dev
 	@rm -rf "$(TEST_DATA)" && mkdir -p "$(TEST_DATA)"
 	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING $(UV) run --frozen pytest $(PYTEST_ARGS)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@# The queue tests again, with Postgres as Django's database.
+	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING \
+	  DATABASE_URL="$(QUEUE_TEST_POSTGRES)/doce_queue_$$$$" $(UV) run --frozen pytest tests/jobqueue
+endif
 
 lint: deps-dev
 	$(UV) run --frozen ruff check .

@@ -198,3 +198,30 @@ DOCE_PORT = env.int("DOCE_PORT", 8000, minimum=1)
 DOCE_EVENTS_POLL_SECONDS = env.float(
     "DOCE_EVENTS_POLL_SECONDS", 5.0 if REDIS_URL else 0.5, minimum=0.05
 )
+
+# --- Job queue (jobqueue/, `manage.py run_worker`) ------------------------------------------
+
+# Worker threads per `run_worker` process (each thread runs one job at a time).
+DOCE_QUEUE_CONCURRENCY = env.int("DOCE_QUEUE_CONCURRENCY", 2, minimum=1)
+# Idle claim poll (seconds). On Postgres, LISTEN/NOTIFY wakes workers at once; on SQLite a
+# cheap change check (PRAGMA data_version) every DOCE_QUEUE_SQLITE_WATCH_SECONDS wakes them.
+DOCE_QUEUE_POLL_SECONDS = env.float("DOCE_QUEUE_POLL_SECONDS", 0.25, minimum=0.01)
+DOCE_QUEUE_SQLITE_WATCH_SECONDS = env.float("DOCE_QUEUE_SQLITE_WATCH_SECONDS", 0.01, minimum=0.001)
+# A running job's lease (seconds) and how often its worker extends it.
+DOCE_QUEUE_LEASE_SECONDS = env.float("DOCE_QUEUE_LEASE_SECONDS", 60.0, minimum=1.0)
+DOCE_QUEUE_HEARTBEAT_SECONDS = env.float("DOCE_QUEUE_HEARTBEAT_SECONDS", 5.0, minimum=0.05)
+# Attempts of a job unless its enqueue says otherwise; retry backoff base and cap (seconds).
+DOCE_QUEUE_MAX_ATTEMPTS = env.int("DOCE_QUEUE_MAX_ATTEMPTS", 3, minimum=1)
+DOCE_QUEUE_RETRY_BASE_SECONDS = env.float("DOCE_QUEUE_RETRY_BASE_SECONDS", 2.0)
+DOCE_QUEUE_RETRY_MAX_SECONDS = env.float("DOCE_QUEUE_RETRY_MAX_SECONDS", 60.0)
+# On SIGTERM/SIGINT: how long running jobs get to reach a checkpoint before their leases are
+# released back to `queued` (seconds).
+DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS = env.float("DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS", 10.0)
+# Housekeeping run by workers: the lease reaper's interval (seconds), and how long finished
+# jobs (with their logs) are kept before pruning (days).
+DOCE_QUEUE_REAP_SECONDS = env.float("DOCE_QUEUE_REAP_SECONDS", 15.0, minimum=0.1)
+DOCE_QUEUE_PRUNE_AFTER_DAYS = env.float("DOCE_QUEUE_PRUNE_AFTER_DAYS", 7.0)
+# /healthz calls the worker down when its newest heartbeat is older than this (seconds).
+DOCE_QUEUE_WORKER_STALE_SECONDS = env.float("DOCE_QUEUE_WORKER_STALE_SECONDS", 30.0, minimum=1.0)
+# `manage.py serve` (and `make run`) starts one worker next to the web server.
+DOCE_EMBEDDED_WORKER = env.bool("DOCE_EMBEDDED_WORKER", True)

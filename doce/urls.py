@@ -12,6 +12,7 @@ admin.site.index_title = "Operate doce"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("queue/", include("jobqueue.urls")),
     path("", include("accounts.urls")),
     path("", include("projects.urls")),
 ]

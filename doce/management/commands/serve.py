@@ -18,8 +18,12 @@ from django.core.management.base import BaseCommand
 
 from doce.docker.engine import engine_status
 
+# Longer than the worker's own grace (DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS, 10 s by default),
+# so it can release its leases before being killed.
 GRACE_SECONDS = 15
 DUPLICATE_SIGNAL_WINDOW = 1.0
+# After a second Ctrl-C, how long children get to exit (the worker releases its leases).
+FORCED_EXIT_SECONDS = 3.0
 
 
 class Command(BaseCommand):
@@ -68,7 +72,7 @@ class Command(BaseCommand):
 
     def _children(self, host: str, port: int) -> list[list[str]]:
         python = sys.executable
-        return [
+        children = [
             # -v 0: no access log on stdout; RequestContextMiddleware logs each request.
             [
                 python,
@@ -83,15 +87,25 @@ class Command(BaseCommand):
                 "doce.asgi:application",
             ],
         ]
+        if settings.DOCE_EMBEDDED_WORKER:
+            manage = str(settings.BASE_DIR / "manage.py")
+            children.append([python, manage, "run_worker"])
+        return children
 
-    def _stop(self, children: list[subprocess.Popen]) -> None:
+    def _signal_alive(self, children: list[subprocess.Popen]) -> None:
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + GRACE_SECONDS
+
+    def _stop(self, children: list[subprocess.Popen]) -> None:
+        self._signal_alive(children)
+        grace = max(GRACE_SECONDS, settings.DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS + 5)
+        deadline = time.monotonic() + grace
         while any(c.poll() is None for c in children) and time.monotonic() < deadline:
-            if self.force:
-                break
+            if self.force:  # the user insists: a second signal makes the worker leave at once
+                self._signal_alive(children)
+                deadline = min(deadline, time.monotonic() + FORCED_EXIT_SECONDS)
+                self.force = False
             time.sleep(0.1)
         for child in children:
             if child.poll() is None:

@@ -1,0 +1,10 @@
+"""WebSocket routes of the queue monitor."""
+
+from django.urls import re_path
+
+from jobqueue.consumers import JobEventsConsumer, QueueEventsConsumer
+
+websocket_urlpatterns = [
+    re_path(r"^ws/queue/events/$", QueueEventsConsumer.as_asgi()),
+    re_path(r"^ws/queue/jobs/(?P<job_id>[0-9]{1,18})/events/$", JobEventsConsumer.as_asgi()),
+]

@@ -1,0 +1,56 @@
+"""Housekeeping commands for cron, and run_worker's argument checks."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from jobqueue import enqueue
+from jobqueue.models import Job, JobLog, JobState
+from jobqueue.services import claim_next, write_log
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_queue_reap_recovers_expired_leases():
+    job = enqueue("test.noop", {})
+    claim_next("dead", 60)
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert run("queue_reap") == "Recovered 1 job(s) with an expired lease.\n"
+    assert Job.objects.get(pk=job.pk).state == JobState.QUEUED
+
+
+def test_queue_prune_deletes_old_finished_jobs_and_their_logs():
+    old = enqueue("test.noop", {})
+    write_log(old, "old line")
+    recent = enqueue("test.noop", {})
+    active = enqueue("test.noop", {})
+    long_ago = timezone.now() - timedelta(days=8)
+    Job.objects.filter(pk=old.pk).update(state=JobState.SUCCEEDED, finished_at=long_ago)
+    Job.objects.filter(pk=recent.pk).update(state=JobState.FAILED, finished_at=timezone.now())
+    assert run("queue_prune") == "Deleted 1 finished job(s) older than 7 day(s).\n"
+    assert set(Job.objects.values_list("pk", flat=True)) == {recent.pk, active.pk}
+    assert not JobLog.objects.exists()
+    with pytest.raises(CommandError):
+        call_command("queue_prune", "--days", "-1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_worker_once_drains_the_queue_and_exits():
+    jobs = [enqueue("test.noop", {"n": n}) for n in range(3)]
+    call_command("run_worker", "--once", "--concurrency", "2", "--no-housekeeping")
+    assert {Job.objects.get(pk=j.pk).state for j in jobs} == {JobState.SUCCEEDED}
+
+
+def test_run_worker_refuses_bad_arguments():
+    for args in (["--concurrency", "0"], ["--max-jobs", "-3"], ["--worker-id", ""]):
+        with pytest.raises(CommandError):
+            call_command("run_worker", *args)
