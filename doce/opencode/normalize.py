@@ -22,7 +22,8 @@ Mapping (upstream type → doce type: payload):
 - user `message.updated` and its text part → `chat.message.user`: `{messageId, text}`, once;
   user text never becomes assistant text (the echo is suppressed)
 - an assistant message that completes or fails → `chat.message.final`, **once** per message:
-  `{messageId, text, html, error?: {name, message}, aborted?}`
+  `{messageId, text, html, error?: {name, message}, aborted?, interrupted?}`; `interrupted`
+  when the session went idle with the message still open (the agent died mid-answer)
 - `session.error` → `chat.diagnostic`: `{diagnostic}` (and the open message's final with the
   error); an abort is a final with `aborted: true`, not a diagnostic
 - `file.edited` → `chat.file.changed`: `{path}` (relative to the session directory)
@@ -90,6 +91,7 @@ class _Message:
     final: bool = False
     error: dict[str, Any] | None = None
     aborted: bool = False
+    interrupted: bool = False
     announced: bool = False  # chat.message.user sent
 
 
@@ -240,12 +242,18 @@ class Normalizer:
         return [m for m in self.messages.values() if m.role != "user" and not m.final]
 
     def _finalize(
-        self, message: _Message, error: dict[str, Any] | None = None, *, aborted: bool = False
+        self,
+        message: _Message,
+        error: dict[str, Any] | None = None,
+        *,
+        aborted: bool = False,
+        interrupted: bool = False,
     ) -> dict[str, Any] | None:
         if message.final:
             return None
         message.final = True
         message.aborted = message.aborted or aborted
+        message.interrupted = interrupted
         if error is not None and message.error is None:
             message.error = error
         return self._final_event(message)
@@ -259,6 +267,8 @@ class Normalizer:
         }
         if message.aborted:
             payload["aborted"] = True
+        if message.interrupted:
+            payload["interrupted"] = True
         if message.error is not None:
             payload["error"] = _error_payload(message.error, message.aborted)
         return self._env("chat.message.final", payload)
@@ -310,7 +320,8 @@ class Normalizer:
     def _session_status(self, props: dict[str, Any]) -> list[dict[str, Any]]:
         status = props.get("status") or {}
         kind = str(status.get("type") or "unknown")
-        out: list[dict[str, Any]] = []
+        # Messages end before the session says it is idle.
+        out = self._session_idle(props) if kind == "idle" else []
         if kind != self.status or kind == "retry":
             self.status = kind
             payload: dict[str, Any] = {"status": kind}
@@ -321,12 +332,13 @@ class Normalizer:
                     next=status.get("next"),
                 )
             out.append(self._env("chat.session.status", payload))
-        if kind == "idle":
-            out.extend(self._session_idle(props))
         return out
 
     def _session_idle(self, props: dict[str, Any]) -> list[dict[str, Any]]:
-        finals = [self._finalize(m) for m in self._open_assistant_messages() if m.role]
+        # Idle with a message still open: the agent stopped without completing it (a crash).
+        finals = [
+            self._finalize(m, interrupted=True) for m in self._open_assistant_messages() if m.role
+        ]
         return [f for f in finals if f is not None]
 
     def _session_error(self, props: dict[str, Any]) -> list[dict[str, Any]]:
@@ -389,11 +401,10 @@ class Normalizer:
             return []
         if kind in ("text", "reasoning"):
             text = str(data.get("text") or "")
-            if text == part.text:
+            # An empty stored text never wipes what was streamed (a crashed agent loses it).
+            if text == part.text or not text:
                 return []
             part.text = text
-            if not text:
-                return []
             if kind == "text":
                 return [self._text_event(message.id, part, text=text)]
             return [self._reasoning_event(message.id, part, text=text)]

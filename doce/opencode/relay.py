@@ -55,6 +55,7 @@ class ProjectRelay:
         self.target: AgentTarget | None = None
         self.dropped = 0
         self.connected = False
+        self._outage_reported = False
         self._stream_factory = stream_factory or EventStream
         self._task: asyncio.Task | None = None
         self._linger: asyncio.TimerHandle | None = None
@@ -110,8 +111,11 @@ class ProjectRelay:
             if events:
                 self.broadcast(events)
         elif item.kind == "disconnected":
-            was_connected, self.connected = self.connected, False
-            if was_connected or item.diagnostic is not None:
+            # Say it once per outage, not once per failed reconnect attempt.
+            report = self.connected or not self._outage_reported
+            self.connected = False
+            if report:
+                self._outage_reported = True
                 payload: dict[str, Any] = {"state": "reconnecting"}
                 if item.diagnostic is not None:
                     payload["diagnostic"] = item.diagnostic.model_dump()
@@ -119,6 +123,7 @@ class ProjectRelay:
 
     async def _connected(self) -> None:
         self.connected = True
+        self._outage_reported = False
         self.broadcast([self._env("chat.connection", {"state": "connected"})])
         await self.catch_up()
 

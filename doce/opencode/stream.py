@@ -37,6 +37,7 @@ log = structlog.get_logger("doce.opencode.stream")
 
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 10.0
+CONNECT_SECONDS = 10.0
 
 
 @dataclass
@@ -106,39 +107,46 @@ class EventStream:
             await asyncio.sleep(backoff_delay(attempt))
 
     async def _connect_once(self, target: AgentTarget) -> AsyncIterator[StreamItem]:
-        timeout = httpx.Timeout(10.0, read=None)
         loop = asyncio.get_running_loop()
-        async with (
-            httpx.AsyncClient(
-                auth=(USERNAME, target.password), timeout=timeout, transport=self._transport
-            ) as http,
-            http.stream(
+        async with httpx.AsyncClient(
+            auth=(USERNAME, target.password),
+            timeout=httpx.Timeout(CONNECT_SECONDS, read=None),
+            transport=self._transport,
+        ) as http:
+            request = http.build_request(
                 "GET",
                 f"{target.base_url.rstrip('/')}/event",
                 headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
-            ) as response,
-        ):
-            if response.status_code != 200:
-                raise _HTTPStatus(
-                    diagnostic_for_status(response.status_code, "", (target.password,))
-                )
-            self.connections += 1
-            self.last_byte_at = loop.time()
-            yield StreamItem("connected")
-            parser = SSEParser()
-            chunks = response.aiter_text()
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(anext(chunks), self.watchdog)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    raise _Stalled() from None
+            )
+            try:
+                # A starting server may accept the connection and answer much later.
+                response = await asyncio.wait_for(http.send(request, stream=True), CONNECT_SECONDS)
+            except TimeoutError:
+                raise _Stalled() from None
+            try:
+                if response.status_code != 200:
+                    raise _HTTPStatus(
+                        diagnostic_for_status(response.status_code, "", (target.password,))
+                    )
+                self.connections += 1
                 self.last_byte_at = loop.time()
-                for sse in parser.feed(chunk):
-                    event = _decode(sse.data)
-                    if event is not None:
-                        yield StreamItem("event", event=event)
+                yield StreamItem("connected")
+                parser = SSEParser()
+                chunks = response.aiter_text()
+                while True:
+                    try:
+                        chunk = await asyncio.wait_for(anext(chunks), self.watchdog)
+                    except StopAsyncIteration:
+                        return
+                    except TimeoutError:
+                        raise _Stalled() from None
+                    self.last_byte_at = loop.time()
+                    for sse in parser.feed(chunk):
+                        event = _decode(sse.data)
+                        if event is not None:
+                            yield StreamItem("event", event=event)
+            finally:
+                await response.aclose()
 
 
 class _HTTPStatus(Exception):
