@@ -145,6 +145,9 @@ class EventStream:
                         event = _decode(sse.data)
                         if event is not None:
                             yield StreamItem("event", event=event)
+                    # Buffered data makes reads return at once; let viewers and other
+                    # projects run between chunks even under a flood.
+                    await asyncio.sleep(0)
             finally:
                 await response.aclose()
 
