@@ -93,12 +93,14 @@ async def _source(port_queue, rate: int, duration: float) -> None:
             await writer.drain()
             await asyncio.sleep(0.001)
         # Stay open (idle) so the relay does not reconnect while viewers drain.
-        await asyncio.sleep(3600)
+        await asyncio.sleep(600)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port_queue.put(server.sockets[0].getsockname()[1])
+    parent = os.getppid()
     async with server:
-        await asyncio.sleep(3600)
+        while os.getppid() == parent:  # exit with the benchmark, even if it was killed
+            await asyncio.sleep(0.5)
 
 
 # --- the measured side --------------------------------------------------------------------
@@ -171,11 +173,11 @@ async def run_scenario(name: str, viewers: int, rate: int, duration: float) -> d
         return latencies, first, last
 
     results = await asyncio.gather(*(watch(c) for c in clients))
+    source.kill()
     for communicator in clients:
         with contextlib.suppress(Exception, asyncio.CancelledError):  # closed for lagging
-            await communicator.disconnect()
+            await asyncio.wait_for(communicator.disconnect(), 5)
     await hub.close_all()
-    source.kill()
     all_latencies = sorted(x for lats, _, _ in results for x in lats)
     received = [len(lats) for lats, _, _ in results]
     lats0, first0, last0 = results[0]
@@ -201,6 +203,7 @@ def _pct(values: list[float], pct: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="shorter runs (about 15 s in all)")
+    parser.add_argument("--only", help="run one scenario by name")
     args = parser.parse_args(argv)
     duration = 2.0 if args.quick else 6.0
     scenarios = [
@@ -212,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="doce-bench-") as data_dir:
         setup_django(data_dir)
         for name, viewers, rate in scenarios:
+            if args.only and name != args.only:
+                continue
             result = asyncio.run(run_scenario(name, viewers, rate, duration))
             print(json.dumps(result), flush=True)
     return 0

@@ -37,6 +37,7 @@ from doce.opencode.stream import EventStream, StreamItem
 log = structlog.get_logger("doce.opencode.relay")
 
 MAX_QUEUE = 10_000
+STOP_TIMEOUT_SECONDS = 5.0
 Resolve = Callable[[], Awaitable[AgentTarget | None]]
 ViewerQueue = asyncio.Queue  # of JSON text, or None = "you fell behind, reconnect"
 
@@ -71,7 +72,10 @@ class ProjectRelay:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                try:
+                    await asyncio.wait_for(self._task, STOP_TIMEOUT_SECONDS)
+                except TimeoutError:
+                    log.warning("chat relay did not stop in time", project_id=self.project_id)
 
     def broadcast(self, events: list[dict[str, Any]]) -> None:
         """Serialise each event once and queue it for every viewer."""
