@@ -225,3 +225,22 @@ DOCE_QUEUE_PRUNE_AFTER_DAYS = env.float("DOCE_QUEUE_PRUNE_AFTER_DAYS", 7.0)
 DOCE_QUEUE_WORKER_STALE_SECONDS = env.float("DOCE_QUEUE_WORKER_STALE_SECONDS", 30.0, minimum=1.0)
 # `manage.py serve` (and `make run`) starts one worker next to the web server.
 DOCE_EMBEDDED_WORKER = env.bool("DOCE_EMBEDDED_WORKER", True)
+
+# --- Agent (OpenCode) -------------------------------------------------------------------------
+
+# Host where agent containers publish their API port (`http://<host>:<agent_port>`).
+DOCE_AGENT_HOST = env.str("DOCE_AGENT_HOST", "127.0.0.1")
+# Timeouts of agent API calls, in seconds; the long one covers synchronous message/summarize.
+DOCE_OPENCODE_TIMEOUT_SECONDS = env.float("DOCE_OPENCODE_TIMEOUT_SECONDS", 30.0, minimum=1.0)
+DOCE_OPENCODE_MESSAGE_TIMEOUT_SECONDS = env.float(
+    "DOCE_OPENCODE_MESSAGE_TIMEOUT_SECONDS", 300.0, minimum=1.0
+)
+# The event stream reconnects after this many seconds without a byte (heartbeats come ~10 s).
+DOCE_OPENCODE_STREAM_WATCHDOG_SECONDS = env.float(
+    "DOCE_OPENCODE_STREAM_WATCHDOG_SECONDS", 30.0, minimum=1.0
+)
+# Chat relay: upstream kept open this long after the last viewer leaves; keep-alive interval.
+DOCE_CHAT_RELAY_LINGER_SECONDS = env.float("DOCE_CHAT_RELAY_LINGER_SECONDS", 30.0)
+DOCE_CHAT_KEEPALIVE_SECONDS = env.float("DOCE_CHAT_KEEPALIVE_SECONDS", 30.0, minimum=1.0)
+# How many of a session's latest messages a chat rebuilds its history from.
+DOCE_CHAT_HISTORY_LIMIT = env.int("DOCE_CHAT_HISTORY_LIMIT", 200, minimum=1)
