@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,34 +115,40 @@ def prepare(project) -> None:
 
 
 def timed_start(project) -> dict:
-    """Seconds from `stack_up()` to each service being ready."""
+    """Seconds from `stack_up()` to each service being ready (each probed in its own thread,
+    so a slow answer from one doesn't delay noticing the other)."""
     from django.conf import settings
 
     from doce.docker import health
     from projects.runtime import stack_up
 
     host = health.probe_host(settings.DOCE_BIND_ADDRESS)
+    probes = {
+        "preview": lambda: health.preview_ready(host, project.preview_port, timeout=1.0),
+        "agent": lambda: health.agent_ready(
+            project.agent_port, project.agent_password, timeout=1.0
+        ),
+    }
     started = time.monotonic()
     stack_up(project)
     up_done = time.monotonic() - started
-    preview = agent = None
-    while preview is None or agent is None:
-        elapsed = time.monotonic() - started
-        if elapsed > READY_TIMEOUT_S:
-            raise SystemExit(f"stack {project.id} not ready after {READY_TIMEOUT_S}s")
-        if preview is None and health.preview_ready(host, project.preview_port, timeout=0.5):
-            preview = time.monotonic() - started
-        if agent is None and health.agent_ready(
-            project.agent_port, project.agent_password, timeout=0.5
-        ):
-            agent = time.monotonic() - started
-        time.sleep(POLL_S)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(poll, probe, started) for name, probe in probes.items()}
+        times = {name: future.result() for name, future in futures.items()}
     return {
         "up": round(up_done, 2),
-        "preview": round(preview, 2),
-        "agent": round(agent, 2),
-        "total": round(max(preview, agent), 2),
+        "preview": round(times["preview"], 2),
+        "agent": round(times["agent"], 2),
+        "total": round(max(times.values()), 2),
     }
+
+
+def poll(probe, started: float) -> float:
+    while time.monotonic() - started < READY_TIMEOUT_S:
+        if probe():
+            return time.monotonic() - started
+        time.sleep(POLL_S)
+    raise SystemExit(f"not ready after {READY_TIMEOUT_S}s")
 
 
 def idle_memory_mib(project) -> float:

@@ -22,6 +22,7 @@ for both containers), `agent.env` (the agent's password and provider environment
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -49,6 +50,7 @@ from doce.docker.stacks import (
     instance_id,
     remove_stack,
     stack_status,
+    start_existing_stack,
 )
 from projects.models import Project
 from projects.scaffold import npm_cache_dir
@@ -126,22 +128,28 @@ def render_stack(
     agent_home.mkdir(parents=True, exist_ok=True)
     project.logs_dir.mkdir(parents=True, exist_ok=True)
 
-    _write_env(directory / "agent.env", agent_env)
-    _write_env(directory / "runtime.env", _runtime_env())
-    _write_private(
-        directory / "opencode.json",
-        json.dumps(_agent_config(model or project.model, provider_config), indent=2) + "\n",
-    )
-    _write_env(
-        directory / "stack.env",
-        _stack_variables(project, directory, agent_home),
-    )
-    _write_private(directory / "docker-compose.yml", STACK_TEMPLATE.read_text())
-    ca_file = directory / "extra-ca.yml"
+    files = {
+        "agent.env": _env_text(agent_env),
+        "runtime.env": _env_text(_runtime_env()),
+        "opencode.json": json.dumps(
+            _agent_config(model or project.model, provider_config), indent=2
+        )
+        + "\n",
+        "docker-compose.yml": STACK_TEMPLATE.read_text(),
+    }
     if settings.DOCE_EXTRA_CA_BUNDLE:
-        _write_private(ca_file, CA_TEMPLATE.read_text())
-    else:
-        ca_file.unlink(missing_ok=True)
+        files["extra-ca.yml"] = CA_TEMPLATE.read_text()
+    variables = _stack_variables(project, directory, agent_home)
+    files["stack.env"] = _env_text(variables)
+    # Labels every container with what it was created from (see start_existing_stack).
+    variables["RENDER_HASH"] = hashlib.sha256(
+        json.dumps(files, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    files["stack.env"] = _env_text(variables)
+    for name, text in files.items():
+        _write_private(directory / name, text)
+    if "extra-ca.yml" not in files:
+        (directory / "extra-ca.yml").unlink(missing_ok=True)
     return project_stack(project)
 
 
@@ -185,14 +193,14 @@ def _agent_config(model: str, provider_config: Mapping[str, Any] | None) -> dict
     return config
 
 
-def _write_env(path: Path, values: Mapping[str, str]) -> None:
+def _env_text(values: Mapping[str, str]) -> str:
     lines = []
     for name, value in values.items():
         value = str(value)
         if any(ch in value for ch in "\n\r\0$") or value[:1] in {"'", '"'}:
             raise ValueError(f"the value of {name} has characters an env file cannot carry")
         lines.append(f"{name}={value}")
-    _write_private(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -209,17 +217,37 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def stack_up(project: Project, *, timeout: float | None = None) -> CommandResult:
-    """`compose up -d` the rendered stack, then follow its containers' output into the log.
+    """Bring the rendered stack up, then follow its containers' output into the log.
 
+    A stopped stack whose rendering and images are unchanged is started directly through
+    the SDK (about a second faster than compose v1); anything else gets `compose up -d`.
     Harmless when the stack is already up. Raises `StackError`; `ValueError` when the stack
     was never rendered.
     """
     stack = project_stack(project)
     if not stack.env_file.is_file():
         raise ValueError("the stack is not rendered: call render_stack() first")
-    result = compose_up(stack) if timeout is None else compose_up(stack, timeout=timeout)
+    if start_existing_stack(
+        project.id, render_hash=_render_hash(stack), images=_service_images(), log=stack.log
+    ):
+        result = CommandResult(argv=["docker", "start"], exit_code=0)
+    elif timeout is None:
+        result = compose_up(stack)
+    else:
+        result = compose_up(stack, timeout=timeout)
     follow_stack_logs(project.id, project.logs_dir)
     return result
+
+
+def _render_hash(stack: Stack) -> str:
+    for line in stack.env_file.read_text().splitlines():
+        if line.startswith("RENDER_HASH="):
+            return line.partition("=")[2]
+    return ""
+
+
+def _service_images() -> dict[str, str]:
+    return {"preview": settings.DOCE_PREVIEW_IMAGE, "agent": settings.DOCE_AGENT_IMAGE}
 
 
 def stack_stop(project: Project, *, timeout: float | None = None) -> CommandResult | None:

@@ -1,7 +1,10 @@
 """Readiness probes of a project stack's two services, over their published host ports.
 
 - preview: ready when its dev server gives any HTTP answer (even a 404 or 500: the server
-  runs; the page is the agent's business);
+  runs; the page is the agent's business). The probe asks for `/@vite/client`, which a
+  Vite-based dev server (Astro's) serves from memory as soon as it listens; `/` would wait
+  for the page's first compile (about 1.5 s more). Any other server answers it with a 404,
+  which counts just the same;
 - agent: ready when OpenCode's `GET /doc` (its OpenAPI document) answers 200 to the
   project's basic-auth credentials (user `opencode`, the project's password).
 
@@ -16,7 +19,9 @@ from dataclasses import dataclass
 import httpx
 
 AGENT_USER = "opencode"
-PROBE_TIMEOUT_S = 2.0
+# Short on purpose: OpenCode holds a request that arrives while it is still starting for
+# several seconds after it could answer a fresh one, so a patient probe reports it late.
+PROBE_TIMEOUT_S = 1.0
 
 
 def probe_host(bind_address: str) -> str:
@@ -24,10 +29,14 @@ def probe_host(bind_address: str) -> str:
     return "127.0.0.1" if bind_address in {"", "0.0.0.0", "::", "[::]"} else bind_address  # noqa: S104
 
 
+PREVIEW_PROBE_PATH = "/@vite/client"
+
+
 def preview_ready(host: str, port: int, *, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """True when `http://host:port/` gives any HTTP response within `timeout` seconds."""
+    """True when the dev server on `host:port` gives any HTTP response within `timeout`
+    seconds (to `PREVIEW_PROBE_PATH`)."""
     try:
-        httpx.get(f"http://{host}:{port}/", timeout=timeout)
+        httpx.get(f"http://{host}:{port}{PREVIEW_PROBE_PATH}", timeout=timeout)
     except httpx.HTTPError:
         return False
     return True
@@ -59,7 +68,7 @@ class Readiness:
 def check_ready(
     *, preview_host: str, preview_port: int, agent_port: int, agent_password: str
 ) -> Readiness:
-    """Probe both services once (each at most 2 s)."""
+    """Probe both services once (each at most 1 s)."""
     return Readiness(
         preview=preview_ready(preview_host, preview_port),
         agent=agent_ready(agent_port, agent_password),

@@ -88,6 +88,21 @@ def test_it_runs_a_project_stack_end_to_end(runtime_project):
     assert not more_truncated
     assert read_log(project, next_offset).text == ""
 
+    # A stopped stack with unchanged files and images is started as it is, through the SDK.
+    stack_up(project)
+    restarted = stack_status(project.id)
+    assert restarted.running
+    assert {s: c.id for s, c in restarted.containers.items()} == before
+    assert "] docker start doce_" in read_log(project, next_offset).text
+
+    # A changed rendering goes through compose, which recreates the containers.
+    render_stack(project, extra_env={"EXTRA_SETTING": "1"})
+    stack_stop(project)
+    stack_up(project)
+    recreated = stack_status(project.id)
+    assert recreated.running
+    assert recreated.containers["agent"].id != before["agent"]
+
     stack_down(project)
     assert not stack_status(project.id).exists
 
