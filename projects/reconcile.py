@@ -57,9 +57,12 @@ class ReconcileReport:
         }
 
 
-def reconcile() -> ReconcileReport:
+def reconcile(*, follow_logs: bool = True) -> ReconcileReport:
     """Run one reconciliation pass (see the module docstring). Never raises for Engine or
-    per-stack failures: they are logged and reported."""
+    per-stack failures: they are logged and reported.
+
+    `follow_logs=False` skips step 4, for one-shot callers whose process ends right away.
+    """
     report = ReconcileReport()
     try:
         stacks = list_stacks()
@@ -88,7 +91,7 @@ def reconcile() -> ReconcileReport:
                 report.marked_gone.append(project.id)
         elif not stack.running:
             report.needs_start.append(project.id)
-        else:
+        elif follow_logs:
             try:
                 report.followers_started += follow_stack_logs(project.id, project.logs_dir)
             except StackError:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 from docker.errors import ContainerError, DockerException, ImageNotFound
+from requests.exceptions import RequestException
 
 from doce.docker.engine import engine_client
 from doce.docker.failures import FailureKind, StackError, failure
@@ -191,7 +192,7 @@ def _npm_ci_in_container(work: Path) -> None:
     except ContainerError as exc:
         output = (exc.stderr or b"").decode("utf-8", "replace")
         raise StackError(failure(FailureKind.OTHER, f"npm ci failed: {output}")) from None
-    except DockerException:
+    except (DockerException, RequestException, OSError):
         raise StackError(failure(FailureKind.ENGINE_UNREACHABLE)) from None
     finally:
         client.close()

@@ -7,8 +7,10 @@ import time
 
 import httpx
 import pytest
+from django.conf import settings
 from django.test.utils import override_settings
 
+from doce.docker.engine import engine_client
 from doce.docker.failures import FailureKind, StackError
 from doce.docker.logs import DockerLog, read_log
 from doce.docker.stacks import stack_status
@@ -19,6 +21,14 @@ pytest_plugins = ["tests.fixtures_runtime"]
 pytestmark = pytest.mark.docker
 
 READY_TIMEOUT_S = 90
+
+
+def _host_config(container_id: str) -> dict:
+    client = engine_client()
+    try:
+        return client.api.inspect_container(container_id)["HostConfig"]
+    finally:
+        client.close()
 
 
 def _wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
@@ -53,6 +63,12 @@ def test_it_runs_a_project_stack_end_to_end(runtime_project):
     assert "openapi" in doc.json()
     anonymous = httpx.get(f"http://127.0.0.1:{project.agent_port}/doc", timeout=10)
     assert anonymous.status_code == 401
+
+    limits = _host_config(stack_status(project.id).containers["preview"].id)
+    assert limits["Memory"] == settings.DOCE_PREVIEW_MEMORY_MB * 1024 * 1024
+    assert limits["NanoCpus"] == int(settings.DOCE_PREVIEW_CPUS * 1e9)
+    assert not limits["Privileged"]
+    assert not any("docker.sock" in bind for bind in limits["Binds"])
 
     # A second `up` leaves the running containers alone.
     before = {s: c.id for s, c in stack_status(project.id).containers.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 from docker.errors import DockerException
+from requests.exceptions import RequestException
 
 from doce.docker.engine import ENGINE_UNREACHABLE
 from doce.docker.images import ImageBuildError, build_images
@@ -33,7 +34,7 @@ class Command(BaseCommand):
             results = build_images(offline=offline, rebuild=rebuild, say=self.stdout.write)
         except ImageBuildError as exc:
             raise CommandError(str(exc)) from None
-        except DockerException:
+        except (DockerException, RequestException, OSError):
             raise CommandError(ENGINE_UNREACHABLE) from None
         for result in results:
             self.stdout.write(f"{result.name}: {result.action} in {result.seconds:.1f}s")

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
     def handle(self, *args, json: bool, **options) -> None:
-        report = reconcile()
+        report = reconcile(follow_logs=False)
         if report.engine_error:
             raise CommandError(report.engine_error)
         if json:
