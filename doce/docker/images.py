@@ -342,6 +342,7 @@ def _build_context(cache: Path) -> Iterator[Path]:
 
 def _docker_build(client, context: Path, name: str, recipe: str, buildargs, *, say: Say):
     say(f"{name}: building")
+    previous = _image_id(client, name)
     try:
         _image, output = client.images.build(
             path=str(context),
@@ -356,6 +357,15 @@ def _docker_build(client, context: Path, name: str, recipe: str, buildargs, *, s
         tail = "".join(lines).strip()[-1500:]
         raise ImageBuildError(f"docker build of {name} failed: {exc.msg}\n{tail}") from None
     del output
+    _remove_replaced(client, previous, name)
+
+
+def _remove_replaced(client, previous: str, name: str) -> None:
+    """Remove the image `name` pointed to before a rebuild, unless something still uses it."""
+    if not previous or previous == _image_id(client, name):
+        return
+    with contextlib.suppress(DockerException):
+        client.images.remove(previous, noprune=False)
 
 
 def _has_recipe(client, name: str, recipe: str) -> bool:
