@@ -186,6 +186,44 @@ DOCE_DOCKER_HOST = env.str("DOCE_DOCKER_HOST", "")
 # Tests marked `docker` fail instead of skipping when this is set and no Engine answers.
 DOCE_REQUIRE_DOCKER = env.bool("DOCE_REQUIRE_DOCKER", False)
 
+# --- Container runtime (project stacks, images, logs, ports) --------------------------------
+
+# Build caches that survive `make test` (debootstrap rootfs, npm tarballs, npm cache, the
+# prewarmed template dependencies). Defaults to $XDG_CACHE_HOME/doce or ~/.cache/doce.
+DOCE_CACHE_DIR = env.path(
+    "DOCE_CACHE_DIR",
+    Path(env.str("XDG_CACHE_HOME", str(Path.home() / ".cache"))) / "doce",
+    base=BASE_DIR,
+)
+# Image names. The preview image runs the site's dev server; the agent image adds OpenCode.
+DOCE_PREVIEW_IMAGE = env.str("DOCE_PREVIEW_IMAGE", "doce-preview:latest")
+DOCE_AGENT_IMAGE = env.str("DOCE_AGENT_IMAGE", "doce-agent:latest")
+# `build_images --offline`: the Debian base made with debootstrap and `docker import`.
+DOCE_OFFLINE_BASE_IMAGE = env.str("DOCE_OFFLINE_BASE_IMAGE", "doce-base:bookworm")
+# `build_images` without --offline: the public Node image the preview image starts from.
+DOCE_PUBLIC_NODE_IMAGE = env.str("DOCE_PUBLIC_NODE_IMAGE", "")
+# Debian mirror for debootstrap; empty means debootstrap's own default.
+DOCE_DEBIAN_MIRROR = env.str("DOCE_DEBIAN_MIRROR", "")
+# npm registry the containers install from; empty means npm's own default.
+DOCE_NPM_REGISTRY = env.str("DOCE_NPM_REGISTRY", "")
+# A PEM bundle mounted read-only into project containers (NODE_EXTRA_CA_CERTS), for hosts
+# behind TLS-intercepting proxies.
+DOCE_EXTRA_CA_BUNDLE = env.str("DOCE_EXTRA_CA_BUNDLE", "")
+# Address the preview ports are published on. Agent ports are always on 127.0.0.1.
+DOCE_BIND_ADDRESS = env.str("DOCE_BIND_ADDRESS", "127.0.0.1")
+# Host ports for previews (even numbers) and agents (odd numbers), inclusive.
+DOCE_PORT_RANGE = env.port_range("DOCE_PORT_RANGE", (42000, 42999))
+# Per-container limits of a project stack.
+DOCE_PREVIEW_MEMORY_MB = env.int("DOCE_PREVIEW_MEMORY_MB", 1024, minimum=64)
+DOCE_AGENT_MEMORY_MB = env.int("DOCE_AGENT_MEMORY_MB", 1024, minimum=64)
+DOCE_PREVIEW_CPUS = env.float("DOCE_PREVIEW_CPUS", 1.0, minimum=0.1)
+DOCE_AGENT_CPUS = env.float("DOCE_AGENT_CPUS", 1.0, minimum=0.1)
+# `<project>/logs/docker.log` is rotated (one old file kept) past this size.
+DOCE_LOG_MAX_BYTES = env.int("DOCE_LOG_MAX_BYTES", 10 * 1024 * 1024, minimum=4096)
+# Labels every container doce creates, so reconciliation only touches this installation's
+# stacks when several share one Docker Engine. Empty: derived from DOCE_DATA_DIR.
+DOCE_INSTANCE = env.str("DOCE_INSTANCE", "")
+
 # --- Web server (`manage.py serve`, `make run`) ---------------------------------------------
 
 DOCE_HOST = env.str("DOCE_HOST", "127.0.0.1")

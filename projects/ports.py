@@ -1,0 +1,110 @@
+"""Host ports of project stacks: allocated from DOCE_PORT_RANGE, unique, checked free.
+
+Ports come in pairs: an even preview port and the odd agent port right after it. With the
+two unique columns (`Project.preview_port`, `Project.agent_port`) this makes a port unique
+across both columns without a lock: a preview port can never equal an agent port. A port is
+checked free on the host by binding it (the preview's on DOCE_BIND_ADDRESS, the agent's on
+127.0.0.1) before it is stored.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from doce.docker.failures import FailureKind, StackError, StackFailure
+from doce.docker.stacks import stack_status
+from projects.models import Project
+
+AGENT_ADDRESS = "127.0.0.1"
+
+PORTS_EXHAUSTED = StackFailure(
+    kind=FailureKind.PORT_IN_USE,
+    message=(
+        "No free host ports are left in DOCE_PORT_RANGE. An operator must widen the range "
+        "(or delete unused projects)."
+    ),
+    retryable=False,
+)
+
+
+def port_is_free(address: str, port: int) -> bool:
+    """True when nothing listens on `address:port` (checked by binding it for a moment)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address.strip("[]"), port))
+        except OSError:
+            return False
+    return True
+
+
+def _pair_starts(low: int, high: int) -> list[int]:
+    first = low if low % 2 == 0 else low + 1
+    return list(range(first, high, 2))  # high itself can't start a pair: its agent port > high
+
+
+def allocate_ports(project: Project) -> tuple[int, int]:
+    """Give `project` a fresh (preview port, agent port) pair and save it.
+
+    Candidates are pairs not stored for any other project, tried from a random point in
+    the range, and checked free on the host. Raises `StackError` (`PORT_IN_USE`, not
+    retryable) when the range has no free pair.
+    """
+    low, high = settings.DOCE_PORT_RANGE
+    starts = _pair_starts(low, high)
+    taken = set(
+        Project.objects.exclude(pk=project.pk)
+        .filter(Q(preview_port__isnull=False) | Q(agent_port__isnull=False))
+        .values_list("preview_port", "agent_port")
+        .iterator()
+    )
+    taken_ports = {port for pair in taken for port in pair if port is not None}
+    offset = random.randrange(len(starts)) if starts else 0  # noqa: S311 (spreads workers)
+    for start in starts[offset:] + starts[:offset]:
+        if start in taken_ports or start + 1 in taken_ports:
+            continue
+        if not (
+            port_is_free(settings.DOCE_BIND_ADDRESS, start)
+            and port_is_free(AGENT_ADDRESS, start + 1)
+        ):
+            continue
+        try:
+            with transaction.atomic():
+                Project.objects.filter(pk=project.pk).update(
+                    preview_port=start, agent_port=start + 1
+                )
+        except IntegrityError:  # another worker stored this pair a moment ago
+            continue
+        project.preview_port, project.agent_port = start, start + 1
+        return start, start + 1
+    raise StackError(PORTS_EXHAUSTED)
+
+
+def ensure_ports(project: Project) -> tuple[int, int]:
+    """The project's ports, allocating a new pair when it has none or when one of them is
+    now held by another program (a port its own running container holds is kept).
+
+    Call before rendering the stack for `up`: after a `PORT_IN_USE` failure the next
+    attempt gets a new pair this way. Raises `StackError`.
+    """
+    if project.preview_port is None or project.agent_port is None:
+        return allocate_ports(project)
+    status = stack_status(project.id)
+    preview_ok = status.state("preview") == "running" or port_is_free(
+        settings.DOCE_BIND_ADDRESS, project.preview_port
+    )
+    agent_ok = status.state("agent") == "running" or port_is_free(AGENT_ADDRESS, project.agent_port)
+    if preview_ok and agent_ok:
+        return project.preview_port, project.agent_port
+    return allocate_ports(project)
+
+
+def release_ports(project: Project) -> None:
+    """Forget the project's ports (on delete), so other projects can use them."""
+    Project.objects.filter(pk=project.pk).update(preview_port=None, agent_port=None)
+    project.preview_port = project.agent_port = None

@@ -1,0 +1,110 @@
+"""Reconciliation: compare the database with the stacks the Engine runs, and repair.
+
+`reconcile()` lists this installation's containers by label (`dev.doce.instance`) and:
+
+1. removes stacks whose project no longer exists (containers, network, volumes);
+2. marks `running` projects whose containers are all gone as `stopped`, with a reason;
+3. reports `running` projects whose containers exist but are not all running (a crash, an
+   Engine or host restart): the caller enqueues a start (`docker.ensureRunning`) for each
+   of `needs_start`;
+4. (re)starts the `[app]` log followers of running stacks in this process, which is how
+   followers come back after a worker restart.
+
+The worker calls it at start and every 30 s; `manage.py reconcile` runs it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+from django.utils import timezone
+
+from doce.docker.failures import StackError
+from doce.docker.stacks import follow_stack_logs, list_stacks, remove_stack
+from projects.models import Project
+
+GONE_REASON = (
+    "The project's containers were removed outside doce. Open the project to start it again."
+)
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    """What one `reconcile()` pass did and found (lists of project ids).
+
+    `removed`: orphan stacks removed; `marked_gone`: projects set to `stopped` because
+    their containers vanished; `needs_start`: projects that should run but don't (enqueue
+    a start for each); `followers_started`: log followers started in this process;
+    `engine_error`: a user-facing message when the Engine was unreachable (then nothing
+    else was done).
+    """
+
+    removed: list[str] = field(default_factory=list)
+    marked_gone: list[str] = field(default_factory=list)
+    needs_start: list[str] = field(default_factory=list)
+    followers_started: int = 0
+    engine_error: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "removed": self.removed,
+            "marked_gone": self.marked_gone,
+            "needs_start": self.needs_start,
+            "followers_started": self.followers_started,
+            "engine_error": self.engine_error,
+        }
+
+
+def reconcile(*, follow_logs: bool = True) -> ReconcileReport:
+    """Run one reconciliation pass (see the module docstring). Never raises for Engine or
+    per-stack failures: they are logged and reported.
+
+    `follow_logs=False` skips step 4, for one-shot callers whose process ends right away.
+    """
+    report = ReconcileReport()
+    try:
+        stacks = list_stacks()
+    except StackError as exc:
+        report.engine_error = exc.failure.message
+        return report
+
+    existing = {
+        project.id: project
+        for project in Project.objects.filter(pk__in=list(stacks)).only(
+            "id", "status", "preview_port", "agent_port"
+        )
+    }
+    for project_id in sorted(set(stacks) - set(existing)):
+        try:
+            remove_stack(project_id)
+        except StackError as exc:
+            log.warning("reconcile_remove_failed", project_id=project_id, error=exc.failure.kind)
+            continue
+        report.removed.append(project_id)
+
+    for project in Project.objects.filter(status=Project.Status.RUNNING).only("id", "status"):
+        stack = stacks.get(project.id)
+        if stack is None or not stack.exists:
+            if _mark_gone(project):
+                report.marked_gone.append(project.id)
+        elif not stack.running:
+            report.needs_start.append(project.id)
+        elif follow_logs:
+            try:
+                report.followers_started += follow_stack_logs(project.id, project.logs_dir)
+            except StackError:
+                continue
+    if report.removed or report.marked_gone or report.needs_start:
+        log.info("reconciled", **report.as_dict())
+    return report
+
+
+def _mark_gone(project: Project) -> bool:
+    # Conditional on the status we read, so a start job that moved on in the meantime wins.
+    return bool(
+        Project.objects.filter(pk=project.pk, status=Project.Status.RUNNING).update(
+            status=Project.Status.STOPPED, status_reason=GONE_REASON, updated_at=timezone.now()
+        )
+    )

@@ -1,0 +1,198 @@
+"""A project's files: the site template copied into `site/`, its git history, and the
+prewarmed dependencies that let a new project start without a network install.
+
+The template is `projects/template/site/`: a small Astro starter, `AGENTS.md` (the agent's
+instructions) and `opencode.json` (the agent's permissions). `prewarm()` installs its
+dependencies once, in the preview image, into `DOCE_CACHE_DIR/prewarm/<lockfile hash>/`,
+filling the shared npm cache on the way; `scaffold_site()` copies that `node_modules` into a
+new project when the lockfile matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from docker.errors import ContainerError, DockerException, ImageNotFound
+from requests.exceptions import RequestException
+
+from doce.docker.engine import engine_client
+from doce.docker.failures import FailureKind, StackError, failure
+from doce.docker.stacks import LABEL_INSTANCE, LABEL_MANAGED, instance_id
+from projects.models import Project
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "template" / "site"
+GIT_IDENTITY = ["-c", "user.name=doce", "-c", "user.email=doce@localhost"]
+PREWARM_TIMEOUT_S = 600
+CA_MOUNT = "/etc/doce/extra-ca.pem"
+
+
+class ScaffoldError(RuntimeError):
+    """The project's files could not be created; the message says why."""
+
+
+def template_lock_hash(site: Path = TEMPLATE_DIR) -> str:
+    """16 hex chars identifying a site's locked dependencies (its package-lock.json)."""
+    return hashlib.sha256((site / "package-lock.json").read_bytes()).hexdigest()[:16]
+
+
+def prewarm_dir(lock_hash: str) -> Path:
+    return Path(settings.DOCE_CACHE_DIR) / "prewarm" / lock_hash
+
+
+def npm_cache_dir() -> Path:
+    """The npm cache shared by preview containers (created on first use)."""
+    path = Path(settings.DOCE_CACHE_DIR) / "npm"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def scaffold_site(project: Project) -> bool:
+    """Create `project.site_dir` from the template and commit it to a new git repository.
+
+    The site is assembled in a temporary folder and moved into place at the end, so a
+    failure leaves nothing half-written. Copies the prewarmed `node_modules` when one
+    matches. Returns False (and changes nothing) when the site already exists. Raises
+    `ScaffoldError`.
+    """
+    site = project.site_dir
+    if site.exists():
+        return False
+    project.root_dir.mkdir(parents=True, exist_ok=True)
+    project.logs_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".site-", dir=project.root_dir))
+    try:
+        shutil.copytree(TEMPLATE_DIR, staging, dirs_exist_ok=True, symlinks=True)
+        _git(staging, "init", "--quiet", "--initial-branch=main")
+        _git(staging, "add", "--all")
+        _git(
+            staging,
+            *GIT_IDENTITY,
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            "Start from the doce template",
+        )
+        _copy_prewarmed_modules(staging)
+        os.rename(staging, site)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return True
+
+
+def _git(cwd: Path, *args: str) -> None:
+    try:
+        subprocess.run([_tool("git"), *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        stderr = getattr(exc, "stderr", b"") or b""
+        raise ScaffoldError(
+            f"git {args[0]} failed: {stderr.decode(errors='replace')[-300:]}"
+        ) from None
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ScaffoldError(f"{name} is not installed on this host")
+    return path
+
+
+def _copy_prewarmed_modules(site: Path) -> bool:
+    seed = prewarm_dir(template_lock_hash(site)) / "node_modules"
+    if not (seed / ".package-lock.json").is_file():
+        return False
+    try:
+        subprocess.run(
+            [_tool("cp"), "-a", "--reflink=auto", str(seed), str(site / "node_modules")],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    except (OSError, subprocess.SubprocessError, ScaffoldError):
+        # The preview installs what is missing on first start; a failed copy costs time only.
+        shutil.rmtree(site / "node_modules", ignore_errors=True)
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class PrewarmResult:
+    """`path`: the prewarmed folder; `action`: "installed" or "reused"; `seconds`."""
+
+    path: Path
+    action: str
+    seconds: float
+
+
+def prewarm(*, force: bool = False) -> PrewarmResult:
+    """Install the template's dependencies once, in the preview image, with the shared npm
+    cache: afterwards new projects get a copied `node_modules` and no network install.
+
+    Idempotent (reused when done for the current lockfile unless `force`). Needs the
+    preview image and, the first time, the npm registry (with DOCE_EXTRA_CA_BUNDLE when
+    TLS is intercepted). Raises `StackError` (`IMAGE_MISSING`, `ENGINE_UNREACHABLE`,
+    `OTHER` with npm's output as detail).
+    """
+    started = time.monotonic()
+    target = prewarm_dir(template_lock_hash())
+    if not force and (target / "node_modules" / ".package-lock.json").is_file():
+        return PrewarmResult(target, "reused", time.monotonic() - started)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".prewarm-", dir=target.parent))
+    try:
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(TEMPLATE_DIR / name, work / name)
+        _npm_ci_in_container(work)
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return PrewarmResult(target, "installed", time.monotonic() - started)
+
+
+def _npm_ci_in_container(work: Path) -> None:
+    volumes = {
+        str(work): {"bind": "/app", "mode": "rw"},
+        str(npm_cache_dir()): {"bind": "/var/cache/doce-npm", "mode": "rw"},
+    }
+    environment = {"npm_config_cache": "/var/cache/doce-npm", "HOME": "/home/doce"}
+    if settings.DOCE_EXTRA_CA_BUNDLE:
+        volumes[settings.DOCE_EXTRA_CA_BUNDLE] = {"bind": CA_MOUNT, "mode": "ro"}
+        environment["NODE_EXTRA_CA_CERTS"] = CA_MOUNT
+    if settings.DOCE_NPM_REGISTRY:
+        environment["npm_config_registry"] = settings.DOCE_NPM_REGISTRY
+    try:
+        client = engine_client(timeout=PREWARM_TIMEOUT_S)
+    except DockerException:
+        raise StackError(failure(FailureKind.ENGINE_UNREACHABLE)) from None
+    try:
+        client.containers.run(
+            settings.DOCE_PREVIEW_IMAGE,
+            ["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
+            volumes=volumes,
+            environment=environment,
+            user=f"{os.getuid()}:{os.getgid()}",
+            working_dir="/app",
+            labels={LABEL_MANAGED: "true", LABEL_INSTANCE: instance_id()},
+            remove=True,
+            stdout=True,
+            stderr=True,
+        )
+    except ImageNotFound:
+        raise StackError(failure(FailureKind.IMAGE_MISSING, settings.DOCE_PREVIEW_IMAGE)) from None
+    except ContainerError as exc:
+        output = (exc.stderr or b"").decode("utf-8", "replace")
+        raise StackError(failure(FailureKind.OTHER, f"npm ci failed: {output}")) from None
+    except (DockerException, RequestException, OSError):
+        raise StackError(failure(FailureKind.ENGINE_UNREACHABLE)) from None
+    finally:
+        client.close()
