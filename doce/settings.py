@@ -282,3 +282,20 @@ DOCE_CHAT_RELAY_LINGER_SECONDS = env.float("DOCE_CHAT_RELAY_LINGER_SECONDS", 30.
 DOCE_CHAT_KEEPALIVE_SECONDS = env.float("DOCE_CHAT_KEEPALIVE_SECONDS", 30.0, minimum=1.0)
 # How many of a session's latest messages a chat rebuilds its history from.
 DOCE_CHAT_HISTORY_LIMIT = env.int("DOCE_CHAT_HISTORY_LIMIT", 200, minimum=1)
+
+# --- Projects: presence and lifecycle -------------------------------------------------------
+
+# A running project nobody has viewed for this long is stopped by the worker (seconds).
+DOCE_IDLE_STOP_SECONDS = env.int("DOCE_IDLE_STOP_SECONDS", 300, minimum=30)
+# A workspace viewer's heartbeat interval, and when a silent viewer no longer counts (seconds).
+DOCE_VIEWER_HEARTBEAT_SECONDS = env.int("DOCE_VIEWER_HEARTBEAT_SECONDS", 30, minimum=1)
+DOCE_VIEWER_TTL_SECONDS = env.int("DOCE_VIEWER_TTL_SECONDS", 90, minimum=2)
+# How long `docker.waitReady` waits for a started stack to answer before the project errors.
+DOCE_READY_TIMEOUT_SECONDS = env.int("DOCE_READY_TIMEOUT_SECONDS", 300, minimum=10)
+# How long a prompt's completion is tracked before doce gives up waiting (seconds).
+DOCE_PROMPT_TIMEOUT_SECONDS = env.int("DOCE_PROMPT_TIMEOUT_SECONDS", 3600, minimum=60)
+# Host name browsers use for preview URLs (http://<host>:<preview port>/); empty: the host
+# name doce itself was reached at.
+DOCE_PREVIEW_HOST = env.str("DOCE_PREVIEW_HOST", "")
+# How often a Logs tab's WebSocket reads new lines from the project's log file (seconds).
+DOCE_LOG_POLL_SECONDS = env.float("DOCE_LOG_POLL_SECONDS", 0.5, minimum=0.05)

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from doce import health
+from projects.api import api
 
 admin.site.site_header = "doce administration"
 admin.site.site_title = "doce admin"
@@ -12,6 +13,7 @@ admin.site.index_title = "Operate doce"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/", api.urls),
     path("queue/", include("jobqueue.urls")),
     path("", include("accounts.urls")),
     path("", include("projects.urls")),

@@ -6,3 +6,11 @@ class ProjectsConfig(AppConfig):
 
     name = "projects"
     verbose_name = "Projects"
+
+    def ready(self) -> None:
+        from jobqueue import register_periodic
+        from projects import housekeeping
+
+        # Run by one worker of the deployment at these intervals (seconds).
+        register_periodic("projects.reconcile", 30, housekeeping.reconcile_and_restart)
+        register_periodic("projects.stop_idle", 30, housekeeping.stop_idle)

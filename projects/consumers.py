@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from typing import Annotated, Any, Literal
 
 import structlog
@@ -40,6 +41,7 @@ from doce.opencode.client import async_client_for
 from doce.opencode.errors import OpencodeError, make_diagnostic
 from doce.opencode.normalize import envelope
 from doce.opencode.relay import MAX_QUEUE, relay_hub
+from projects import services
 from projects.models import Project, get_project_for_user
 
 log = structlog.get_logger("projects.chat")
@@ -182,6 +184,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if message is None:
             return
         project = await _reload(self.project_id)
+        if (
+            project is not None
+            and isinstance(message, PromptMessage)
+            and project.status != Project.Status.RUNNING
+        ):
+            # Not running (stopped, starting, failed): the queue starts it, then sends.
+            await self._queue_prompt(project, message)
+            return
         target = agent_target(project) if project is not None else None
         if target is None:
             await self._send_diagnostic(
@@ -201,7 +211,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         client = async_client_for(target.base_url, target.password)
         try:
-            await self._perform(client, target, message)
+            await self._perform(client, target, message, project)
         except OpencodeError as exc:
             log.info("chat action failed", action=message.type, error=str(exc))
             await self._send_diagnostic(exc.diagnostic)
@@ -230,9 +240,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             return None
 
-    async def _perform(self, client, target: AgentTarget, message: Any) -> None:
+    async def _queue_prompt(self, project: Project, message: PromptMessage) -> None:
+        try:
+            await database_sync_to_async(services.send_prompt)(
+                project, message.text, model=message.model
+            )
+        except services.ProjectActionError as exc:
+            await self._send_error("rejected", str(exc))
+            return
+        await self._send_event("chat.ack", {"action": "prompt", "queued": True})
+
+    async def _perform(self, client, target: AgentTarget, message: Any, project: Project) -> None:
         if isinstance(message, PromptMessage):
-            await client.prompt_async(target.session_id, message.text, model=message.model)
+            since_ms = int(time.time() * 1000)
+            await client.prompt_async(
+                target.session_id, message.text, model=message.model or project.model or None
+            )
+            # Completion is tracked server-side, whether or not this browser stays.
+            await database_sync_to_async(services.record_prompt_sent)(project, since_ms=since_ms)
         elif isinstance(message, AbortMessage):
             await client.abort(target.session_id)
         elif isinstance(message, PermissionReplyMessage):

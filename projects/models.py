@@ -110,3 +110,41 @@ def get_project_for_user(user, project_id: str, *, queryset=None) -> Project:
         return qs.for_user(user).get(pk=str(project_id))
     except (Project.DoesNotExist, ValueError, TypeError):
         raise Http404("No such project") from None
+
+
+class ViewerQuerySet(models.QuerySet):
+    def live(self, now=None) -> ViewerQuerySet:
+        """Viewers whose heartbeat is fresher than `DOCE_VIEWER_TTL_SECONDS`."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        now = now or timezone.now()
+        return self.filter(
+            heartbeat_at__gt=now - timedelta(seconds=settings.DOCE_VIEWER_TTL_SECONDS)
+        )
+
+
+class Viewer(models.Model):
+    """An open workspace WebSocket on a project, in any web process.
+
+    Written on connect, refreshed by a heartbeat, deleted on disconnect; a crashed web
+    process's rows simply go stale. A project with no live viewer is idle.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="viewers")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    channel_name = models.CharField(max_length=200, unique=True)
+    connected_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField()
+
+    objects = ViewerQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # Idle stop asks "which projects have a fresh heartbeat".
+            models.Index(fields=["project", "heartbeat_at"], name="projects_viewer_live"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} viewing {self.project_id}"

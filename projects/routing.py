@@ -4,12 +4,13 @@ from django.urls import re_path
 
 from projects.consumers import ChatConsumer
 from projects.models import PROJECT_ID_PATTERN
-from projects.streams import ProjectEventsConsumer
+from projects.streams import DashboardEventsConsumer, ProjectEventsConsumer, ProjectLogsConsumer
+
+_PROJECT = rf"^ws/projects/(?P<project_id>{PROJECT_ID_PATTERN})"
 
 websocket_urlpatterns = [
-    re_path(
-        rf"^ws/projects/(?P<project_id>{PROJECT_ID_PATTERN})/events/$",
-        ProjectEventsConsumer.as_asgi(),
-    ),
-    re_path(rf"^ws/projects/(?P<project_id>{PROJECT_ID_PATTERN})/chat/$", ChatConsumer.as_asgi()),
+    re_path(r"^ws/projects/events/$", DashboardEventsConsumer.as_asgi()),
+    re_path(rf"{_PROJECT}/events/$", ProjectEventsConsumer.as_asgi()),
+    re_path(rf"{_PROJECT}/chat/$", ChatConsumer.as_asgi()),
+    re_path(rf"{_PROJECT}/logs/$", ProjectLogsConsumer.as_asgi()),
 ]

@@ -39,6 +39,7 @@ from doce.docker.compose import (
     CommandResult,
     Stack,
     compose_down,
+    compose_restart,
     compose_stop,
     compose_up,
 )
@@ -257,6 +258,17 @@ def stack_stop(project: Project, *, timeout: float | None = None) -> CommandResu
         return None
     _stop_followers(project)
     return compose_stop(stack) if timeout is None else compose_stop(stack, timeout=timeout)
+
+
+def restart_service(project: Project, service: str) -> CommandResult:
+    """`compose restart` one service (`preview` or `agent`) of a rendered stack, then follow
+    its new container's output. Raises `StackError`; `ValueError` when never rendered."""
+    stack = project_stack(project)
+    if not stack.env_file.is_file():
+        raise ValueError("the stack is not rendered: call render_stack() first")
+    result = compose_restart(stack, service)
+    follow_stack_logs(project.id, project.logs_dir)
+    return result
 
 
 def stack_down(project: Project, *, delete: bool = False) -> CommandResult | None:

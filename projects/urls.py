@@ -18,7 +18,21 @@ register_converter(ProjectIdConverter, "project_id")
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("projects/new", views.create, name="project-create"),
     # /projects/<id>/
+    path("projects/<project_id:project_id>/", views.workspace, name="project-workspace"),
+    path(
+        "projects/<project_id:project_id>/actions/<slug:name>",
+        views.action,
+        name="project-action",
+    ),
+    path("projects/<project_id:project_id>/rename", views.rename, name="project-rename"),
+    path("projects/<project_id:project_id>/model", views.change_model, name="project-model"),
+    path(
+        "projects/<project_id:project_id>/jobs/<int:job_id>/retry",
+        views.retry_step,
+        name="project-retry-step",
+    ),
     path("projects/<project_id:project_id>/files/", views.file_tree, name="project-files"),
     path("projects/<project_id:project_id>/assets/", views.assets, name="project-assets"),
     path(

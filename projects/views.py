@@ -1,33 +1,51 @@
-"""Project pages: dashboard, and a project's files, assets and export."""
+"""Project pages: dashboard, workspace, project actions, files, assets and export."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.services import available_models, default_model
 from doce.docker.engine import engine_status
-from projects import files
+from doce.events import last_event_id
+from projects import files, services
+from projects.forms import CreateProjectForm
 from projects.models import Project, get_project_for_user
+from projects.presenters import preview_url, setup_checklist
+from projects.streams import project_topic
 
 
 @login_required
+@require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The signed-in user's projects, newest edit first."""
-    projects = Project.objects.for_user(request.user).order_by("-updated_at")
-    return render(
-        request,
-        "projects/dashboard.html",
-        {"projects": projects, "engine": engine_status()},
-    )
+    """The signed-in user's projects, newest edit first, and the create form."""
+    return _dashboard(request)
+
+
+def _dashboard(request: HttpRequest, form=None, status: int = 200) -> HttpResponse:
+    models = available_models(request.user)
+    form = form or CreateProjectForm(models=models, initial={"model": default_model(request.user)})
+    projects = list(Project.objects.for_user(request.user).order_by("-updated_at"))
+    context = {
+        "projects": projects,
+        "form": form,
+        "has_models": bool(models),
+        "engine": engine_status(),
+        "last_event_id": last_event_id([project_topic(p.id) for p in projects]),
+    }
+    return render(request, "projects/dashboard.html", context, status=status)
 
 
 # /projects/<id>/files/
 
 
+@xframe_options_sameorigin  # shown inside the workspace's Files tab
 @login_required
 @require_GET
 def file_tree(request: HttpRequest, project_id: str) -> HttpResponse:
@@ -48,6 +66,7 @@ def file_tree(request: HttpRequest, project_id: str) -> HttpResponse:
 # /projects/<id>/assets/
 
 
+@xframe_options_sameorigin  # shown inside the workspace's Assets tab
 @login_required
 @require_GET
 def assets(request: HttpRequest, project_id: str) -> HttpResponse:
@@ -63,7 +82,15 @@ def _assets_page(request: HttpRequest, project: Project, status: int = 200) -> H
         "allowed": sorted(ext.lstrip(".") for ext in files.ASSET_EXTENSIONS),
         "max_mb": files.MAX_ASSET_BYTES // (1024 * 1024),
     }
-    return render(request, "projects/assets.html", context, status=status)
+    response = render(request, "projects/assets.html", context, status=status)
+    # The POST views re-render this page inside the Assets tab too (what the decorator sets).
+    response.xframe_options_sameorigin = True
+    return response
+
+
+def _assets_redirect(request: HttpRequest, project: Project) -> HttpResponse:
+    url = reverse("project-assets", kwargs={"project_id": project.id})
+    return redirect(url + ("?embed=1" if request.POST.get("embed") else ""))
 
 
 @csrf_exempt  # the upload handlers must be set before CSRF reads the body; checked below
@@ -91,7 +118,7 @@ def _upload_asset(request: HttpRequest, project_id: str) -> HttpResponse:
         messages.error(request, str(exc))
         return _assets_page(request, project, status=400)
     messages.success(request, f"Uploaded {path}. Use it in the site as /{path.split('/', 1)[1]}.")
-    return redirect("project-assets", project_id=project.id)
+    return _assets_redirect(request, project)
 
 
 @login_required
@@ -106,7 +133,7 @@ def rename_asset(request: HttpRequest, project_id: str) -> HttpResponse:
         messages.error(request, str(exc))
         return _assets_page(request, project, status=400)
     messages.success(request, f"Renamed to {path}.")
-    return redirect("project-assets", project_id=project.id)
+    return _assets_redirect(request, project)
 
 
 @login_required
@@ -119,7 +146,7 @@ def delete_asset(request: HttpRequest, project_id: str) -> HttpResponse:
         messages.error(request, str(exc))
         return _assets_page(request, project, status=400)
     messages.success(request, "Deleted.")
-    return redirect("project-assets", project_id=project.id)
+    return _assets_redirect(request, project)
 
 
 @login_required
@@ -130,3 +157,108 @@ def export(request: HttpRequest, project_id: str) -> FileResponse:
     archive = files.export_zip(project)
     filename = f"{project.name or project.id}.zip".replace('"', "")
     return FileResponse(archive, as_attachment=True, filename=filename)
+
+
+# --- Create and workspace ----------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def create(request: HttpRequest) -> HttpResponse:
+    """Create a project from the dashboard form (`prompt`, `model`) and open its workspace."""
+    form = CreateProjectForm(request.POST, models=available_models(request.user))
+    if not form.is_valid():
+        return _dashboard(request, form=form, status=400)
+    try:
+        project = services.create_project(
+            request.user, prompt=form.cleaned_data["prompt"], model=form.cleaned_data["model"]
+        )
+    except services.ProjectActionError as exc:
+        form.add_error(None, str(exc))
+        return _dashboard(request, form=form, status=exc.status)
+    return redirect("project-workspace", project_id=project.id)
+
+
+@login_required
+@require_GET
+def workspace(request: HttpRequest, project_id: str) -> HttpResponse:
+    """The project workspace: setup checklist, chat, preview, logs, files and assets."""
+    project = get_project_for_user(request.user, project_id)
+    services.mark_viewed(project)
+    context = {
+        "project": project,
+        "preview_url": preview_url(request, project),
+        "models": available_models(request.user),
+        "checklist": setup_checklist(project),
+        "last_event_id": last_event_id([project_topic(project.id)]),
+    }
+    return render(request, "projects/workspace.html", context)
+
+
+# --- Project menu actions --------------------------------------------------------------------
+
+_ACTIONS = {
+    "stop": (services.stop_project, "Stopping {name}."),
+    "start": (services.start_project, "Starting {name}."),
+    "restart-preview": (services.restart_preview, "Restarting the preview of {name}."),
+    "delete": (services.delete_project, "Deleting {name}."),
+}
+
+
+@login_required
+@require_POST
+def action(request: HttpRequest, project_id: str, name: str) -> HttpResponse:
+    """Run one project-menu action (stop, start, restart-preview, delete)."""
+    project = get_project_for_user(request.user, project_id)
+    if name not in _ACTIONS:
+        raise Http404("No such action")
+    do, done = _ACTIONS[name]
+    try:
+        do(project)
+    except services.ProjectActionError as exc:
+        messages.error(request, str(exc))
+        return _back(request, project)
+    messages.info(request, done.format(name=project.name))
+    if name == "delete":
+        return redirect("dashboard")
+    return _back(request, project)
+
+
+@login_required
+@require_POST
+def rename(request: HttpRequest, project_id: str) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id)
+    try:
+        services.rename_project(project, request.POST.get("name", ""))
+    except services.ProjectActionError as exc:
+        messages.error(request, str(exc))
+    return _back(request, project)
+
+
+@login_required
+@require_POST
+def change_model(request: HttpRequest, project_id: str) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id)
+    try:
+        services.change_model(project, request.POST.get("model", ""))
+    except services.ProjectActionError as exc:
+        messages.error(request, str(exc))
+    return _back(request, project)
+
+
+@login_required
+@require_POST
+def retry_step(request: HttpRequest, project_id: str, job_id: int) -> HttpResponse:
+    """Retry a failed setup step of this project (a new job with the same payload)."""
+    project = get_project_for_user(request.user, project_id)
+    try:
+        services.retry_step(project, job_id)
+    except services.ProjectActionError as exc:
+        messages.error(request, str(exc))
+    return _back(request, project)
+
+
+def _back(request: HttpRequest, project: Project) -> HttpResponse:
+    if request.POST.get("next") == "dashboard":
+        return redirect("dashboard")
+    return redirect("project-workspace", project_id=project.id)

@@ -241,6 +241,20 @@ def compose_stop(stack: Stack, *, timeout: float = STOP_TIMEOUT_S) -> CommandRes
     return _run_checked(stack, ("stop", "--timeout", "5"), timeout)
 
 
+SERVICES = ("preview", "agent")
+
+
+def compose_restart(
+    stack: Stack, service: str, *, timeout: float = STOP_TIMEOUT_S
+) -> CommandResult:
+    """`restart` one service of the stack (`preview` or `agent`). Raises `StackError`;
+    `ValueError` for another service name (it reaches a command line)."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}")
+    _require_engine(stack)
+    return _run_checked(stack, ("restart", "--timeout", "5", service), timeout)
+
+
 def compose_down(
     stack: Stack, *, delete: bool = False, timeout: float = DOWN_TIMEOUT_S
 ) -> CommandResult:

@@ -20,6 +20,33 @@
     }
   });
   window.doce = window.doce || {};
+  // A resumable outbox event stream: reconnects with backoff and resumes after the last id.
+  window.doce.eventStream = function (url, onEvent, after) {
+    var lastId = after || null;
+    var delay = 500;
+    function open() {
+      var socket = new WebSocket(lastId ? url + "?after=" + lastId : url);
+      socket.addEventListener("open", function () { delay = 500; });
+      socket.addEventListener("message", function (message) {
+        var event;
+        try { event = JSON.parse(message.data); } catch (e) { return; }
+        if (event.id) lastId = event.id;
+        onEvent(event);
+      });
+      socket.addEventListener("close", function (event) {
+        if (event.code === 4401 || event.code === 4404) return;
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 10000);
+      });
+    }
+    open();
+  };
+  // Ctrl/Cmd+Enter submits forms marked data-submit-shortcut.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    var form = event.target.closest && event.target.closest("form[data-submit-shortcut]");
+    if (form) { event.preventDefault(); form.requestSubmit(); }
+  });
   window.doce.toast = function (text, level) {
     var box = document.querySelector(".toasts");
     if (!box) return;

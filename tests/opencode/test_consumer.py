@@ -45,6 +45,8 @@ def hub():
 
 @database_sync_to_async
 def project_of(owner, **fields) -> Project:
+    # A running project: prompts go straight to its agent (others go through the queue).
+    fields.setdefault("status", Project.Status.RUNNING)
     return Project.objects.create(owner=owner, name="Site", prompt="p", **fields)
 
 

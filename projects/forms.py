@@ -1,0 +1,24 @@
+"""Forms of the project pages."""
+
+from __future__ import annotations
+
+from django import forms
+
+from projects.services import PROMPT_MAX
+
+
+class CreateProjectForm(forms.Form):
+    """The dashboard's create form: a prompt and one of the user's models."""
+
+    prompt = forms.CharField(
+        label="Describe your website",
+        max_length=PROMPT_MAX,
+        widget=forms.Textarea(
+            attrs={"rows": 4, "placeholder": "A one-page site for a neighbourhood bakery…"}
+        ),
+    )
+    model = forms.ChoiceField(label="Model", choices=())
+
+    def __init__(self, *args, models: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = [(m, m) for m in models]

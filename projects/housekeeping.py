@@ -1,0 +1,33 @@
+"""The projects app's periodic work, run by the worker (see `ProjectsConfig.ready`)."""
+
+from __future__ import annotations
+
+import structlog
+
+from projects import presence, services
+from projects.models import Project
+from projects.reconcile import reconcile
+
+log = structlog.get_logger(__name__)
+
+
+def reconcile_and_restart() -> dict:
+    """Compare containers with the database (`projects.reconcile.reconcile`) and queue a
+    start for every project that should be running but is not. Returns the counts."""
+    report = reconcile()
+    restarted = 0
+    for project in Project.objects.filter(pk__in=report.needs_start):
+        services.enqueue_step(project, "docker.ensureRunning")
+        restarted += 1
+    return {
+        "removed": len(report.removed),
+        "marked_gone": len(report.marked_gone),
+        "restarted": restarted,
+    }
+
+
+def stop_idle() -> dict:
+    """Forget viewers whose web process died, then stop idle projects."""
+    pruned = presence.prune_stale_viewers()
+    stopped = services.stop_idle_projects()
+    return {"stale_viewers": pruned, "stopped": stopped}

@@ -1,0 +1,363 @@
+"""Job handlers of a project's lifecycle (registered with the queue by type name).
+
+Chains (each step enqueues the next; all share the serialization key `project:<id>`):
+
+- create: `project.create` → `docker.composeUp` → `docker.waitReady` →
+  `opencode.sessionCreate` → `opencode.sendUserPrompt` → `opencode.awaitIdle`
+- start: `docker.ensureRunning` → (`docker.composeUp` →) `docker.waitReady`
+- stop: `docker.stop`; delete: `project.delete`; `docker.restartPreview`
+
+Handlers are safe to re-run: a step that finds its work done moves on. Docker failures are
+`StackError`s whose `permanent` flag tells the queue whether to retry; a project whose stack
+cannot start ends in status `error` with the failure's message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+from pydantic import BaseModel, Field
+
+from accounts.services import opencode_provider_config
+from doce import events
+from doce.docker.failures import FailureKind, StackError
+from doce.opencode.agents import client_for_project
+from doce.opencode.client import close_clients
+from doce.opencode.completion import check_completion, record_completion
+from doce.opencode.errors import OpencodeError
+from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
+from projects import runtime
+from projects.models import Project
+from projects.ports import ensure_ports, release_ports
+from projects.scaffold import scaffold_site
+from projects.services import set_status
+from projects.streams import project_topic
+
+log = structlog.get_logger(__name__)
+
+WAIT_POLL_SECONDS = 1.0
+COMPLETION_POLL_SECONDS = 1.0
+
+
+class ProjectPayload(BaseModel):
+    project_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+
+
+class WaitReadyPayload(ProjectPayload):
+    # Epoch seconds when the stack was brought up; the wait is bounded from there.
+    started_at: float
+    # After the stack answers, continue with the agent session (create chain / prompts).
+    then_session: bool = True
+
+
+class PromptPayload(ProjectPayload):
+    text: str = Field(min_length=1, max_length=20_000)
+    model: str = ""
+    # Epoch seconds when the prompt was queued; the wait for the agent is bounded from there.
+    queued_at: float = Field(default_factory=time.time)
+
+
+class AwaitIdlePayload(ProjectPayload):
+    # Epoch milliseconds just before the prompt was sent (OpenCode's message clock).
+    since_ms: int
+    busy_seen: bool = False
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _project(ctx: JobContext, *, allow_missing: bool = False) -> Project | None:
+    """The payload's project; a vanished one ends the job (it was deleted meanwhile)."""
+    structlog.contextvars.bind_contextvars(project_id=ctx.payload.project_id)
+    project = Project.objects.filter(pk=ctx.payload.project_id).first()
+    if project is None and not allow_missing:
+        raise PermanentJobError("The project no longer exists.")
+    return project
+
+
+def _fail_project(project: Project, message: str) -> None:
+    with transaction.atomic():
+        set_status(project, Project.Status.ERROR, message)
+
+
+def user_message(exc: BaseException) -> str:
+    """What to tell the user about a failed step (never a traceback or a secret)."""
+    if isinstance(exc, StackError):
+        return exc.failure.message
+    if isinstance(exc, OpencodeError):
+        return exc.diagnostic.message
+    if isinstance(exc, PermanentJobError):
+        return str(exc)
+    return "An unexpected error stopped this step. The job's log in the queue has the details."
+
+
+@contextmanager
+def project_fails_with_job(ctx: JobContext, project: Project) -> Iterator[None]:
+    """On the job's last failure (permanent, or attempts spent), put the project in `error`
+    with a message a user can act on; earlier failures are left to the queue's retries."""
+    try:
+        yield
+    except Exception as exc:
+        if is_permanent(exc) or ctx.attempt >= ctx.job.max_attempts:
+            _fail_project(project, user_message(exc))
+        raise
+
+
+def _render(project: Project) -> None:
+    """Write the stack files with the owner's current provider credentials."""
+    runtime.render_stack(project, provider_config=opencode_provider_config(project.owner))
+
+
+def _bring_up(ctx: JobContext, project: Project) -> None:
+    """Render and `compose up`, then queue the readiness wait. A port clash gets new ports."""
+    ensure_ports(project)
+    _render(project)
+    ctx.throw_if_cancel_requested()
+    try:
+        runtime.stack_up(project)
+    except StackError as exc:
+        if exc.failure.kind == FailureKind.PORT_IN_USE:
+            release_ports(project)  # the next attempt allocates free ones
+        ctx.log("compose up failed", kind=str(exc.failure.kind), retryable=not exc.permanent)
+        raise
+    ctx.enqueue(
+        "docker.waitReady",
+        {"project_id": project.id, "started_at": time.time(), "then_session": True},
+    )
+
+
+# --- create chain ---------------------------------------------------------------------------
+
+
+@job_handler("project.create", payload=ProjectPayload)
+def create(ctx: JobContext) -> None:
+    """Scaffold the site from the template (once), allocate ports, render the stack."""
+    project = _project(ctx)
+    with project_fails_with_job(ctx, project):
+        if scaffold_site(project):
+            ctx.log("site scaffolded from the template")
+        ensure_ports(project)
+        _render(project)
+    ctx.enqueue("docker.composeUp", {"project_id": project.id})
+
+
+@job_handler("docker.composeUp", payload=ProjectPayload)
+def compose_up(ctx: JobContext) -> None:
+    """`compose up -d` the project's stack (idempotent)."""
+    project = _project(ctx)
+    with transaction.atomic():
+        set_status(project, Project.Status.STARTING)
+    with project_fails_with_job(ctx, project):
+        _bring_up(ctx, project)
+
+
+@job_handler("docker.ensureRunning", payload=ProjectPayload)
+def ensure_running(ctx: JobContext) -> None:
+    """Make a project's stack run: nothing to do when both services answer already."""
+    project = _project(ctx)
+    if project.status == Project.Status.DELETING:
+        return
+    if project.preview_port and project.agent_port and runtime.check_ready(project).ready:
+        with transaction.atomic():
+            set_status(project, Project.Status.RUNNING)
+        return
+    with transaction.atomic():
+        set_status(project, Project.Status.STARTING)
+    with project_fails_with_job(ctx, project):
+        if not project.site_dir.is_dir():
+            scaffold_site(project)
+        _bring_up(ctx, project)
+
+
+@job_handler("docker.waitReady", payload=WaitReadyPayload, max_attempts=5)
+def wait_ready(ctx: JobContext) -> None:
+    """Poll both services once a second; after `DOCE_READY_TIMEOUT_SECONDS`, status `error`."""
+    project = _project(ctx)
+    readiness = runtime.check_ready(project)
+    if not readiness.ready:
+        waited = time.time() - ctx.payload.started_at
+        if waited > settings.DOCE_READY_TIMEOUT_SECONDS:
+            message = _not_ready_message(readiness, waited)
+            _fail_project(project, message)
+            raise PermanentJobError(message)
+        ctx.reschedule(WAIT_POLL_SECONDS)
+    with transaction.atomic():
+        set_status(project, Project.Status.RUNNING)
+    if ctx.payload.then_session:
+        ctx.enqueue("opencode.sessionCreate", {"project_id": project.id})
+
+
+def _not_ready_message(readiness, waited: float) -> str:
+    missing = [
+        name for name, ok in (("preview", readiness.preview), ("agent", readiness.agent)) if not ok
+    ]
+    return (
+        f"The {' and '.join(missing)} did not answer within {int(waited)} s. Open the Logs tab "
+        "for the containers' output, then start the project again."
+    )
+
+
+@job_handler("opencode.sessionCreate", payload=ProjectPayload)
+def session_create(ctx: JobContext) -> None:
+    """Make sure the project has an agent session (a vanished one is recreated); then send
+    the project's first prompt if it has not been sent."""
+    project = _project(ctx)
+    with project_fails_with_job(ctx, project):
+        client = _agent_client(project)
+        session_id = project.agent_session_id
+        if session_id and not _session_exists(client, session_id):
+            ctx.log("agent session vanished; creating a new one", session_id=session_id)
+            session_id = ""
+        if not session_id:
+            session = client.create_session(title=project.name)
+            project.agent_session_id = session.id
+            project.save(update_fields=["agent_session_id", "updated_at"])
+            ctx.log("agent session created", session_id=session.id)
+    if not project.prompt_sent:
+        ctx.enqueue(
+            "opencode.sendUserPrompt",
+            {"project_id": project.id, "text": project.prompt, "model": project.model},
+            dedupe_key=f"opencode.sendUserPrompt:{project.id}",
+        )
+
+
+def _session_exists(client, session_id: str) -> bool:
+    try:
+        client.get_session(session_id)
+    except OpencodeError as exc:
+        if exc.status_code == 404:
+            return False
+        raise
+    return True
+
+
+def _agent_client(project: Project):
+    client = client_for_project(project)
+    if client is None:
+        raise PermanentJobError("The project has no agent address (no ports allocated).")
+    return client
+
+
+@job_handler("opencode.sendUserPrompt", payload=PromptPayload)
+def send_user_prompt(ctx: JobContext) -> None:
+    """Send a prompt to the agent once it answers, then track its completion."""
+    project = _project(ctx)
+    if project.status == Project.Status.DELETING:
+        return
+    if not project.agent_session_id or project.status != Project.Status.RUNNING:
+        # The stack or session is still on its way (start chain queued before this job).
+        if time.time() - ctx.payload.queued_at > settings.DOCE_READY_TIMEOUT_SECONDS:
+            raise PermanentJobError("The agent did not become available to take the prompt.")
+        if project.status == Project.Status.RUNNING and not project.agent_session_id:
+            ctx.enqueue("opencode.sessionCreate", {"project_id": project.id})
+        ctx.reschedule(WAIT_POLL_SECONDS)
+    client = _agent_client(project)
+    since_ms = int(time.time() * 1000)
+    client.prompt_async(
+        project.agent_session_id, ctx.payload.text, model=ctx.payload.model or project.model
+    )
+    project.prompt_sent = True
+    project.prompt_completed = False
+    project.save(update_fields=["prompt_sent", "prompt_completed", "updated_at"])
+    ctx.log("prompt sent to the agent", chars=len(ctx.payload.text))
+    ctx.enqueue("opencode.awaitIdle", {"project_id": project.id, "since_ms": since_ms})
+
+
+@job_handler("opencode.awaitIdle", payload=AwaitIdlePayload, max_attempts=20)
+def await_idle(ctx: JobContext) -> None:
+    """Check once a second whether the agent has answered the prompt; record completion.
+
+    Runs without any browser. `busy_seen` is carried to the next check by re-queueing.
+    """
+    project = _project(ctx, allow_missing=True)
+    if project is None or not project.agent_session_id:
+        return
+    waited = time.time() - ctx.payload.since_ms / 1000
+    check = check_completion(
+        _agent_client(project),
+        project.agent_session_id,
+        since_ms=ctx.payload.since_ms,
+        busy_seen=ctx.payload.busy_seen,
+    )
+    if check.finished:
+        record_completion(project, check)
+        ctx.log("prompt finished", state=check.state, reason=check.reason)
+        return
+    if waited > settings.DOCE_PROMPT_TIMEOUT_SECONDS:
+        ctx.log("gave up waiting for the prompt to finish", waited_s=int(waited))
+        return
+    if check.busy_seen and not ctx.payload.busy_seen:
+        # Carry what we learned into the next check: a fresh job with the new payload.
+        ctx.enqueue(
+            "opencode.awaitIdle",
+            {"project_id": project.id, "since_ms": ctx.payload.since_ms, "busy_seen": True},
+            run_at=_in(COMPLETION_POLL_SECONDS),
+        )
+        return
+    ctx.reschedule(COMPLETION_POLL_SECONDS)
+
+
+def _in(seconds: float):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return timezone.now() + timedelta(seconds=seconds)
+
+
+# --- stop, restart, delete --------------------------------------------------------------------
+
+
+@job_handler("docker.stop", payload=ProjectPayload)
+def stop(ctx: JobContext) -> None:
+    """Stop the stack's containers (`compose stop`); files and volumes are kept."""
+    project = _project(ctx, allow_missing=True)
+    if project is None:
+        return
+    runtime.stack_stop(project)
+    _close_agent_clients(project)
+    with transaction.atomic():
+        set_status(project, Project.Status.STOPPED)
+
+
+@job_handler("docker.restartPreview", payload=ProjectPayload)
+def restart_preview(ctx: JobContext) -> None:
+    """Restart the preview container, then wait for both services again."""
+    project = _project(ctx)
+    runtime.restart_service(project, "preview")
+    ctx.enqueue(
+        "docker.waitReady",
+        {"project_id": project.id, "started_at": time.time(), "then_session": False},
+    )
+
+
+@job_handler("project.delete", payload=ProjectPayload, max_attempts=5)
+def delete(ctx: JobContext) -> None:
+    """Take the stack down with its volumes, remove the files, free the ports, delete the row.
+
+    Safe to re-run at any point; a project already gone is a success.
+    """
+    project = _project(ctx, allow_missing=True)
+    if project is None:
+        return
+    runtime.stack_down(project, delete=True)
+    _close_agent_clients(project)
+    runtime.delete_files(project)
+    release_ports(project)
+    with transaction.atomic():
+        events.emit(project_topic(project.id), "project.deleted", {})
+        project.delete()
+    log.info("project.deleted", project_id=ctx.payload.project_id)
+
+
+def _close_agent_clients(project: Project) -> None:
+    from doce.opencode.agents import agent_base_url
+
+    base_url = agent_base_url(project)
+    if base_url:
+        close_clients(base_url)

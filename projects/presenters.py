@@ -1,0 +1,70 @@
+"""How projects are shown: preview URLs and status labels for pages and the API."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.http.request import split_domain_port
+
+from projects.models import Project
+
+SHOWN_STATUSES_WITH_PREVIEW = {Project.Status.RUNNING, Project.Status.STARTING}
+
+
+def preview_host(request: HttpRequest) -> str:
+    """The host name browsers reach previews on: `DOCE_PREVIEW_HOST`, else the host the
+    request came to (previews publish on `DOCE_BIND_ADDRESS` of the same machine)."""
+    if settings.DOCE_PREVIEW_HOST:
+        return settings.DOCE_PREVIEW_HOST
+    host, _port = split_domain_port(request.get_host())
+    return host or "localhost"
+
+
+def preview_url(request: HttpRequest, project: Project) -> str | None:
+    """`http://<preview host>:<preview port>/`, or None while no port is allocated."""
+    if not project.preview_port:
+        return None
+    host = preview_host(request)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{project.preview_port}/"
+
+
+STEP_LABELS = {
+    "project.create": "Create the project's files",
+    "docker.composeUp": "Start the containers",
+    "docker.waitReady": "Wait for the preview and the agent",
+    "opencode.sessionCreate": "Open an agent session",
+    "opencode.sendUserPrompt": "Hand your prompt to the agent",
+    "opencode.awaitIdle": "The agent builds your site",
+}
+
+
+def setup_checklist(project: Project) -> dict:
+    """The create chain's steps with the newest job of each (one query).
+
+    Returns `{"steps": [{type, label, state, error, job_id}], "done": bool}`; a step with no
+    job yet has state `pending`. `done` once the first prompt has been answered.
+    """
+    from jobqueue.models import Job
+    from projects.services import CREATE_CHAIN, serial_key
+
+    newest: dict[str, Job] = {}
+    jobs = Job.objects.filter(serial_key=serial_key(project), type__in=CREATE_CHAIN).only(
+        "id", "type", "state", "last_error"
+    )
+    for job in jobs.order_by("-id"):
+        newest.setdefault(job.type, job)
+    steps = []
+    for type in CREATE_CHAIN:
+        job = newest.get(type)
+        steps.append(
+            {
+                "type": type,
+                "label": STEP_LABELS[type],
+                "state": job.state if job else "pending",
+                "error": (job.last_error or "") if job and job.state == "failed" else "",
+                "job_id": job.id if job else None,
+            }
+        )
+    return {"steps": steps, "done": project.prompt_completed}

@@ -1,0 +1,137 @@
+// Workspace: project status and setup checklist from the project's event stream, the chat,
+// the preview frame, a live log tail, and the tabs.
+(function () {
+  "use strict";
+  var root = document.querySelector("[data-workspace]");
+  if (!root) return;
+  var id = root.dataset.projectId;
+  var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  var base = scheme + location.host + "/ws/projects/" + id;
+  var frame = root.querySelector("[data-preview-frame]");
+  var overlay = root.querySelector("[data-preview-overlay]");
+  var overlayText = root.querySelector("[data-preview-overlay-text]");
+  var previewUrl = root.dataset.previewUrl;
+  var status = root.dataset.status;
+  var reloadTimer = null;
+
+  // --- preview ---------------------------------------------------------------------------
+  function reloadPreview() {
+    if (!previewUrl || status !== "running") return;
+    frame.src = previewUrl;
+  }
+  function reloadPreviewSoon() {
+    clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(reloadPreview, 400);  // edits come in bursts; reload once
+  }
+  root.querySelector("[data-preview-reload]").addEventListener("click", reloadPreview);
+
+  var OVERLAY_TEXT = {
+    created: "Preparing the project…", starting: "Starting the preview…",
+    stopping: "Stopping…", stopped: "The project is stopped. Start it from the Project menu.",
+    error: "The project could not start.", deleting: "Deleting the project…"
+  };
+  function showStatus(payload) {
+    status = payload.status;
+    root.dataset.status = status;
+    var badge = root.querySelector("[data-status-badge]");
+    badge.className = "badge badge-" + status;
+    badge.textContent = payload.label;
+    var reason = root.querySelector("[data-status-reason]");
+    reason.textContent = payload.reason || "";
+    reason.hidden = !payload.reason;
+    overlay.hidden = status === "running";
+    overlayText.textContent = OVERLAY_TEXT[status] || "";
+    if (status === "running") reloadPreview();
+    if (status === "deleting") window.doce.toast("This project is being deleted.", "info");
+  }
+
+  // --- setup checklist ---------------------------------------------------------------------
+  var checklist = root.querySelector("[data-checklist]");
+  function showJob(job) {
+    var step = checklist.querySelector('[data-step="' + CSS.escape(job.type) + '"]');
+    if (!step) return;
+    step.className = "step step-" + job.state;
+    step.querySelector("[data-step-state]").textContent = job.state;
+    var error = step.querySelector("[data-step-error]");
+    error.textContent = job.state === "failed" ? (job.last_error || "This step failed.") : "";
+    error.hidden = job.state !== "failed";
+    var retry = step.querySelector("[data-step-retry]");
+    retry.hidden = !(job.state === "failed" || job.state === "cancelled");
+    retry.action = retry.dataset.actionTemplate.replace(/\/0\/retry$/, "/" + job.id + "/retry");
+    if (job.type === "opencode.awaitIdle" && job.state === "succeeded") {
+      setTimeout(function () { checklist.hidden = true; }, 1500);
+    }
+  }
+
+  window.doce.eventStream(base + "/events/", function (event) {
+    if (event.type === "project.status") showStatus(event.payload);
+    else if (event.type === "project.renamed") {
+      root.querySelector("[data-project-name]").textContent = event.payload.name;
+    } else if (event.type === "project.deleted") location.href = "/";
+    else if (event.type && event.type.indexOf("job.") === 0 && event.payload.job) showJob(event.payload.job);
+  }, root.dataset.lastEventId);
+
+  // --- chat ------------------------------------------------------------------------------
+  new window.doce.Chat(root.querySelector("[data-chat]"), {
+    url: base + "/chat/",
+    onFileChanged: reloadPreviewSoon,
+    onStatus: function (agentStatus) { if (agentStatus === "idle") reloadPreviewSoon(); }
+  });
+
+  // --- logs ------------------------------------------------------------------------------
+  var logView = root.querySelector("[data-log-view]");
+  var logOffset = null;
+  var logStarted = false;
+  var MAX_LOG_CHARS = 400000;
+  function appendLog(text) {
+    var nearEnd = logView.scrollHeight - logView.scrollTop - logView.clientHeight < 80;
+    text.split("\n").forEach(function (line, i, lines) {
+      if (i === lines.length - 1 && line === "") return;
+      var span = document.createElement("span");
+      var kind = /^\[(host|docker|app)\b/.exec(line);
+      span.className = "log-line" + (kind ? " log-" + kind[1] : "");
+      span.textContent = line + "\n";
+      logView.append(span);
+    });
+    while (logView.textContent.length > MAX_LOG_CHARS && logView.firstChild) logView.firstChild.remove();
+    if (nearEnd) logView.scrollTop = logView.scrollHeight;
+  }
+  function startLogs() {
+    if (logStarted) return;
+    logStarted = true;
+    var delay = 500;
+    (function open() {
+      var url = base + "/logs/" + (logOffset !== null ? "?offset=" + logOffset : "");
+      var socket = new WebSocket(url);
+      socket.addEventListener("open", function () { delay = 500; });
+      socket.addEventListener("message", function (message) {
+        var data = JSON.parse(message.data);
+        if (data.type !== "log.chunk") return;
+        if (data.skipped) appendLog("… (earlier lines are not shown)\n");
+        appendLog(data.text);
+        logOffset = data.offset;
+      });
+      socket.addEventListener("close", function (event) {
+        if (event.code === 4401 || event.code === 4404) return;
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 10000);
+      });
+    })();
+  }
+
+  // --- tabs ------------------------------------------------------------------------------
+  var tabs = root.querySelectorAll("[data-tab]");
+  tabs.forEach(function (tab) {
+    tab.addEventListener("click", function () {
+      tabs.forEach(function (other) {
+        var selected = other === tab;
+        other.setAttribute("aria-selected", selected ? "true" : "false");
+        var panel = document.getElementById(other.getAttribute("aria-controls"));
+        panel.hidden = !selected;
+        var embed = panel.querySelector("iframe[data-src]");
+        if (selected && embed) embed.src = embed.dataset.src;  // fresh on every visit
+      });
+      if (tab.dataset.tab === "logs") startLogs();
+    });
+  });
+})();
