@@ -22,6 +22,7 @@ deps-dev: uv
 run: deps
 	@$(UV) run --frozen --no-dev python manage.py migrate --no-input -v0
 	@$(UV) run --frozen --no-dev python manage.py collectstatic --no-input -v0
+	@$(UV) run --frozen --no-dev python manage.py prepare_runtime $(if $(filter 1 true yes,$(DOCE_OFFLINE_IMAGES)),--offline,)
 	@$(UV) run --frozen --no-dev python manage.py serve
 
 test: deps-dev

@@ -238,7 +238,8 @@ def mark_viewed(project: Project) -> None:
 
 
 def idle_projects(now=None) -> list[Project]:
-    """Running projects nobody has viewed for `DOCE_IDLE_STOP_SECONDS`, with no live viewer."""
+    """Running projects with no live viewer, no view and no activity (status change, prompt)
+    for `DOCE_IDLE_STOP_SECONDS`, and no prompt still being answered."""
     from projects.models import Viewer
 
     now = now or timezone.now()
@@ -248,6 +249,8 @@ def idle_projects(now=None) -> list[Project]:
         Project.objects.filter(status=Project.Status.RUNNING)
         .exclude(pk__in=watched)
         .exclude(last_viewed_at__gt=cutoff)
+        .exclude(updated_at__gt=cutoff)
+        .exclude(prompt_sent=True, prompt_completed=False)
     )
 
 
