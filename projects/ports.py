@@ -36,6 +36,9 @@ def port_is_free(address: str, port: int) -> bool:
     """True when nothing listens on `address:port` (checked by binding it for a moment)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Connections that just closed (TIME_WAIT, e.g. after a stop) do not make a port
+        # busy; only a listener does. Without this a restarted project would lose its ports.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address.strip("[]"), port))
         except OSError:

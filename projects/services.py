@@ -87,7 +87,12 @@ def set_status(project: Project, status: str, reason: str = "") -> None:
     events.emit(
         project_topic(project.id),
         "project.status",
-        {"status": status, "label": project.get_status_display(), "reason": project.status_reason},
+        {
+            "status": status,
+            "label": project.get_status_display(),
+            "reason": project.status_reason,
+            "preview_port": project.preview_port,
+        },
     )
 
 

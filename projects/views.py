@@ -17,7 +17,7 @@ from doce.events import last_event_id
 from projects import files, services
 from projects.forms import CreateProjectForm
 from projects.models import Project, get_project_for_user
-from projects.presenters import preview_url, setup_checklist
+from projects.presenters import preview_host, preview_url, setup_checklist
 from projects.streams import project_topic
 
 
@@ -188,6 +188,7 @@ def workspace(request: HttpRequest, project_id: str) -> HttpResponse:
     context = {
         "project": project,
         "preview_url": preview_url(request, project),
+        "preview_host": preview_host(request),
         "models": available_models(request.user),
         "checklist": setup_checklist(project),
         "last_event_id": last_event_id([project_topic(project.id)]),

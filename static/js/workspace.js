@@ -30,7 +30,17 @@
     stopping: "Stopping…", stopped: "The project is stopped. Start it from the Project menu.",
     error: "The project could not start.", deleting: "Deleting the project…"
   };
+  function followPreviewPort(port) {
+    if (!port) return;
+    var url = new URL(previewUrl || "http://" + root.dataset.previewHost + "/");
+    if (String(url.port) === String(port)) return;
+    url.port = String(port);
+    previewUrl = url.toString();
+    root.querySelector("[data-preview-open]").href = previewUrl;
+    root.querySelector("[data-preview-address]").textContent = previewUrl;
+  }
   function showStatus(payload) {
+    followPreviewPort(payload.preview_port);
     status = payload.status;
     root.dataset.status = status;
     var badge = root.querySelector("[data-status-badge]");
