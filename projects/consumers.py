@@ -138,15 +138,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         structlog.contextvars.bind_contextvars(project_id=project.id, user_id=user.pk)
         self.queue = asyncio.Queue(maxsize=MAX_QUEUE)
         history = relay_hub().join(project.id, self._resolve, self.queue)
+        # Without an agent yet (the project is starting or stopped) nothing is said here: the
+        # workspace shows the project's state, and the relay connects once the agent answers.
         await self._send_event("chat.history", {"events": history})
-        if agent_target(project) is None:
-            await self._send_diagnostic(
-                make_diagnostic(
-                    "runtime_unreachable",
-                    "The project's agent is not running yet.",
-                    retryable=True,
-                )
-            )
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._pump()), loop.create_task(self._keepalive())]
 

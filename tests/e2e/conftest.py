@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +32,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-START_TIMEOUT_S = 180
+# `make run` builds missing images (offline here) and prewarms the template first.
+START_TIMEOUT_S = 600
 
 
 def free_port() -> int:
@@ -61,7 +63,16 @@ def doce_server(tmp_path_factory) -> DoceServer:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("DOCE_DATA_DIR", "DATABASE_URL"))
     }
-    env.update({"DOCE_DATA_DIR": str(data_dir), "DOCE_PORT": str(port), "DOCE_LOG_FORMAT": "json"})
+    env.update(
+        {
+            "DOCE_DATA_DIR": str(data_dir),
+            "DOCE_PORT": str(port),
+            "DOCE_LOG_FORMAT": "json",
+            "DOCE_OFFLINE_IMAGES": "1",  # no container registry on CI machines
+            # The e2e viewer leaves and comes back; don't let idle stop race the test.
+            "DOCE_IDLE_STOP_SECONDS": "600",
+        }
+    )
     log_path = data_dir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -131,3 +142,32 @@ def shoot(request):
         return path
 
     return take
+
+
+@pytest.fixture(scope="session")
+def scripted_model_url():
+    """A scripted OpenAI-compatible model on this host, reachable from agent containers.
+
+    Yields the base URL as a user would type it (`http://127.0.0.1:<port>/v1`); doce
+    rewrites loopback URLs to the Docker host for agent containers.
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.scripted_model", "--host", "0.0.0.0", "--port", str(port)],  # noqa: S104
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(url + "/models", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

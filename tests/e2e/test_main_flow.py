@@ -1,0 +1,130 @@
+"""The main job in a real browser on real components: doce started with `make run`, the real
+Docker Engine with the offline-built images, the pinned OpenCode in the agent container
+driven by the scripted model. Screenshots of every stage go to test-artifacts/e2e/."""
+
+import time
+
+import docker
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+FIRST = "Sunflower Bakery on Elm Street"
+SECOND = "Opening hours and weekly specials"
+STEP_TIMEOUT_MS = 120_000
+
+
+def sign_up(page, url):
+    page.goto(url + "/")
+    page.locator("#id_username").fill("alice")
+    page.locator("#id_password1").fill("correct-horse-42")
+    page.locator("#id_password2").fill("correct-horse-42")
+    page.get_by_role("button", name="Create administrator").click()
+    page.wait_for_url(url + "/")
+
+
+def add_scripted_provider(page, url, model_url):
+    page.goto(url + "/settings/")
+    page.locator("#id_kind").select_option("openai-compatible")
+    page.locator("#id_base_url").fill(model_url)
+    page.locator("#id_provider_id").fill("scripted")
+    page.locator("#id_model_names").fill("scripted")
+    page.get_by_role("button", name="Add provider").click()
+    page.wait_for_url(url + "/settings/")
+    assert page.locator("td code", has_text="scripted").first.is_visible()
+
+
+def preview_heading(page):
+    return page.frame_locator("[data-preview-frame]").locator("h1")
+
+
+def wait_for_badge(page, label):
+    page.wait_for_selector(f"[data-status-badge]:text-is('{label}')", timeout=STEP_TIMEOUT_MS)
+
+
+def project_containers(project_id):
+    client = docker.from_env()
+    try:
+        return client.containers.list(all=True, filters={"label": f"dev.doce.project={project_id}"})
+    finally:
+        client.close()
+
+
+def test_it_builds_a_site_from_a_prompt_and_changes_it(
+    doce_server, scripted_model_url, browser_page, shoot
+):
+    page = browser_page
+    page.on("dialog", lambda dialog: dialog.accept())
+    url = doce_server.url
+
+    sign_up(page, url)
+    add_scripted_provider(page, url, scripted_model_url)
+    shoot(page, "provider-added")
+
+    # Create a project from the dashboard.
+    page.goto(url + "/")
+    page.locator("#id_prompt").fill(FIRST)
+    page.locator("#id_model").select_option("scripted/scripted")
+    shoot(page, "create-form")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/projects/*/")
+    project_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    shoot(page, "setup-checklist")
+
+    # The setup checklist completes.
+    page.wait_for_selector(
+        "[data-step='opencode.awaitIdle'].step-succeeded", state="attached", timeout=STEP_TIMEOUT_MS
+    )
+    assert page.locator(".step-failed").count() == 0
+    shoot(page, "setup-done")
+
+    # The chat shows the assistant's text and a tool card for the file the agent wrote.
+    tool = page.locator(".tool-card[data-state=done]", has_text="src/pages/index.astro")
+    tool.first.wait_for(timeout=STEP_TIMEOUT_MS)
+    assert "write" in tool.first.locator(".tool-name").inner_text()
+    page.locator(".msg-assistant", has_text="Done: the home page now shows").first.wait_for()
+
+    # The preview shows the heading the agent wrote.
+    wait_for_badge(page, "Running")
+    preview_heading(page).filter(has_text=FIRST).wait_for(timeout=STEP_TIMEOUT_MS)
+    shoot(page, "preview-first")
+
+    # A second prompt changes the heading.
+    page.locator("#composer-text").fill(SECOND)
+    page.locator("#composer-text").press("Control+Enter")
+    page.locator(".msg-user", has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
+    preview_heading(page).filter(has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
+    shoot(page, "preview-second")
+
+    # The Logs tab shows the containers' output.
+    page.get_by_role("tab", name="Logs").click()
+    page.locator(".log-app").first.wait_for(timeout=30_000)
+    assert page.locator(".log-host").count() > 0
+    shoot(page, "logs")
+
+    # Stop; reopening the workspace starts it again.
+    page.get_by_role("tab", name="Preview").click()
+    page.locator(".menu > summary").click()
+    page.get_by_role("button", name="Stop", exact=True).first.click()
+    wait_for_badge(page, "Stopped")
+    assert page.locator("[data-preview-overlay]").is_visible()
+    assert all(c.status != "running" for c in project_containers(project_id))
+    shoot(page, "stopped")
+    page.goto(url + f"/projects/{project_id}/")
+    wait_for_badge(page, "Running")
+    preview_heading(page).filter(has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
+    shoot(page, "restarted")
+
+    # Delete: containers and files are gone.
+    page.locator(".menu > summary").click()
+    page.get_by_role("button", name="Delete project").click()
+    page.wait_for_url(url + "/")
+    site = doce_server.data_dir / "projects" / project_id
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and (project_containers(project_id) or site.exists()):
+        time.sleep(0.5)
+    assert project_containers(project_id) == []
+    assert not site.exists()
+    page.reload()
+    assert page.locator(f"[data-project-id='{project_id}']").count() == 0
+    shoot(page, "deleted")
