@@ -1,0 +1,171 @@
+#!/usr/bin/env python
+"""Benchmark: from `POST /api/projects` to the new project's preview answering HTTP.
+
+    .venv/bin/python benchmarks/create_to_preview.py [--quick] [--runs N]
+
+Prints one JSON object: `{"median_s", "p90_s", "runs", "samples_s"}` (seconds).
+
+What is timed is the whole create chain as a user triggers it through the API: the project
+row and jobs, scaffolding (with the prewarmed template dependencies), port allocation, stack
+rendering, `compose up`, readiness, until `GET <preview_url>` gives any HTTP answer. The
+agent then goes on building the site from the prompt (driven by the scripted model), but
+that is not part of the figure.
+
+Setup (not timed): a throwaway data directory, doce started as `manage.py serve` (web and
+worker, SQLite), the scripted model on this host, an admin with an OpenAI-compatible
+provider pointing at it and an API token. Images are built offline and the template is
+prewarmed first when needed. Every project is deleted through the API afterwards. N is 5
+(2 with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+READY_TIMEOUT_S = 180
+POLL_S = 0.05
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(POLL_S)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def manage(env: dict, *args: str) -> str:
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def make_user_with_provider(env: dict, model_url: str) -> str:
+    """Create the admin, its scripted-model provider and an API token; return the token."""
+    code = (
+        "from django.contrib.auth.models import User\n"
+        "from accounts.models import ProviderCredential\n"
+        "from accounts.services import create_api_token\n"
+        "u = User.objects.create_superuser('bench', '', 'bench-pass-123x')\n"
+        "ProviderCredential.objects.create(user=u, kind='openai-compatible',"
+        " provider_id='scripted',"
+        f" base_url='{model_url}', model_names=['scripted'])\n"
+        "print(create_api_token(u, 'bench')[1])\n"
+    )
+    return manage(env, "shell", "-c", code).strip().splitlines()[-1]
+
+
+def one_run(api: httpx.Client, index: int) -> float:
+    started = time.monotonic()
+    response = api.post("/api/projects", json={"prompt": f"Benchmark site number {index}"})
+    response.raise_for_status()
+    project_id = response.json()["id"]
+    deadline = started + READY_TIMEOUT_S
+    preview = None
+    while time.monotonic() < deadline:
+        if preview is None:
+            preview = api.get(f"/api/projects/{project_id}").json()["preview_url"]
+        if preview is not None:
+            try:
+                httpx.get(preview, timeout=1)
+                elapsed = time.monotonic() - started
+                break
+            except httpx.TransportError:
+                pass
+        time.sleep(POLL_S)
+    else:
+        raise TimeoutError(f"project {project_id}'s preview did not answer")
+    # Let the agent finish its turn before deleting, so runs do not overlap.
+    while time.monotonic() < deadline:
+        if api.get(f"/api/projects/{project_id}").json()["prompt_completed"]:
+            break
+        time.sleep(0.2)
+    api.delete(f"/api/projects/{project_id}").raise_for_status()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--quick", action="store_true", help="2 runs instead of 5")
+    parser.add_argument("--runs", type=int, default=None)
+    args = parser.parse_args()
+    runs = args.runs or (2 if args.quick else 5)
+
+    data_dir = Path(tempfile.mkdtemp(prefix="doce-bench-"))
+    port, model_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DOCE_DATA_DIR": str(data_dir),
+        "DOCE_PORT": str(port),
+        "DOCE_LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "doce.settings",
+    }
+    env.pop("DATABASE_URL", None)
+    manage(env, "migrate", "--no-input", "-v0")
+    manage(env, "prepare_runtime", "--offline")
+    model = subprocess.Popen(
+        [PYTHON, "-m", "tests.scripted_model", "--host", "0.0.0.0", "--port", str(model_port)],  # noqa: S104
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = subprocess.Popen(
+        [PYTHON, "manage.py", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{model_port}/v1/models", 30)
+        wait_http(f"http://127.0.0.1:{port}/healthz", 60)
+        token = make_user_with_provider(env, f"http://127.0.0.1:{model_port}/v1")
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as api:
+            samples = [one_run(api, i) for i in range(runs)]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        model.terminate()
+        model.wait(timeout=10)
+    ordered = sorted(samples)
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+    print(
+        json.dumps(
+            {
+                "median_s": round(statistics.median(samples), 2),
+                "p90_s": round(p90, 2),
+                "runs": runs,
+                "samples_s": [round(s, 2) for s in samples],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
