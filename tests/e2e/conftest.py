@@ -54,8 +54,9 @@ class DoceServer:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def doce_server(tmp_path_factory) -> DoceServer:
+    """A fresh doce (its own data directory and port) for each test module."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)", pytrace=False)
     data_dir = tmp_path_factory.mktemp("doce-e2e-data")
@@ -109,23 +110,20 @@ def _wait_until_up(server: DoceServer, process: subprocess.Popen) -> None:
     pytest.fail(f"doce did not answer in {START_TIMEOUT_S} s:\n{server.log()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def browser_page():
+    """A page in a fresh Chromium. Playwright lives only for the test: its sync API runs an
+    event loop in the main thread, which would break async tests run after it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
+        context = chromium.new_context(viewport={"width": 1280, "height": 860})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        yield page
+        context.close()
         chromium.close()
-
-
-@pytest.fixture
-def browser_page(browser, request):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
 
 
 @pytest.fixture
