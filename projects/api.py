@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
-from ninja import Field, NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
@@ -113,9 +113,9 @@ def _out(request: HttpRequest, project: Project) -> dict:
     }
 
 
-def _accepted(project: Project) -> tuple[int, dict]:
+def _accepted(project: Project) -> Status:
     project.refresh_from_db(fields=["status"])
-    return 202, {"id": project.id, "status": project.status}
+    return Status(202, {"id": project.id, "status": project.status})
 
 
 # --- Errors --------------------------------------------------------------------------------------
