@@ -10,6 +10,7 @@ WebSocket routing: a route added later that takes such an object fails
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -128,7 +129,7 @@ def _http(client, method: str, url: str, data: dict, kind: str):
         }
         return client.post(path, body)
     if kind == "api" and data:
-        return client.generic(method, path, __import__("json").dumps(data), "application/json")
+        return client.generic(method, path, json.dumps(data), "application/json")
     return client.generic(method, path)
 
 
