@@ -106,3 +106,114 @@ def snapshot() -> dict:
         "tokens": list(ApiToken.objects.order_by("pk").values()),
         "files": _files(Path(django_settings.DATA_DIR)),
     }
+
+
+class FakeRuntime:
+    """Stands in for Docker and the agent in job-handler tests: records every call.
+
+    `ready` is what `check_ready` answers; `up_error` / `stop_error` are raised by
+    `stack_up` / `stack_stop`; `sessions` are the agent's session ids; `prompts` what it
+    was sent; `completion` the `CompletionCheck` state `check_completion` reports.
+    """
+
+    def __init__(self) -> None:
+        from doce.docker.health import Readiness
+
+        self.calls: list[tuple[str, str]] = []
+        self.ready = Readiness(preview=True, agent=True)
+        self.up_error: Exception | None = None
+        self.stop_error: Exception | None = None
+        self.sessions: set[str] = set()
+        self.prompts: list[tuple[str, str, str | None]] = []
+        self.completion = "done"
+
+    # projects.runtime
+    def render_stack(self, project, **kwargs):
+        self.calls.append(("render", project.id))
+
+    def stack_up(self, project, **kwargs):
+        self.calls.append(("up", project.id))
+        if self.up_error is not None:
+            raise self.up_error
+
+    def check_ready(self, project):
+        self.calls.append(("check_ready", project.id))
+        return self.ready
+
+    def stack_stop(self, project, **kwargs):
+        self.calls.append(("stop", project.id))
+        if self.stop_error is not None:
+            raise self.stop_error
+
+    def restart_service(self, project, service):
+        self.calls.append((f"restart {service}", project.id))
+
+    def stack_down(self, project, *, delete=False):
+        self.calls.append(("down" + (" delete" if delete else ""), project.id))
+
+    def delete_files(self, project):
+        self.calls.append(("delete files", project.id))
+        import shutil
+
+        shutil.rmtree(project.root_dir, ignore_errors=True)
+
+    # projects.ports / projects.scaffold
+    def ensure_ports(self, project):
+        if project.preview_port is None:
+            project.preview_port, project.agent_port = 47000, 47001
+            Project.objects.filter(pk=project.pk).update(preview_port=47000, agent_port=47001)
+        return project.preview_port, project.agent_port
+
+    def scaffold_site(self, project):
+        self.calls.append(("scaffold", project.id))
+        project.site_dir.mkdir(parents=True, exist_ok=True)
+        return True
+
+    # the agent (doce.opencode)
+    def client_for_project(self, project):
+        return self if project.agent_port else None
+
+    def create_session(self, *, title=None, permission=None):
+        from types import SimpleNamespace
+
+        session_id = f"ses_{len(self.sessions) + 1}"
+        self.sessions.add(session_id)
+        self.calls.append(("session create", session_id))
+        return SimpleNamespace(id=session_id)
+
+    def get_session(self, session_id):
+        from doce.opencode.errors import OpencodeError, make_diagnostic
+
+        if session_id not in self.sessions:
+            raise OpencodeError(
+                make_diagnostic("unknown", "no such session", status_code=404, retryable=False)
+            )
+        return session_id
+
+    def prompt_async(self, session_id, text, *, model=None, parts=None):
+        self.calls.append(("prompt", session_id))
+        self.prompts.append((session_id, text, model))
+
+    def check_completion(self, client, session_id, *, since_ms, busy_seen=False):
+        from doce.opencode.completion import CompletionCheck
+
+        self.calls.append(("check completion", session_id))
+        return CompletionCheck(self.completion, busy_seen=busy_seen)
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.calls]
+
+
+@pytest.fixture
+def fake_runtime(monkeypatch):
+    """Replace Docker and the agent for the project job handlers (see `FakeRuntime`)."""
+    from projects import jobs, runtime
+
+    fake = FakeRuntime()
+    for name in ("render_stack", "stack_up", "check_ready", "stack_stop", "restart_service"):
+        monkeypatch.setattr(runtime, name, getattr(fake, name))
+    monkeypatch.setattr(runtime, "stack_down", fake.stack_down)
+    monkeypatch.setattr(runtime, "delete_files", fake.delete_files)
+    for name in ("ensure_ports", "scaffold_site", "client_for_project", "check_completion"):
+        monkeypatch.setattr(jobs, name, getattr(fake, name))
+    return fake
