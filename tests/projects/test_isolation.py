@@ -10,6 +10,7 @@ WebSocket routing: a route added later that takes such an object fails
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
@@ -297,3 +299,36 @@ def test_it_lists_none_of_alices_things_to_bob(client, bob, world):
         body = response.content.decode()
         assert world["p"] not in body and "bakery" not in body.lower(), url
     assert client.get("/api/projects").json() == []
+
+
+def test_it_streams_none_of_alices_events_to_bob(alice, bob, world):
+    """The streams that take no id (dashboard, queue monitor) carry only the user's own
+    topics: an event of Alice's project reaches Alice's sockets and none of Bob's."""
+    from projects.models import Project
+
+    async def run():
+        sockets = {}
+        for who, user in (("alice", alice), ("bob", bob)):
+            cookie = await database_sync_to_async(session_cookie)(user)
+            for path in ("/ws/projects/events/", "/ws/queue/events/"):
+                communicator = ws_communicator(path, cookie)
+                connected, _ = await communicator.connect(timeout=5)
+                assert connected
+                sockets[(who, path)] = communicator
+        await asyncio.sleep(0.2)  # let each stream settle on its starting cursor
+        project = await database_sync_to_async(Project.objects.get)(pk=world["p"])
+        await database_sync_to_async(services.rename_project)(project, "Renamed bakery")
+        await database_sync_to_async(services.enqueue_step)(project, "docker.ensureRunning")
+        seen = {}
+        for key, communicator in sockets.items():
+            if key[0] == "alice":
+                seen[key] = await communicator.receive_json_from(timeout=5)
+            else:
+                assert await communicator.receive_nothing(timeout=1.0), key
+        for communicator in sockets.values():
+            await communicator.disconnect()
+        return seen
+
+    seen = async_to_sync(run)()
+    assert seen[("alice", "/ws/projects/events/")]["type"] == "project.renamed"
+    assert seen[("alice", "/ws/queue/events/")]["type"].startswith("job.")
