@@ -11,7 +11,7 @@ from django.utils import timezone
 from doce.docker.failures import FailureKind, StackError, failure
 from doce.docker.health import Readiness
 from jobqueue.models import Job, JobLog, JobState
-from projects import services
+from projects import runtime, services
 from projects.models import Project
 from tests.projects.conftest import MODEL
 
@@ -324,3 +324,36 @@ def test_it_ends_a_step_whose_project_was_deleted_meanwhile(alice, worker, fake_
     job.refresh_from_db()
     assert job.state == JobState.FAILED and "no longer exists" in job.last_error
     assert fake_runtime.calls == []
+
+
+def test_it_keeps_a_project_stopped_when_stopped_before_its_create_step_ran(
+    alice, alice_provider, worker, fake_runtime
+):
+    project = services.create_project(alice, prompt="a bakery")
+    services.stop_project(project)
+    run_due(worker)
+    project.refresh_from_db()
+    assert project.status == Project.Status.STOPPED
+    assert "up" not in fake_runtime.kinds()
+    assert fake_runtime.prompts == []
+
+
+def test_it_keeps_a_project_stopped_when_stopped_during_compose_up(
+    alice, alice_provider, worker, fake_runtime, monkeypatch
+):
+    project = services.create_project(alice, prompt="a bakery")
+
+    def up_then_user_stops(project):
+        fake_runtime.calls.append(("up", project.id))
+        services.stop_project(Project.objects.get(pk=project.pk))
+
+    monkeypatch.setattr(runtime, "stack_up", up_then_user_stops)
+    fake_runtime.ready = Readiness(preview=False, agent=False)  # the stack was stopped
+    run_due(worker)
+    make_due()
+    run_due(worker)
+    project.refresh_from_db()
+    assert project.status == Project.Status.STOPPED and project.status_reason == ""
+    assert dict(chain(project))["docker.stop"] == "succeeded"
+    assert "check_ready" not in fake_runtime.kinds()
+    assert fake_runtime.prompts == []
