@@ -243,7 +243,9 @@ def _asset_path(project: Project, relative: str) -> Path:
     if not relative.startswith(PUBLIC_DIR + "/"):
         raise FileAccessError("Only files in public/ can be changed here.")
     path = resolve_in_site(project, relative.removeprefix(PUBLIC_DIR + "/"), base=PUBLIC_DIR)
-    if not path.is_file() or path.is_symlink():
+    # `path` is resolved: a link must be checked by the name given, or its target would be
+    # renamed or deleted instead (links are not listed as assets).
+    if not path.is_file() or (project.site_dir / PurePosixPath(relative)).is_symlink():
         raise FileAccessError("No such asset.")
     return path
 
