@@ -248,3 +248,17 @@ def test_it_refuses_uploads_into_a_dangling_public_link(alice_client, alice_proj
     assert response.status_code == 400
     assert b"public folder is a link" in response.content
     assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("action", ["rename", "delete"])
+def test_it_refuses_a_link_to_another_asset_instead_of_changing_its_target(
+    alice_client, alice_project, action
+):
+    (alice_project.site_dir / "public" / "alias.png").symlink_to("logo.png")
+    response = alice_client.post(
+        f"/projects/{alice_project.id}/assets/{action}",
+        {"path": "public/alias.png", "name": "renamed.png"},
+    )
+    assert response.status_code == 400
+    assert (alice_project.site_dir / "public" / "logo.png").is_file()
+    assert not (alice_project.site_dir / "public" / "renamed.png").exists()
