@@ -9,11 +9,15 @@ user's project is a 404, exactly like a missing one.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from django.http import HttpRequest
-from ninja import Field, NinjaAPI, Schema
+from django.http.request import RawPostDataException
+from ninja import Field, NinjaAPI, Schema, Status
+from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer, SessionAuth
 
 from accounts.services import user_for_api_token
@@ -32,12 +36,27 @@ class TokenAuth(HttpBearer):
         return user
 
 
+class BodyNotJson(ValueError):
+    """The request body is not a JSON document."""
+
+
+class JsonParser(Parser):
+    """Request bodies are JSON; anything else raises `BodyNotJson` (answered 422, `body`)."""
+
+    def parse_body(self, request: HttpRequest):
+        try:
+            return json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BodyNotJson(str(exc)) from None
+
+
 api = NinjaAPI(
     title="doce API",
     version="1",
     description="Create projects from prompts, talk to their agents, start and stop them.",
     auth=[TokenAuth(), SessionAuth()],
     urls_namespace="api",
+    parser=JsonParser(),
 )
 
 
@@ -94,9 +113,9 @@ def _out(request: HttpRequest, project: Project) -> dict:
     }
 
 
-def _accepted(project: Project) -> tuple[int, dict]:
+def _accepted(project: Project) -> Status:
     project.refresh_from_db(fields=["status"])
-    return 202, {"id": project.id, "status": project.status}
+    return Status(202, {"id": project.id, "status": project.status})
 
 
 # --- Errors --------------------------------------------------------------------------------------
@@ -113,10 +132,31 @@ def validation_error(request: HttpRequest, exc: NinjaValidationError):
     for error in exc.errors:
         location = [str(part) for part in error.get("loc", ()) if part not in ("body", "payload")]
         errors.append({"field": ".".join(location) or "body", "message": error.get("msg", "")})
+    return _invalid(request, errors)
+
+
+def _invalid(request: HttpRequest, errors: list[dict]):
     fields = ", ".join(e["field"] for e in errors)
     return api.create_response(
         request, {"detail": f"Invalid input: {fields}", "errors": errors}, status=422
     )
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError):
+    # django-ninja turns any body parse failure into a 400; a body that is not JSON is
+    # invalid input like any other (422, field `body`).
+    if isinstance(exc.__cause__, BodyNotJson):
+        message = f"The body is not valid JSON: {exc.__cause__}"
+        return _invalid(request, [{"field": "body", "message": message}])
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+@api.exception_handler(RawPostDataException)
+def form_body(request: HttpRequest, exc: RawPostDataException):
+    # A form-encoded POST with session auth: the CSRF check has already read it as a form.
+    message = "Send the body as JSON (Content-Type: application/json)."
+    return _invalid(request, [{"field": "body", "message": message}])
 
 
 # --- Endpoints ----------------------------------------------------------------------------------

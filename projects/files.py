@@ -188,9 +188,22 @@ def sanitize_asset_name(filename: str) -> str:
     return stem + ext
 
 
-def list_assets(project: Project) -> list[TreeEntry]:
-    """Files directly or nested in the site's `public/` folder (where uploads go)."""
+def _public_dir(project: Project) -> Path:
+    """The site's `public/` folder. Raises `FileAccessError` when it is a symlink: the agent
+    writes the site and could point it anywhere on the host."""
     public = project.site_dir / PUBLIC_DIR
+    if public.is_symlink():
+        raise FileAccessError("The site's public folder is a link; assets can't be managed.")
+    return public
+
+
+def list_assets(project: Project) -> list[TreeEntry]:
+    """Files directly or nested in the site's `public/` folder (where uploads go); none when
+    that folder is missing or a symlink."""
+    try:
+        public = _public_dir(project)
+    except FileAccessError:
+        return []
     if not public.is_dir():
         return []
     return [
@@ -208,8 +221,7 @@ def save_asset(project: Project, upload: UploadedFile) -> str:
     if upload.size is not None and upload.size > MAX_ASSET_BYTES:
         raise FileAccessError("That file is larger than 10 MB.")
     name = sanitize_asset_name(upload.name or "")
-    public = project.site_dir / PUBLIC_DIR
-    public.mkdir(parents=True, exist_ok=True)
+    _public_dir(project).mkdir(parents=True, exist_ok=True)
     target = _free_name(resolve_in_site(project, name, base=PUBLIC_DIR))
     with target.open("xb") as out:
         for chunk in upload.chunks():
@@ -231,7 +243,9 @@ def _asset_path(project: Project, relative: str) -> Path:
     if not relative.startswith(PUBLIC_DIR + "/"):
         raise FileAccessError("Only files in public/ can be changed here.")
     path = resolve_in_site(project, relative.removeprefix(PUBLIC_DIR + "/"), base=PUBLIC_DIR)
-    if not path.is_file() or path.is_symlink():
+    # `path` is resolved: a link must be checked by the name given, or its target would be
+    # renamed or deleted instead (links are not listed as assets).
+    if not path.is_file() or (project.site_dir / PurePosixPath(relative)).is_symlink():
         raise FileAccessError("No such asset.")
     return path
 

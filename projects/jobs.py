@@ -7,9 +7,11 @@ Chains (each step enqueues the next; all share the serialization key `project:<i
 - start: `docker.ensureRunning` → (`docker.composeUp` →) `docker.waitReady`
 - stop: `docker.stop`; delete: `project.delete`; `docker.restartPreview`
 
-Handlers are safe to re-run: a step that finds its work done moves on. Docker failures are
-`StackError`s whose `permanent` flag tells the queue whether to retry; a project whose stack
-cannot start ends in status `error` with the failure's message.
+Handlers are safe to re-run: a step that finds its work done moves on. A start-chain step
+(`docker.composeUp`, `docker.waitReady`, `opencode.sessionCreate`) that finds the project
+stopping, stopped or being deleted (the user stopped it after the chain began) does nothing.
+Docker failures are `StackError`s whose `permanent` flag tells the queue whether to retry; a
+project whose stack cannot start ends in status `error` with the failure's message.
 """
 
 from __future__ import annotations
@@ -78,6 +80,18 @@ def _project(ctx: JobContext, *, allow_missing: bool = False) -> Project | None:
     if project is None and not allow_missing:
         raise PermanentJobError("The project no longer exists.")
     return project
+
+
+# A user stopped (or is deleting) the project after its start chain began: the chain's
+# remaining steps must not bring it back up, nor put it in `error` for not answering.
+HALTED = frozenset({Project.Status.STOPPING, Project.Status.STOPPED, Project.Status.DELETING})
+
+
+def _halted(ctx: JobContext, project: Project) -> bool:
+    if project.status in HALTED:
+        ctx.log("skipped: the project was stopped after this step was queued")
+        return True
+    return False
 
 
 def _fail_project(project: Project, message: str) -> None:
@@ -150,6 +164,8 @@ def create(ctx: JobContext) -> None:
 def compose_up(ctx: JobContext) -> None:
     """`compose up -d` the project's stack (idempotent)."""
     project = _project(ctx)
+    if _halted(ctx, project):
+        return
     with transaction.atomic():
         set_status(project, Project.Status.STARTING)
     with project_fails_with_job(ctx, project):
@@ -178,6 +194,8 @@ def ensure_running(ctx: JobContext) -> None:
 def wait_ready(ctx: JobContext) -> None:
     """Poll both services once a second; after `DOCE_READY_TIMEOUT_SECONDS`, status `error`."""
     project = _project(ctx)
+    if _halted(ctx, project):
+        return
     readiness = runtime.check_ready(project)
     if not readiness.ready:
         waited = time.time() - ctx.payload.started_at
@@ -207,6 +225,8 @@ def session_create(ctx: JobContext) -> None:
     """Make sure the project has an agent session (a vanished one is recreated); then send
     the project's first prompt if it has not been sent."""
     project = _project(ctx)
+    if _halted(ctx, project):
+        return
     with project_fails_with_job(ctx, project):
         client = _agent_client(project)
         session_id = project.agent_session_id

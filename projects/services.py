@@ -203,6 +203,9 @@ def send_prompt(project: Project, text: str, *, model: str | None = None) -> Non
 @transaction.atomic
 def change_model(project: Project, model: str) -> None:
     """Use `model` for this project's next prompts. Raises `ProjectActionError`."""
+    if not model:
+        # resolve_model would pick the default: an empty choice must not switch silently.
+        raise ProjectActionError("Choose one of your models.")
     project.model = resolve_model(project.owner, model)
     project.save(update_fields=["model", "updated_at"])
     events.emit(project_topic(project.id), "project.model", {"model": project.model})

@@ -143,3 +143,122 @@ def test_it_hides_alices_files_from_bob(client, bob, alice_project, method, suff
     client.force_login(bob)
     response = getattr(client, method)(f"/projects/{alice_project.id}/{suffix}")
     assert response.status_code == 404
+
+
+@pytest.fixture
+def outside_file(alice_project, tmp_path):
+    """A host file outside the site, and a symlink to it inside `public/`."""
+    outside = tmp_path / "host-photo.png"
+    outside.write_bytes(b"\x89PNG host file")
+    (alice_project.site_dir / "public" / "linked.png").symlink_to(outside)
+    return outside
+
+
+@pytest.mark.parametrize("action", ["rename", "delete"])
+def test_it_refuses_to_change_a_symlink_pointing_out_of_the_site(
+    alice_client, alice_project, outside_file, action
+):
+    response = alice_client.post(
+        f"/projects/{alice_project.id}/assets/{action}",
+        {"path": "public/linked.png", "name": "renamed.png"},
+    )
+    assert response.status_code == 400
+    assert outside_file.read_bytes() == b"\x89PNG host file"
+    assert (alice_project.site_dir / "public" / "linked.png").is_symlink()
+    assert not (alice_project.site_dir / "public" / "renamed.png").exists()
+    assert not outside_file.with_name("renamed.png").exists()
+
+
+@pytest.mark.parametrize("action", ["rename", "delete"])
+def test_it_refuses_a_symlink_to_a_site_file_outside_public(alice_client, alice_project, action):
+    (alice_project.site_dir / "public" / "pkg.json").symlink_to("../package.json")
+    response = alice_client.post(
+        f"/projects/{alice_project.id}/assets/{action}",
+        {"path": "public/pkg.json", "name": "renamed.json"},
+    )
+    assert response.status_code == 400
+    assert (alice_project.site_dir / "package.json").read_text() == '{"name": "bakery"}\n'
+
+
+@pytest.mark.parametrize(
+    "encoded_path",
+    [
+        "public%2F%2e%2e%2Fpackage.json",  # decodes to public/../package.json
+        "public%2F%2E%2E%2F%2E%2E%2Foutside.txt",
+        "public%2F%252e%252e%2Fpackage.json",  # double-encoded: a literal %2e%2e folder
+        "%2Fetc%2Fpasswd",
+        "public%2F..%5C..%5Coutside.txt",
+    ],
+)
+@pytest.mark.parametrize("action", ["rename", "delete"])
+def test_it_refuses_encoded_traversal_in_asset_paths(
+    alice_client, alice_project, encoded_path, action
+):
+    response = alice_client.post(
+        f"/projects/{alice_project.id}/assets/{action}",
+        f"path={encoded_path}&name=moved.png",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 400
+    site = alice_project.site_dir
+    assert (site / "package.json").read_text() == '{"name": "bakery"}\n'
+    assert (site.parent.parent.parent / "outside.txt").read_text() == "host secret"
+    assert not list(site.rglob("moved.png"))
+
+
+def test_it_keeps_a_renamed_asset_in_its_folder(alice_client, alice_project):
+    response = alice_client.post(
+        f"/projects/{alice_project.id}/assets/rename",
+        {"path": "public/logo.png", "name": "../../../escaped.png"},
+    )
+    assert response.status_code == 302
+    inside = alice_project.site_dir / "public" / "escaped.png"
+    assert inside.is_file()
+    assert list(alice_project.root_dir.parent.parent.rglob("escaped.png")) == [inside]
+
+
+def test_it_does_not_list_or_fill_a_public_folder_that_points_out_of_the_site(
+    alice_client, alice_project, tmp_path
+):
+    # The agent can write anything into the site, symlinks included.
+    host_dir = tmp_path / "host-dir"
+    host_dir.mkdir()
+    (host_dir / "host-private.png").write_bytes(b"\x89PNG")
+    public = alice_project.site_dir / "public"
+    (public / "logo.png").unlink()
+    public.rmdir()
+    public.symlink_to(host_dir)
+
+    assert files.list_assets(alice_project) == []
+    page = alice_client.get(f"/projects/{alice_project.id}/assets/")
+    assert page.status_code == 200 and b"host-private" not in page.content
+    upload = SimpleUploadedFile("new.png", b"\x89PNG new")
+    response = alice_client.post(f"/projects/{alice_project.id}/assets/upload", {"file": upload})
+    assert response.status_code == 400
+    assert sorted(p.name for p in host_dir.iterdir()) == ["host-private.png"]
+
+
+def test_it_refuses_uploads_into_a_dangling_public_link(alice_client, alice_project, tmp_path):
+    public = alice_project.site_dir / "public"
+    (public / "logo.png").unlink()
+    public.rmdir()
+    public.symlink_to(tmp_path / "nowhere")
+    upload = SimpleUploadedFile("new.png", b"\x89PNG new")
+    response = alice_client.post(f"/projects/{alice_project.id}/assets/upload", {"file": upload})
+    assert response.status_code == 400
+    assert b"public folder is a link" in response.content
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("action", ["rename", "delete"])
+def test_it_refuses_a_link_to_another_asset_instead_of_changing_its_target(
+    alice_client, alice_project, action
+):
+    (alice_project.site_dir / "public" / "alias.png").symlink_to("logo.png")
+    response = alice_client.post(
+        f"/projects/{alice_project.id}/assets/{action}",
+        {"path": "public/alias.png", "name": "renamed.png"},
+    )
+    assert response.status_code == 400
+    assert (alice_project.site_dir / "public" / "logo.png").is_file()
+    assert not (alice_project.site_dir / "public" / "renamed.png").exists()
