@@ -30,14 +30,21 @@ class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
+        # Refusals accept first and then close: a handshake refused outright reaches the
+        # browser as code 1006, and the page could not tell "not found" from "network down".
         if self.user is None or not self.user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse(CLOSE_UNAUTHENTICATED)
             return
         if not await self.authorize():
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self._refuse(CLOSE_NOT_FOUND)
             return
         await self.accept()
         await self.on_accepted()
+
+    async def _refuse(self, code: int) -> None:
+        self.refused = True
+        await self.accept()
+        await self.close(code=code)
 
     async def authorize(self) -> bool:
         raise NotImplementedError

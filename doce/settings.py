@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    # Listed so the API docs page serves Swagger UI from local static files, not a CDN.
+    "ninja",
     "doce",
     "accounts",
     "projects",

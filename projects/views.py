@@ -214,14 +214,10 @@ def action(request: HttpRequest, project_id: str, name: str) -> HttpResponse:
     if name not in _ACTIONS:
         raise Http404("No such action")
     do, done = _ACTIONS[name]
-    try:
-        do(project)
-    except services.ProjectActionError as exc:
-        messages.error(request, str(exc))
-        return _back(request, project)
-    messages.info(request, done.format(name=project.name))
-    if name == "delete":
-        return redirect("dashboard")
+    if _attempt(request, do, project):
+        messages.info(request, done.format(name=project.name))
+        if name == "delete":
+            return redirect("dashboard")
     return _back(request, project)
 
 
@@ -229,10 +225,7 @@ def action(request: HttpRequest, project_id: str, name: str) -> HttpResponse:
 @require_POST
 def rename(request: HttpRequest, project_id: str) -> HttpResponse:
     project = get_project_for_user(request.user, project_id)
-    try:
-        services.rename_project(project, request.POST.get("name", ""))
-    except services.ProjectActionError as exc:
-        messages.error(request, str(exc))
+    _attempt(request, services.rename_project, project, request.POST.get("name", ""))
     return _back(request, project)
 
 
@@ -240,10 +233,7 @@ def rename(request: HttpRequest, project_id: str) -> HttpResponse:
 @require_POST
 def change_model(request: HttpRequest, project_id: str) -> HttpResponse:
     project = get_project_for_user(request.user, project_id)
-    try:
-        services.change_model(project, request.POST.get("model", ""))
-    except services.ProjectActionError as exc:
-        messages.error(request, str(exc))
+    _attempt(request, services.change_model, project, request.POST.get("model", ""))
     return _back(request, project)
 
 
@@ -252,11 +242,18 @@ def change_model(request: HttpRequest, project_id: str) -> HttpResponse:
 def retry_step(request: HttpRequest, project_id: str, job_id: int) -> HttpResponse:
     """Retry a failed setup step of this project (a new job with the same payload)."""
     project = get_project_for_user(request.user, project_id)
+    _attempt(request, services.retry_step, project, job_id)
+    return _back(request, project)
+
+
+def _attempt(request: HttpRequest, service, *args) -> bool:
+    """Call a service action; a `ProjectActionError` becomes an error message. True if done."""
     try:
-        services.retry_step(project, job_id)
+        service(*args)
     except services.ProjectActionError as exc:
         messages.error(request, str(exc))
-    return _back(request, project)
+        return False
+    return True
 
 
 def _back(request: HttpRequest, project: Project) -> HttpResponse:

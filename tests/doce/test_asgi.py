@@ -9,6 +9,7 @@ from django.contrib.sessions.backends.db import SessionStore
 
 from doce.asgi import application
 from projects.models import Project
+from tests.ws import refusal_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,18 +40,14 @@ async def test_it_serves_a_page_over_http(alice):
 async def test_it_refuses_an_anonymous_websocket(alice):
     project = await sync_to_async(Project.objects.create)(owner=alice, name="Site", prompt="p")
     communicator = _ws(f"/ws/projects/{project.id}/events/")
-    connected, code = await communicator.connect()
-    assert not connected
-    assert code == 4401
+    assert await refusal_code(communicator) == 4401
 
 
 async def test_it_refuses_another_users_project_as_not_found(alice, bob):
     project = await sync_to_async(Project.objects.create)(owner=alice, name="Site", prompt="p")
     cookie = await sync_to_async(_session_cookie)(bob)
     communicator = _ws(f"/ws/projects/{project.id}/events/", cookie)
-    connected, code = await communicator.connect()
-    assert not connected
-    assert code == 4404
+    assert await refusal_code(communicator) == 4404
 
 
 async def test_it_refuses_a_foreign_origin(alice):

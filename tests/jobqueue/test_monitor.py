@@ -13,6 +13,7 @@ from jobqueue import enqueue
 from jobqueue.models import Job, JobState
 from projects.models import Project
 from projects.streams import project_topic
+from tests.ws import refusal_code
 
 pytestmark = pytest.mark.django_db
 
@@ -119,6 +120,12 @@ def test_the_nav_links_the_queue(bob_client):
     assert 'href="/queue/"' in bob_client.get("/queue/").content.decode()
 
 
+async def _refusal(user, path):
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+    communicator.scope["user"] = user or AnonymousUser()
+    return await refusal_code(communicator)
+
+
 async def _connect(user, path):
     # The router without the session middleware: the test puts the user in the scope.
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
@@ -156,10 +163,8 @@ async def test_the_job_stream_refuses_another_users_job(bob, charlie):
     job = await database_sync_to_async(enqueue)(
         "test.noop", {}, serial_key=project_topic(project.id)
     )
-    _, connected, code = await _connect(bob, f"/ws/queue/jobs/{job.pk}/events/")
-    assert not connected and code == 4404
-    _, connected, code = await _connect(None, "/ws/queue/events/")
-    assert not connected and code == 4401
+    assert await _refusal(bob, f"/ws/queue/jobs/{job.pk}/events/") == 4404
+    assert await _refusal(None, "/ws/queue/events/") == 4401
 
 
 @pytest.mark.django_db(transaction=True)

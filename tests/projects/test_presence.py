@@ -92,11 +92,17 @@ def test_it_finds_idle_projects_honouring_viewers_and_the_idle_time(
     watched = make_project(alice, last_viewed_at=ago(3600))
     stale_viewer = make_project(alice, last_viewed_at=ago(3600))
     make_project(alice, Project.Status.STOPPED, last_viewed_at=ago(3600))
+    working = make_project(alice, last_viewed_at=ago(3600), prompt_sent=True)
+    active = make_project(alice)
     Viewer.objects.create(project=watched, user=alice, channel_name="a", heartbeat_at=ago(30))
     Viewer.objects.create(project=stale_viewer, user=alice, channel_name="b", heartbeat_at=ago(91))
+    # Idle time counts from the last activity too (status changes, prompts), not only views.
+    Project.objects.exclude(pk=active.pk).update(updated_at=ago(3600))
 
     idle = {p.id for p in services.idle_projects()}
+    # `working`: its agent is still answering a prompt; `active`: changed just now.
     assert idle == {never_viewed.id, long_ago.id, stale_viewer.id}
+    assert working.id not in idle and active.id not in idle
 
     settings.DOCE_IDLE_STOP_SECONDS = 30
     assert recent.id in {p.id for p in services.idle_projects()}
@@ -108,6 +114,7 @@ def test_it_stops_idle_projects_from_the_command(alice, alice_provider, settings
     idle = make_project(alice, last_viewed_at=ago(600))
     busy = make_project(alice, last_viewed_at=ago(10))
     Viewer.objects.create(project=busy, user=alice, channel_name="gone", heartbeat_at=ago(3600))
+    Project.objects.update(updated_at=ago(600))  # no recent activity either
 
     from io import StringIO
 

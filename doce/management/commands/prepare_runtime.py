@@ -47,7 +47,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.WARNING(
                     f"Could not build the project images: {exc}. Projects cannot start until "
-                    "`manage.py build_images` (add --offline without a container registry) succeeds."
+                    "`manage.py build_images` succeeds (add --offline without a container "
+                    "registry)."
                 )
             )
             return False
