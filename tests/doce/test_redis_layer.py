@@ -1,0 +1,75 @@
+"""The Redis channel layer wakes event consumers at once across processes (what lets web and
+worker processes run apart): with polling slowed to 30 s, an event emitted by another process
+still arrives within a moment. With the in-memory layer it would wait for the poll."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+
+from doce.asgi import application
+from projects.models import Project
+from projects.streams import project_topic
+from tests.conftest import REDIS_URL
+from tests.doce.test_events import _session_cookie
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def redis_layer(settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+    settings.DOCE_EVENTS_POLL_SECONDS = 30
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+async def test_it_wakes_a_consumer_through_redis(alice, redis_layer):
+    project = await sync_to_async(Project.objects.create)(owner=alice, name="Site", prompt="p")
+    cookie = await sync_to_async(_session_cookie)(alice)
+    viewer = WebsocketCommunicator(
+        application,
+        f"/ws/projects/{project.id}/events/",
+        headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)],
+    )
+    connected, _ = await viewer.connect()
+    assert connected
+    await asyncio.sleep(0.3)  # let the consumer join its group and finish its first read
+    # Emitted by another process, as the worker would, on the same database.
+    await asyncio.to_thread(emit_in_another_process, project_topic(project.id))
+    # Well inside the 30 s poll: only the Redis wake-up can deliver it this soon.
+    message = await viewer.receive_json_from(timeout=15)
+    assert message["type"] == "project.status"
+    await viewer.disconnect()
+
+
+def emit_in_another_process(topic: str) -> None:
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "REDIS_URL": REDIS_URL,
+        "DJANGO_SETTINGS_MODULE": "doce.settings",
+    }
+    code = (
+        "import django; django.setup()\n"
+        "from django.db import transaction\n"
+        "from doce import events\n"
+        "with transaction.atomic():\n"
+        f"    events.emit({topic!r}, 'project.status', {{'status': 'running'}})\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True, timeout=60)
