@@ -37,7 +37,7 @@ from projects import runtime
 from projects.models import Project
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
-from projects.services import set_status
+from projects.services import enqueue_step, set_status
 from projects.streams import project_topic
 
 log = structlog.get_logger(__name__)
@@ -274,7 +274,8 @@ def send_user_prompt(ctx: JobContext) -> None:
         if time.time() - ctx.payload.queued_at > settings.DOCE_READY_TIMEOUT_SECONDS:
             raise PermanentJobError("The agent did not become available to take the prompt.")
         if project.status == Project.Status.RUNNING and not project.agent_session_id:
-            ctx.enqueue("opencode.sessionCreate", {"project_id": project.id})
+            # Enqueued now, not as a follow-up: follow-ups are dropped when a job reschedules.
+            enqueue_step(project, "opencode.sessionCreate")
         ctx.reschedule(WAIT_POLL_SECONDS)
     client = _agent_client(project)
     since_ms = int(time.time() * 1000)

@@ -235,6 +235,31 @@ def test_it_holds_a_prompt_until_the_project_runs_then_sends_it(
     assert "did not become available" in late.last_error
 
 
+def test_it_opens_a_session_for_a_held_prompt_of_a_running_project(
+    alice, alice_provider, worker, fake_runtime
+):
+    # Running, but without an agent session (e.g. it vanished): the prompt job must get one.
+    project = Project.objects.create(
+        owner=alice,
+        name="Site",
+        prompt="p",
+        model=MODEL,
+        status=Project.Status.RUNNING,
+        agent_port=47001,
+        preview_port=47000,
+        prompt_sent=True,
+        prompt_completed=True,
+    )
+    services.enqueue_step(project, "opencode.sendUserPrompt", {"text": "blue"}, dedupe=False)
+    run_due(worker)
+    make_due()
+    run_due(worker)
+    project.refresh_from_db()
+    assert project.agent_session_id == "ses_1"
+    assert fake_runtime.prompts == [("ses_1", "blue", MODEL)]
+    assert ("opencode.sessionCreate", "succeeded") in chain(project)
+
+
 def test_it_polls_an_unfinished_prompt(alice, alice_provider, worker, fake_runtime):
     fake_runtime.completion = "pending"
     project = services.create_project(alice, prompt="a bakery")
