@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -241,3 +242,13 @@ def test_it_publishes_an_openapi_schema_of_its_routes(client, alice):
     }
     create = paths["/api/projects"]["post"]
     assert "202" in create["responses"] and "412" in create["responses"]
+
+
+@pytest.mark.django_db
+def test_it_serves_the_api_docs_without_a_cdn(client, alice):
+    client.force_login(alice)
+    response = client.get("/api/docs")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "swagger-ui-bundle" in page
+    assert not re.search(r'(src|href)="https?://', page)  # doce must work with no internet
