@@ -111,15 +111,26 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponseRedirect:
     return HttpResponseRedirect(fallback)
 
 
+def _job_action(request: HttpRequest, job_id: int, act, done: str, not_done: str) -> HttpResponse:
+    """Apply `act(job)` to one of the user's jobs and say how it went (`{pk}` in the texts)."""
+    job = get_job_for_user(request.user, job_id)
+    if act(job):
+        messages.success(request, done.format(pk=job.pk))
+    else:
+        messages.warning(request, not_done.format(pk=job.pk))
+    return _back(request, reverse("queue:job", args=[job.pk]))
+
+
 @require_POST
 @login_required
 def cancel(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = get_job_for_user(request.user, job_id)
-    if services.cancel_job(job):
-        messages.success(request, f"Cancel of job #{job.pk} requested.")
-    else:
-        messages.warning(request, f"Job #{job.pk} is already finished or cancelling.")
-    return _back(request, reverse("queue:job", args=[job.pk]))
+    return _job_action(
+        request,
+        job_id,
+        services.cancel_job,
+        "Cancel of job #{pk} requested.",
+        "Job #{pk} is already finished or cancelling.",
+    )
 
 
 @require_POST
@@ -141,12 +152,13 @@ def retry(request: HttpRequest, job_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def run_now(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = get_job_for_user(request.user, job_id)
-    if services.run_job_now(job):
-        messages.success(request, f"Job #{job.pk} will run now.")
-    else:
-        messages.warning(request, f"Job #{job.pk} is not waiting for a later time.")
-    return _back(request, reverse("queue:job", args=[job.pk]))
+    return _job_action(
+        request,
+        job_id,
+        services.run_job_now,
+        "Job #{pk} will run now.",
+        "Job #{pk} is not waiting for a later time.",
+    )
 
 
 def _staff_only(request: HttpRequest) -> None:
@@ -158,12 +170,13 @@ def _staff_only(request: HttpRequest) -> None:
 @login_required
 def force_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     _staff_only(request)
-    job = get_job_for_user(request.user, job_id)
-    if services.force_cancel_job(job):
-        messages.success(request, f"Job #{job.pk} force-cancelled; its lease is revoked.")
-    else:
-        messages.warning(request, f"Job #{job.pk} is already finished.")
-    return _back(request, reverse("queue:job", args=[job.pk]))
+    return _job_action(
+        request,
+        job_id,
+        services.force_cancel_job,
+        "Job #{pk} force-cancelled; its lease is revoked.",
+        "Job #{pk} is already finished.",
+    )
 
 
 @require_POST

@@ -3,6 +3,29 @@
 from __future__ import annotations
 
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore
+
+
+def session_cookie(user) -> bytes:
+    """A `Cookie` header value signing `user` in (for ASGI-level WebSocket tests)."""
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
+
+
+def ws_communicator(path: str, cookie: bytes | None = None) -> WebsocketCommunicator:
+    """A communicator for the full ASGI app (origin check and session auth included)."""
+    from doce.asgi import application
+
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, path, headers=headers)
 
 
 async def refusal_code(communicator: WebsocketCommunicator) -> int | None:

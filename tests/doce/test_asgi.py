@@ -3,24 +3,12 @@
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator, WebsocketCommunicator
-from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
 
 from doce.asgi import application
 from projects.models import Project
-from tests.ws import refusal_code
+from tests.ws import refusal_code, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _session_cookie(user) -> bytes:
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.save()
-    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
 
 
 def _ws(path: str, cookie: bytes | None = None) -> WebsocketCommunicator:
@@ -45,14 +33,14 @@ async def test_it_refuses_an_anonymous_websocket(alice):
 
 async def test_it_refuses_another_users_project_as_not_found(alice, bob):
     project = await sync_to_async(Project.objects.create)(owner=alice, name="Site", prompt="p")
-    cookie = await sync_to_async(_session_cookie)(bob)
+    cookie = await sync_to_async(session_cookie)(bob)
     communicator = _ws(f"/ws/projects/{project.id}/events/", cookie)
     assert await refusal_code(communicator) == 4404
 
 
 async def test_it_refuses_a_foreign_origin(alice):
     project = await sync_to_async(Project.objects.create)(owner=alice, name="Site", prompt="p")
-    cookie = await sync_to_async(_session_cookie)(alice)
+    cookie = await sync_to_async(session_cookie)(alice)
     communicator = WebsocketCommunicator(
         application,
         f"/ws/projects/{project.id}/events/",

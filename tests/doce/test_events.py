@@ -3,9 +3,6 @@
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 
 from doce import events
@@ -13,15 +10,7 @@ from doce.asgi import application
 from doce.models import Event
 from projects.models import Project
 from projects.streams import project_topic
-
-
-def _session_cookie(user) -> bytes:
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.save()
-    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
+from tests.ws import session_cookie
 
 
 @pytest.mark.django_db(transaction=True)
@@ -48,7 +37,7 @@ async def test_it_streams_new_events_and_resumes_after_reconnect(alice, settings
     settings.DOCE_EVENTS_POLL_SECONDS = 0.1
     project = await sync_to_async(Project.objects.create)(owner=alice, name="Site", prompt="p")
     topic = project_topic(project.id)
-    cookie = await sync_to_async(_session_cookie)(alice)
+    cookie = await sync_to_async(session_cookie)(alice)
     headers = [(b"origin", b"http://localhost"), (b"cookie", cookie)]
     path = f"/ws/projects/{project.id}/events/"
 

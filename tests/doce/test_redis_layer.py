@@ -17,7 +17,7 @@ from doce.asgi import application
 from projects.models import Project
 from projects.streams import project_topic
 from tests.conftest import REDIS_URL
-from tests.doce.test_events import _session_cookie
+from tests.ws import session_cookie
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -38,7 +38,7 @@ def redis_layer(settings):
 
 async def test_it_wakes_a_consumer_through_redis(alice, redis_layer):
     project = await sync_to_async(Project.objects.create)(owner=alice, name="Site", prompt="p")
-    cookie = await sync_to_async(_session_cookie)(alice)
+    cookie = await sync_to_async(session_cookie)(alice)
     viewer = WebsocketCommunicator(
         application,
         f"/ws/projects/{project.id}/events/",

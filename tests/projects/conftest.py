@@ -2,16 +2,14 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
 
 from accounts.models import ApiToken, ProviderCredential
 from doce.models import Event
 from jobqueue.models import Job
 from jobqueue.worker import Worker
 from projects.models import Project, Viewer
+from tests.ws import session_cookie, ws_communicator  # noqa: F401 (shared helpers)
 
 # A provider key shaped like a real OpenRouter key: it must never leave doce's database,
 # the agent's 0600 config file and the agent container.
@@ -58,26 +56,6 @@ def alice_provider(alice):
 def worker():
     """An unstarted queue worker: `worker.run_one()` claims and runs one due job here."""
     return Worker(worker_id="test-worker", concurrency=1, housekeeping=False, lease_seconds=60)
-
-
-def session_cookie(user) -> bytes:
-    """A `Cookie` header value signing `user` in (for ASGI-level WebSocket tests)."""
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.save()
-    return f"{django_settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
-
-
-def ws_communicator(path: str, cookie: bytes | None = None) -> WebsocketCommunicator:
-    """A communicator for the full ASGI app (origin check and session auth included)."""
-    from doce.asgi import application
-
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    if cookie:
-        headers.append((b"cookie", cookie))
-    return WebsocketCommunicator(application, path, headers=headers)
 
 
 def _files(root) -> dict[str, str]:
