@@ -195,3 +195,20 @@ def fake_runtime(monkeypatch):
     for name in ("ensure_ports", "scaffold_site", "client_for_project", "check_completion"):
         monkeypatch.setattr(jobs, name, getattr(fake, name))
     return fake
+
+
+def make_project(owner, status=Project.Status.RUNNING, **fields) -> Project:
+    """A project row of `owner` (no files, no containers); `fields` override the defaults."""
+    return Project.objects.create(
+        owner=owner, name="Site", prompt="p", model=MODEL, status=status, **fields
+    )
+
+
+def project_jobs(project) -> list[tuple[str, str]]:
+    """(type, state) of the project's jobs (a `Project` or its id), oldest first."""
+    project_id = getattr(project, "id", project)
+    return list(
+        Job.objects.filter(serial_key=f"project:{project_id}")
+        .order_by("id")
+        .values_list("type", "state")
+    )

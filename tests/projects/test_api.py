@@ -11,7 +11,7 @@ from django.test import Client
 from accounts.services import create_api_token, revoke_api_token
 from jobqueue.models import Job, JobState
 from projects.models import Project
-from tests.projects.conftest import MODEL
+from tests.projects.conftest import MODEL, project_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -26,14 +26,6 @@ def api(alice, alice_provider):
 def post(client: Client, url: str, body=None, **extra):
     data = body if isinstance(body, str) else json.dumps(body or {})
     return client.post(url, data, content_type="application/json", **extra)
-
-
-def jobs_of(project_id: str) -> list[tuple[str, str]]:
-    return list(
-        Job.objects.filter(serial_key=f"project:{project_id}")
-        .order_by("id")
-        .values_list("type", "state")
-    )
 
 
 def test_it_creates_a_project_and_queues_its_first_step(api, alice, settings, tmp_path):
@@ -99,7 +91,7 @@ def test_it_queues_a_prompt_for_a_stopped_project_after_starting_it(api, alice):
     response = post(api, f"/api/projects/{project.id}/prompt", {"text": "Make it pink"})
     assert response.status_code == 202
     assert response.json() == {"id": project.id, "status": "starting"}
-    assert jobs_of(project.id) == [
+    assert project_jobs(project.id) == [
         ("docker.ensureRunning", "queued"),
         ("opencode.sendUserPrompt", "queued"),
     ]
@@ -114,7 +106,7 @@ def test_it_refuses_a_prompt_with_a_model_the_user_has_no_provider_for(api, alic
     )
     assert response.status_code == 400
     assert "openai/gpt-9" in response.json()["detail"]
-    assert jobs_of(project.id) == []
+    assert project_jobs(project.id) == []
 
 
 def test_it_stops_starts_and_deletes(api, alice):
@@ -129,13 +121,13 @@ def test_it_stops_starts_and_deletes(api, alice):
     assert (response.status_code, response.json()["status"]) == (202, "starting")
     response = api.delete(base)
     assert (response.status_code, response.json()["status"]) == (202, "deleting")
-    assert [t for t, _ in jobs_of(project.id)] == [
+    assert [t for t, _ in project_jobs(project.id)] == [
         "docker.stop",
         "docker.ensureRunning",
         "project.delete",
     ]
     # Deleting cancelled the start that had not run yet.
-    assert dict(jobs_of(project.id))["docker.ensureRunning"] == "cancelled"
+    assert dict(project_jobs(project.id))["docker.ensureRunning"] == "cancelled"
     response = post(api, f"{base}/start")
     assert response.status_code == 409
     assert "deleted" in response.json()["detail"]
@@ -177,7 +169,7 @@ def test_it_validates_prompt_bodies(api, alice, body, field):
     response = post(api, f"/api/projects/{project.id}/prompt", body)
     assert response.status_code == 422
     assert field in [error["field"] for error in response.json()["errors"]]
-    assert jobs_of(project.id) == []
+    assert project_jobs(project.id) == []
 
 
 def test_it_refuses_creation_without_a_provider_pointing_at_settings(bob):

@@ -13,7 +13,7 @@ from doce.docker.health import Readiness
 from jobqueue.models import Job, JobLog, JobState
 from projects import runtime, services
 from projects.models import Project
-from tests.projects.conftest import MODEL
+from tests.projects.conftest import MODEL, make_project, project_jobs
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 
@@ -38,19 +38,11 @@ def make_due() -> None:
     Job.objects.filter(state=JobState.QUEUED).update(run_at=timezone.now())
 
 
-def chain(project: Project) -> list[tuple[str, str]]:
-    return list(
-        Job.objects.filter(serial_key=f"project:{project.id}")
-        .order_by("id")
-        .values_list("type", "state")
-    )
-
-
 def test_it_runs_the_create_chain_in_order(alice, alice_provider, worker, fake_runtime):
     project = services.create_project(alice, prompt="a bakery")
     run_due(worker)
     project.refresh_from_db()
-    assert chain(project) == [(step, "succeeded") for step in CREATE_CHAIN]
+    assert project_jobs(project) == [(step, "succeeded") for step in CREATE_CHAIN]
     assert project.status == Project.Status.RUNNING
     assert project.agent_session_id == "ses_1"
     assert (project.prompt_sent, project.prompt_completed) == (True, True)
@@ -88,7 +80,7 @@ def test_it_waits_for_readiness_rescheduling_without_spending_attempts(
     run_due(worker)
     project.refresh_from_db()
     assert project.status == Project.Status.RUNNING
-    assert chain(project) == [(step, "succeeded") for step in CREATE_CHAIN]
+    assert project_jobs(project) == [(step, "succeeded") for step in CREATE_CHAIN]
 
 
 @pytest.mark.parametrize(
@@ -100,9 +92,7 @@ def test_it_gives_up_waiting_after_the_ready_timeout_with_a_readable_reason(
 ):
     settings.DOCE_READY_TIMEOUT_SECONDS = 10
     fake_runtime.ready = Readiness(preview=preview, agent=agent)
-    project = Project.objects.create(
-        owner=alice, name="Site", prompt="p", model=MODEL, status=Project.Status.STARTING
-    )
+    project = make_project(alice, Project.Status.STARTING)
     services.enqueue_step(project, "docker.waitReady", {"started_at": time.time() - 5})
     run_due(worker)
     assert Job.objects.get().state == JobState.QUEUED  # 5 s in: still waiting
@@ -116,7 +106,7 @@ def test_it_gives_up_waiting_after_the_ready_timeout_with_a_readable_reason(
     assert project.status_reason.startswith(f"The {missing} did not answer within 11 s.")
     assert "Logs tab" in project.status_reason
     assert "Traceback" not in project.status_reason
-    assert chain(project) == [("docker.waitReady", "failed")]  # no session step follows
+    assert project_jobs(project) == [("docker.waitReady", "failed")]  # no session step follows
 
 
 def test_it_puts_the_project_in_error_on_a_permanent_stack_error(
@@ -126,7 +116,10 @@ def test_it_puts_the_project_in_error_on_a_permanent_stack_error(
     project = services.create_project(alice, prompt="a bakery")
     run_due(worker)
     project.refresh_from_db()
-    assert chain(project) == [("project.create", "succeeded"), ("docker.composeUp", "failed")]
+    assert project_jobs(project) == [
+        ("project.create", "succeeded"),
+        ("docker.composeUp", "failed"),
+    ]
     assert Job.objects.get(type="docker.composeUp").attempts == 1
     assert project.status == Project.Status.ERROR
     assert project.status_reason == failure(FailureKind.IMAGE_MISSING).message
@@ -170,12 +163,9 @@ def test_it_lets_the_next_attempt_pick_new_ports_after_a_port_clash(
 
 
 def test_it_recreates_a_vanished_agent_session(alice, alice_provider, worker, fake_runtime):
-    project = Project.objects.create(
-        owner=alice,
-        name="Site",
-        prompt="p",
-        model=MODEL,
-        status=Project.Status.RUNNING,
+    project = make_project(
+        alice,
+        Project.Status.RUNNING,
         agent_port=47001,
         preview_port=47000,
         agent_session_id="ses_gone",
@@ -187,19 +177,16 @@ def test_it_recreates_a_vanished_agent_session(alice, alice_provider, worker, fa
     assert project.agent_session_id == "ses_1"
     job = Job.objects.get(type="opencode.sessionCreate")
     assert JobLog.objects.filter(job=job, message__contains="vanished").exists()
-    assert chain(project) == [("opencode.sessionCreate", "succeeded")]  # prompt already sent
+    assert project_jobs(project) == [("opencode.sessionCreate", "succeeded")]  # prompt already sent
 
 
 def test_it_holds_a_prompt_until_the_project_runs_then_sends_it(
     alice, alice_provider, worker, fake_runtime, settings
 ):
     settings.DOCE_READY_TIMEOUT_SECONDS = 10
-    project = Project.objects.create(
-        owner=alice,
-        name="Site",
-        prompt="p",
-        model=MODEL,
-        status=Project.Status.STARTING,
+    project = make_project(
+        alice,
+        Project.Status.STARTING,
         agent_port=47001,
         preview_port=47000,
         agent_session_id="ses_1",
@@ -216,7 +203,7 @@ def test_it_holds_a_prompt_until_the_project_runs_then_sends_it(
     assert fake_runtime.prompts == [("ses_1", "pink", MODEL)]
     project.refresh_from_db()
     assert project.prompt_completed is True
-    assert chain(project) == [
+    assert project_jobs(project) == [
         ("opencode.sendUserPrompt", "succeeded"),
         ("opencode.awaitIdle", "succeeded"),
     ]
@@ -239,12 +226,9 @@ def test_it_opens_a_session_for_a_held_prompt_of_a_running_project(
     alice, alice_provider, worker, fake_runtime
 ):
     # Running, but without an agent session (e.g. it vanished): the prompt job must get one.
-    project = Project.objects.create(
-        owner=alice,
-        name="Site",
-        prompt="p",
-        model=MODEL,
-        status=Project.Status.RUNNING,
+    project = make_project(
+        alice,
+        Project.Status.RUNNING,
         agent_port=47001,
         preview_port=47000,
         prompt_sent=True,
@@ -257,7 +241,7 @@ def test_it_opens_a_session_for_a_held_prompt_of_a_running_project(
     project.refresh_from_db()
     assert project.agent_session_id == "ses_1"
     assert fake_runtime.prompts == [("ses_1", "blue", MODEL)]
-    assert ("opencode.sessionCreate", "succeeded") in chain(project)
+    assert ("opencode.sessionCreate", "succeeded") in project_jobs(project)
 
 
 def test_it_polls_an_unfinished_prompt(alice, alice_provider, worker, fake_runtime):
@@ -274,9 +258,7 @@ def test_it_polls_an_unfinished_prompt(alice, alice_provider, worker, fake_runti
 
 
 def test_it_stops_a_project(alice, alice_provider, worker, fake_runtime):
-    project = Project.objects.create(
-        owner=alice, name="Site", prompt="p", model=MODEL, status=Project.Status.RUNNING
-    )
+    project = make_project(alice)
     services.stop_project(project)
     run_due(worker)
     project.refresh_from_db()
@@ -288,12 +270,9 @@ def test_it_starts_a_stopped_project_and_skips_the_first_prompt_once_sent(
     alice, alice_provider, worker, fake_runtime
 ):
     fake_runtime.ready = Readiness(preview=False, agent=False)
-    project = Project.objects.create(
-        owner=alice,
-        name="Site",
-        prompt="p",
-        model=MODEL,
-        status=Project.Status.STOPPED,
+    project = make_project(
+        alice,
+        Project.Status.STOPPED,
         preview_port=47000,
         agent_port=47001,
         agent_session_id="ses_1",
@@ -308,7 +287,7 @@ def test_it_starts_a_stopped_project_and_skips_the_first_prompt_once_sent(
     run_due(worker)
     project.refresh_from_db()
     assert project.status == Project.Status.RUNNING
-    assert chain(project) == [
+    assert project_jobs(project) == [
         ("docker.ensureRunning", "succeeded"),
         ("docker.waitReady", "succeeded"),
         ("opencode.sessionCreate", "succeeded"),
@@ -318,12 +297,9 @@ def test_it_starts_a_stopped_project_and_skips_the_first_prompt_once_sent(
 
 
 def test_it_deletes_a_project_and_is_safe_to_run_again(alice, alice_provider, worker, fake_runtime):
-    project = Project.objects.create(
-        owner=alice,
-        name="Site",
-        prompt="p",
-        model=MODEL,
-        status=Project.Status.RUNNING,
+    project = make_project(
+        alice,
+        Project.Status.RUNNING,
         preview_port=47000,
         agent_port=47001,
     )
@@ -379,6 +355,6 @@ def test_it_keeps_a_project_stopped_when_stopped_during_compose_up(
     run_due(worker)
     project.refresh_from_db()
     assert project.status == Project.Status.STOPPED and project.status_reason == ""
-    assert dict(chain(project))["docker.stop"] == "succeeded"
+    assert dict(project_jobs(project))["docker.stop"] == "succeeded"
     assert "check_ready" not in fake_runtime.kinds()
     assert fake_runtime.prompts == []

@@ -20,23 +20,13 @@ from jobqueue.models import Job
 from projects import presence, services
 from projects.models import Project, Viewer
 from projects.routing import websocket_urlpatterns
-from tests.projects.conftest import MODEL
+from tests.projects.conftest import MODEL, make_project, project_jobs
 
 app = URLRouter(websocket_urlpatterns)
 
 
-def make_project(owner, status=Project.Status.RUNNING, **fields) -> Project:
-    return Project.objects.create(
-        owner=owner, name="Site", prompt="p", model=MODEL, status=status, **fields
-    )
-
-
-def job_types(project) -> list[str]:
-    return list(
-        Job.objects.filter(serial_key=f"project:{project.id}")
-        .order_by("id")
-        .values_list("type", flat=True)
-    )
+def types_of(project) -> list[str]:
+    return [job_type for job_type, _ in project_jobs(project)]
 
 
 def ago(seconds: float):
@@ -53,10 +43,10 @@ def test_it_starts_a_stopped_project_for_its_first_viewer(alice, alice_provider)
     project.refresh_from_db()
     assert project.status == Project.Status.STARTING
     assert project.last_viewed_at is not None
-    assert job_types(project) == ["docker.ensureRunning"]
+    assert types_of(project) == ["docker.ensureRunning"]
     # A second viewer of the now starting project starts nothing more.
     presence.viewer_joined(project, alice, "chan-2")
-    assert job_types(project) == ["docker.ensureRunning"]
+    assert types_of(project) == ["docker.ensureRunning"]
     assert Viewer.objects.filter(project=project).count() == 2
 
 
@@ -64,7 +54,7 @@ def test_it_starts_a_stopped_project_for_its_first_viewer(alice, alice_provider)
 def test_it_starts_nothing_for_a_viewer_of_a_running_project(alice, alice_provider):
     project = make_project(alice)
     presence.viewer_joined(project, alice, "chan-1")
-    assert job_types(project) == []
+    assert types_of(project) == []
 
 
 @pytest.mark.django_db
@@ -123,12 +113,12 @@ def test_it_stops_idle_projects_from_the_command(alice, alice_provider, settings
     assert "Stopped 1 idle project(s); forgot 1 stale viewer(s)." in out.getvalue()
     idle.refresh_from_db()
     busy.refresh_from_db()
-    assert idle.status == Project.Status.STOPPING and job_types(idle) == ["docker.stop"]
-    assert busy.status == Project.Status.RUNNING and job_types(busy) == []
+    assert idle.status == Project.Status.STOPPING and types_of(idle) == ["docker.stop"]
+    assert busy.status == Project.Status.RUNNING and types_of(busy) == []
     assert not Viewer.objects.exists()
     # Run again: the stopping project is no longer running, so nothing more happens.
     call_command("stop_idle_projects", stdout=out)
-    assert job_types(idle) == ["docker.stop"]
+    assert types_of(idle) == ["docker.stop"]
 
 
 # --- The workspace events WebSocket is the viewer -----------------------------------------
@@ -148,7 +138,7 @@ async def test_it_records_a_viewer_per_open_workspace_socket(alice, alice_provid
     assert viewer.project_id == project.id and viewer.user_id == alice.pk
     await database_sync_to_async(project.refresh_from_db)()
     assert project.status == Project.Status.STARTING
-    assert await database_sync_to_async(job_types)(project) == ["docker.ensureRunning"]
+    assert await database_sync_to_async(types_of)(project) == ["docker.ensureRunning"]
     # The started project's status change is streamed to the viewer.
     event = await communicator.receive_json_from(timeout=5)
     assert event["type"] == "project.status" and event["payload"]["status"] == "starting"
@@ -208,7 +198,7 @@ async def test_it_queues_a_chat_prompt_for_a_project_that_is_not_running(
         if message["type"] == "chat.ack":
             break
     assert message["payload"] == {"action": "prompt", "queued": True}
-    types = await database_sync_to_async(job_types)(project)
+    types = await database_sync_to_async(types_of)(project)
     expected = ["docker.ensureRunning", "opencode.sendUserPrompt"]
     assert types == expected
     prompt = await database_sync_to_async(Job.objects.get)(type="opencode.sendUserPrompt")
@@ -224,5 +214,5 @@ async def test_it_queues_a_chat_prompt_for_a_project_that_is_not_running(
             break
     assert message["payload"]["code"] == "rejected"
     assert "openai/gpt-9" in message["payload"]["message"]
-    assert await database_sync_to_async(job_types)(project) == expected
+    assert await database_sync_to_async(types_of)(project) == expected
     await communicator.disconnect()

@@ -8,23 +8,9 @@ from doce.models import Event
 from jobqueue.models import Job, JobState
 from projects import services
 from projects.models import Project
-from tests.projects.conftest import MODEL
+from tests.projects.conftest import MODEL, make_project, project_jobs
 
 pytestmark = pytest.mark.django_db
-
-
-def jobs_of(project: Project) -> list[tuple[str, str]]:
-    return list(
-        Job.objects.filter(serial_key=f"project:{project.id}")
-        .order_by("id")
-        .values_list("type", "state")
-    )
-
-
-def make_project(owner, status=Project.Status.RUNNING, **fields) -> Project:
-    return Project.objects.create(
-        owner=owner, name="Site", prompt="p", model=MODEL, status=status, **fields
-    )
 
 
 def test_it_creates_a_project_and_enqueues_its_create_step(alice, alice_provider):
@@ -96,7 +82,7 @@ def test_it_stops_a_project_cancelling_its_queued_start(alice, alice_provider):
     services.stop_project(project)
     project.refresh_from_db()
     assert project.status == Project.Status.STOPPING
-    assert jobs_of(project) == [
+    assert project_jobs(project) == [
         ("docker.ensureRunning", "cancelled"),
         ("docker.composeUp", "cancelled"),
         ("docker.waitReady", "cancelled"),
@@ -116,13 +102,13 @@ def test_it_deletes_a_project_cancelling_all_its_jobs(alice, alice_provider, bob
     services.delete_project(project)
     project.refresh_from_db()
     assert project.status == Project.Status.DELETING
-    assert jobs_of(project) == [
+    assert project_jobs(project) == [
         ("docker.ensureRunning", "cancelled"),
         ("opencode.awaitIdle", "running"),
         ("project.delete", "queued"),
     ]
     assert Job.objects.get(pk=running.pk).cancel_requested_at is not None
-    assert jobs_of(other) == [("docker.ensureRunning", "queued")]
+    assert project_jobs(other) == [("docker.ensureRunning", "queued")]
     with pytest.raises(services.ProjectActionError) as refused:
         services.start_project(project)
     assert refused.value.status == 409
@@ -133,7 +119,7 @@ def test_it_starts_the_stack_before_a_prompt_to_a_stopped_project(alice, alice_p
     services.send_prompt(project, "  Make it pink  ")
     project.refresh_from_db()
     assert project.status == Project.Status.STARTING
-    assert jobs_of(project) == [
+    assert project_jobs(project) == [
         ("docker.ensureRunning", "queued"),
         ("opencode.sendUserPrompt", "queued"),
     ]
@@ -148,7 +134,7 @@ def test_it_starts_the_stack_before_a_prompt_to_a_stopped_project(alice, alice_p
 def test_it_sends_a_prompt_to_a_running_project_without_a_start(alice, alice_provider):
     project = make_project(alice)
     services.send_prompt(project, "hi", model=MODEL)
-    assert jobs_of(project) == [("opencode.sendUserPrompt", "queued")]
+    assert project_jobs(project) == [("opencode.sendUserPrompt", "queued")]
 
 
 @pytest.mark.parametrize(
@@ -168,7 +154,7 @@ def test_it_refuses_bad_prompts_and_queues_nothing(
         services.send_prompt(project, text, model=model)
     project.refresh_from_db()
     assert project.status == status
-    assert jobs_of(project) == []
+    assert project_jobs(project) == []
 
 
 def test_it_renames_with_whitespace_collapsed(alice):
@@ -221,12 +207,12 @@ def test_it_retries_only_a_failed_step_of_the_same_project(alice, alice_provider
         assert refused.value.status == 409
     with pytest.raises(services.ProjectActionError):
         services.retry_step(project, 999_999)
-    assert jobs_of(other) == [("docker.composeUp", "failed")]
+    assert project_jobs(other) == [("docker.composeUp", "failed")]
 
     services.retry_step(project, failed.pk)
     project.refresh_from_db()
     assert (project.status, project.status_reason) == (Project.Status.STARTING, "")
-    assert jobs_of(project) == [
+    assert project_jobs(project) == [
         ("docker.composeUp", "failed"),
         ("opencode.awaitIdle", "queued"),
         ("docker.composeUp", "queued"),
@@ -239,4 +225,4 @@ def test_it_restarts_the_preview_of_a_running_project_only(alice, alice_provider
         services.restart_preview(project)
     Project.objects.filter(pk=project.pk).update(status=Project.Status.RUNNING)
     services.restart_preview(project)
-    assert jobs_of(project) == [("docker.restartPreview", "queued")]
+    assert project_jobs(project) == [("docker.restartPreview", "queued")]
