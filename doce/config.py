@@ -101,6 +101,19 @@ class Env:
             return list(default)
         return [item.strip() for item in raw.split(",") if item.strip()]
 
+    def origin(self, name: str, default: str) -> str:
+        """Return the variable as a normalized origin (`doce.origins.origin_of`): an http(s)
+        URL with no path, e.g. `https://doce.example.org` or `http://localhost:8000`."""
+        from doce.origins import origin_of
+
+        def parse(raw: str) -> str:
+            origin = origin_of(raw)
+            if origin is None:
+                raise ValueError(f"{raw!r} is not an http(s) URL without a path")
+            return origin
+
+        return self._parse(name, parse(default), parse)
+
     def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
         """Return one of `choices` (compared case-insensitively, returned as listed)."""
 

@@ -37,7 +37,7 @@ from projects import runtime
 from projects.models import Project
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
-from projects.services import enqueue_step, set_status
+from projects.services import PROMPT_MAX, enqueue_step, set_status
 from projects.streams import project_topic
 
 log = structlog.get_logger(__name__)
@@ -58,7 +58,7 @@ class WaitReadyPayload(ProjectPayload):
 
 
 class PromptPayload(ProjectPayload):
-    text: str = Field(min_length=1, max_length=20_000)
+    text: str = Field(min_length=1, max_length=PROMPT_MAX)
     model: str = ""
     # Epoch seconds when the prompt was queued; the wait for the agent is bounded from there.
     queued_at: float = Field(default_factory=time.time)

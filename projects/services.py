@@ -10,6 +10,7 @@ HTTP status).
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 import structlog
@@ -20,12 +21,15 @@ from django.utils import timezone
 import jobqueue
 from accounts.services import available_models, default_model
 from doce import events
+from doce.opencode.agents import client_for_project
+from doce.opencode.errors import OpencodeError
 from projects.models import Project
 from projects.streams import project_topic
 
 log = structlog.get_logger(__name__)
 
 NAME_MAX = 60
+# The longest prompt (characters) any path accepts: create form, API, chat, queued job.
 PROMPT_MAX = 20_000
 # The chain that takes a new project from nothing to an agent answering its prompt.
 CREATE_CHAIN = (
@@ -133,11 +137,9 @@ def create_project(user, *, prompt: str, model: str | None = None, name: str = "
     Raises `NoProviderConfigured` or `ProjectActionError` (empty or too long prompt,
     unknown model) before anything is written.
     """
-    prompt = prompt.strip()
-    if not prompt:
+    if not prompt.strip():
         raise ProjectActionError("Describe the website you want.")
-    if len(prompt) > PROMPT_MAX:
-        raise ProjectActionError(f"Keep the prompt under {PROMPT_MAX:,} characters.")
+    prompt = validate_prompt(prompt)
     model = resolve_model(user, model)
     project = Project.objects.create(
         owner=user, prompt=prompt, model=model, name=(name.strip() or name_from_prompt(prompt))
@@ -179,25 +181,65 @@ def restart_preview(project: Project) -> None:
     enqueue_step(project, "docker.restartPreview")
 
 
-@transaction.atomic
-def send_prompt(project: Project, text: str, *, model: str | None = None) -> None:
-    """Queue a prompt for the agent; starts the stack first when it is not running.
-
-    The job waits for the agent to answer HTTP, sends the prompt, then tracks completion
-    server-side. Raises `ProjectActionError` for an empty prompt or an unknown model.
-    """
-    project = _locked(project)
+def validate_prompt(text: str) -> str:
+    """The prompt a user typed, stripped; raises `ProjectActionError` when it is empty or
+    longer than `PROMPT_MAX` characters. The one check of a prompt's text, for the create
+    form, the API and the chat alike."""
     text = text.strip()
     if not text:
         raise ProjectActionError("Write a message for the agent.")
     if len(text) > PROMPT_MAX:
         raise ProjectActionError(f"Keep the message under {PROMPT_MAX:,} characters.")
-    if project.status == Project.Status.DELETING:
-        raise ProjectActionError("This project is being deleted.", status=409)
-    chosen = resolve_model(project.owner, model) if model else project.model
-    if project.status != Project.Status.RUNNING:
-        start_project(project)
-    enqueue_step(project, "opencode.sendUserPrompt", {"text": text, "model": chosen}, dedupe=False)
+    return text
+
+
+class PromptFailed(ProjectActionError):
+    """The running agent could not take the prompt; `diagnostic` says why (502 in the API)."""
+
+    def __init__(self, diagnostic) -> None:
+        super().__init__(diagnostic.message, status=502)
+        self.diagnostic = diagnostic
+
+
+def send_prompt(project: Project, text: str, *, model: str | None = None) -> bool:
+    """Send a prompt to the project's agent: the one prompt path of the chat and the API.
+
+    Validates first (`validate_prompt`, `model` against the owner's models with
+    `resolve_model`; a project being deleted is a 409). Then, when the project is running
+    with an agent session, sends straight to the agent and tracks completion
+    (`record_prompt_sent`); otherwise queues `opencode.sendUserPrompt`, after starting the
+    stack when it is not running. Returns True when sent directly, False when queued.
+
+    Raises `ProjectActionError` (nothing written) or `PromptFailed` (the agent did not take
+    it; carries the agent's `Diagnostic`).
+    """
+    with transaction.atomic():
+        project = _locked(project)
+        text = validate_prompt(text)
+        if project.status == Project.Status.DELETING:
+            raise ProjectActionError("This project is being deleted.", status=409)
+        chosen = resolve_model(project.owner, model) if model else project.model
+        client = (
+            client_for_project(project)
+            if project.status == Project.Status.RUNNING and project.agent_session_id
+            else None
+        )
+        if client is None:
+            if project.status != Project.Status.RUNNING:
+                start_project(project)
+            enqueue_step(
+                project, "opencode.sendUserPrompt", {"text": text, "model": chosen}, dedupe=False
+            )
+            return False
+    # Outside the transaction: no row lock is held across the agent's HTTP call.
+    since_ms = int(time.time() * 1000)
+    try:
+        client.prompt_async(project.agent_session_id, text, model=chosen or None)
+    except OpencodeError as exc:
+        log.info("prompt.send_failed", project_id=project.id, error=str(exc))
+        raise PromptFailed(exc.diagnostic) from None
+    record_prompt_sent(project, since_ms=since_ms)
+    return True
 
 
 @transaction.atomic
@@ -233,7 +275,7 @@ def delete_project(project: Project) -> None:
 
 @transaction.atomic
 def record_prompt_sent(project: Project, *, since_ms: int) -> None:
-    """Mark a prompt as sent (by the chat, straight to the agent) and track its completion."""
+    """Mark a prompt as sent straight to the agent (`send_prompt`) and track its completion."""
     Project.objects.filter(pk=project.pk).update(
         prompt_sent=True, prompt_completed=False, updated_at=timezone.now()
     )
