@@ -245,6 +245,10 @@ class EventStreamConsumer(DoceConsumer):
             for topic in self.topics:
                 await self.channel_layer.group_discard(events.group_name(topic), self.channel_name)
 
+    def wants(self, message: dict) -> bool:
+        """Whether to send this event of `self.topics` (all of them by default)."""
+        return True
+
     async def events_wake(self, message: dict) -> None:
         self.wakeup.set()
 
@@ -260,7 +264,9 @@ class EventStreamConsumer(DoceConsumer):
         while True:
             batch = await database_sync_to_async(events.events_after)(self.topics, self.cursor)
             for event in batch:
-                await self.send_json(event.as_message())
+                message = event.as_message()
+                if self.wants(message):
+                    await self.send_json(message)
                 self.cursor = event.id
             if len(batch) < 200:
                 return

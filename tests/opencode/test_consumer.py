@@ -194,7 +194,9 @@ async def test_a_prompt_without_an_agent_session_goes_through_the_queue(hub, ali
         await communicator.send_to(text_data=json.dumps({"type": "prompt", "text": "hi"}))
         ack = await receive_type(communicator, "chat.ack")
         assert ack["payload"] == {"action": "prompt", "queued": True}
-        jobs = Job.objects.filter(serial_key=f"project:{project.id}", type="opencode.sendUserPrompt")
+        jobs = Job.objects.filter(
+            serial_key=f"project:{project.id}", type="opencode.sendUserPrompt"
+        )
         assert await jobs.acount() == 1
         await communicator.disconnect()
 
