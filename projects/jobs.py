@@ -34,10 +34,10 @@ from doce.opencode.completion import check_completion, record_completion
 from doce.opencode.errors import OpencodeError
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
 from projects import runtime
-from projects.models import Project
+from projects.models import Project, PromptState
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
-from projects.services import PROMPT_MAX, enqueue_step, set_status
+from projects.services import PROMPT_MAX, enqueue_step, set_prompt_state, set_status
 from projects.streams import project_topic
 
 log = structlog.get_logger(__name__)
@@ -97,6 +97,8 @@ def _halted(ctx: JobContext, project: Project) -> bool:
 def _fail_project(project: Project, message: str) -> None:
     with transaction.atomic():
         set_status(project, Project.Status.ERROR, message)
+        # A prompt still waiting for this project's stack will not be sent: say why.
+        set_prompt_state(project, PromptState.FAILED, message, only_from=(PromptState.QUEUED,))
 
 
 def user_message(exc: BaseException) -> str:
@@ -108,6 +110,18 @@ def user_message(exc: BaseException) -> str:
     if isinstance(exc, PermanentJobError):
         return str(exc)
     return "An unexpected error stopped this step. The job's log in the queue has the details."
+
+
+@contextmanager
+def prompt_fails_with_job(ctx: JobContext, project: Project) -> Iterator[None]:
+    """On the job's last failure, record the prompt as failed with a message a user can act
+    on (the project itself may still be fine: only this prompt is lost)."""
+    try:
+        yield
+    except Exception as exc:
+        if is_permanent(exc) or ctx.attempt >= ctx.job.max_attempts:
+            set_prompt_state(project, PromptState.FAILED, user_message(exc))
+        raise
 
 
 @contextmanager
@@ -269,22 +283,24 @@ def send_user_prompt(ctx: JobContext) -> None:
     project = _project(ctx)
     if project.status == Project.Status.DELETING:
         return
-    if not project.agent_session_id or project.status != Project.Status.RUNNING:
-        # The stack or session is still on its way (start chain queued before this job).
-        if time.time() - ctx.payload.queued_at > settings.DOCE_READY_TIMEOUT_SECONDS:
-            raise PermanentJobError("The agent did not become available to take the prompt.")
-        if project.status == Project.Status.RUNNING and not project.agent_session_id:
-            # Enqueued now, not as a follow-up: follow-ups are dropped when a job reschedules.
-            enqueue_step(project, "opencode.sessionCreate")
-        ctx.reschedule(WAIT_POLL_SECONDS)
-    client = _agent_client(project)
-    since_ms = int(time.time() * 1000)
-    client.prompt_async(
-        project.agent_session_id, ctx.payload.text, model=ctx.payload.model or project.model
-    )
+    with prompt_fails_with_job(ctx, project):
+        if not project.agent_session_id or project.status != Project.Status.RUNNING:
+            # The stack or session is still on its way (start chain queued before this job).
+            if time.time() - ctx.payload.queued_at > settings.DOCE_READY_TIMEOUT_SECONDS:
+                raise PermanentJobError("The agent did not become available to take the prompt.")
+            if project.status == Project.Status.RUNNING and not project.agent_session_id:
+                # Enqueued now, not as a follow-up: follow-ups are dropped on a reschedule.
+                enqueue_step(project, "opencode.sessionCreate")
+            ctx.reschedule(WAIT_POLL_SECONDS)
+        client = _agent_client(project)
+        since_ms = int(time.time() * 1000)
+        client.prompt_async(
+            project.agent_session_id, ctx.payload.text, model=ctx.payload.model or project.model
+        )
     project.prompt_sent = True
     project.prompt_completed = False
     project.save(update_fields=["prompt_sent", "prompt_completed", "updated_at"])
+    set_prompt_state(project, PromptState.RUNNING)
     ctx.log("prompt sent to the agent", chars=len(ctx.payload.text))
     ctx.enqueue("opencode.awaitIdle", {"project_id": project.id, "since_ms": since_ms})
 
@@ -299,18 +315,28 @@ def await_idle(ctx: JobContext) -> None:
     if project is None or not project.agent_session_id:
         return
     waited = time.time() - ctx.payload.since_ms / 1000
-    check = check_completion(
-        _agent_client(project),
-        project.agent_session_id,
-        since_ms=ctx.payload.since_ms,
-        busy_seen=ctx.payload.busy_seen,
-    )
+    with prompt_fails_with_job(ctx, project):
+        check = check_completion(
+            _agent_client(project),
+            project.agent_session_id,
+            since_ms=ctx.payload.since_ms,
+            busy_seen=ctx.payload.busy_seen,
+        )
     if check.finished:
         record_completion(project, check)
+        if check.state == "done":
+            set_prompt_state(project, PromptState.COMPLETED)
+        else:
+            set_prompt_state(project, PromptState.FAILED, _failure_message(check))
         ctx.log("prompt finished", state=check.state, reason=check.reason)
         return
     if waited > settings.DOCE_PROMPT_TIMEOUT_SECONDS:
         ctx.log("gave up waiting for the prompt to finish", waited_s=int(waited))
+        set_prompt_state(
+            project,
+            PromptState.FAILED,
+            f"The agent did not finish within {int(waited)} s; doce stopped waiting.",
+        )
         return
     if check.busy_seen and not ctx.payload.busy_seen:
         # Carry what we learned into the next check: a fresh job with the new payload.
@@ -321,6 +347,19 @@ def await_idle(ctx: JobContext) -> None:
         )
         return
     ctx.reschedule(COMPLETION_POLL_SECONDS)
+
+
+_FAILURE_MESSAGES = {
+    "aborted": "The answer was stopped before it finished.",
+    "no_answer": "The agent went idle without answering; check the model in Settings.",
+}
+
+
+def _failure_message(check) -> str:
+    """Why a finished check failed, for the user (the agent's diagnostic when it gave one)."""
+    if check.diagnostic is not None:
+        return check.diagnostic.message
+    return _FAILURE_MESSAGES.get(check.reason, "The agent could not answer the prompt.")
 
 
 def _in(seconds: float):

@@ -23,7 +23,7 @@ from accounts.services import available_models, default_model
 from doce import events
 from doce.opencode.agents import client_for_project
 from doce.opencode.errors import OpencodeError
-from projects.models import Project
+from projects.models import Project, PromptState
 from projects.streams import project_topic
 
 log = structlog.get_logger(__name__)
@@ -142,7 +142,11 @@ def create_project(user, *, prompt: str, model: str | None = None, name: str = "
     prompt = validate_prompt(prompt)
     model = resolve_model(user, model)
     project = Project.objects.create(
-        owner=user, prompt=prompt, model=model, name=(name.strip() or name_from_prompt(prompt))
+        owner=user,
+        prompt=prompt,
+        model=model,
+        name=(name.strip() or name_from_prompt(prompt)),
+        prompt_state=PromptState.QUEUED,
     )
     set_status(project, Project.Status.CREATED)
     enqueue_step(project, "project.create")
@@ -230,6 +234,7 @@ def send_prompt(project: Project, text: str, *, model: str | None = None) -> boo
             enqueue_step(
                 project, "opencode.sendUserPrompt", {"text": text, "model": chosen}, dedupe=False
             )
+            set_prompt_state(project, PromptState.QUEUED)
             return False
     # Outside the transaction: no row lock is held across the agent's HTTP call.
     since_ms = int(time.time() * 1000)
@@ -237,6 +242,7 @@ def send_prompt(project: Project, text: str, *, model: str | None = None) -> boo
         client.prompt_async(project.agent_session_id, text, model=chosen or None)
     except OpencodeError as exc:
         log.info("prompt.send_failed", project_id=project.id, error=str(exc))
+        set_prompt_state(project, PromptState.FAILED, exc.diagnostic.message)
         raise PromptFailed(exc.diagnostic) from None
     record_prompt_sent(project, since_ms=since_ms)
     return True
@@ -279,7 +285,25 @@ def record_prompt_sent(project: Project, *, since_ms: int) -> None:
     Project.objects.filter(pk=project.pk).update(
         prompt_sent=True, prompt_completed=False, updated_at=timezone.now()
     )
+    set_prompt_state(project, PromptState.RUNNING)
     enqueue_step(project, "opencode.awaitIdle", {"since_ms": since_ms}, dedupe=False)
+
+
+def set_prompt_state(
+    project: Project, state: str, failure: str = "", *, only_from: tuple[str, ...] = ()
+) -> None:
+    """Record where the project's latest prompt stands (`PromptState`); `failure` is why it
+    failed, in words a user can act on (kept only with `failed`). With `only_from`, only a
+    prompt in one of those states changes. The one writer of `prompt_state`/`prompt_failure`.
+    """
+    rows = Project.objects.filter(pk=project.pk)
+    if only_from:
+        rows = rows.filter(prompt_state__in=only_from)
+    rows.update(
+        prompt_state=state,
+        prompt_failure=failure if state == PromptState.FAILED else "",
+        updated_at=timezone.now(),
+    )
 
 
 def mark_viewed(project: Project) -> None:
