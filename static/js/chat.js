@@ -127,6 +127,10 @@
       var part = this.part(p.messageId, p.partId, "msg-text streaming");
       if (typeof p.text === "string") part.textContent = p.text;
       else if (p.deltaText) part.textContent += p.deltaText;
+      // Joined mid-answer: the start of this text arrives when the part is complete.
+      part.classList.toggle("partial", !!p.partial);
+      if (p.partial) part.title = "The beginning of this answer appears when it is complete.";
+      else part.removeAttribute("title");
       this.scrollToEnd();
     },
     "chat.reasoning.part": function (p) {
