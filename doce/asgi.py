@@ -17,7 +17,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from doce.origins import DoceOriginValidator  # noqa: E402
+from doce.consumers import DoceOriginValidator  # noqa: E402
 from doce.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(

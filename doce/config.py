@@ -16,6 +16,8 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from doce.origins import origin_of
+
 _SQLITE_OPTIONS = {
     # WAL lets readers run while one writer writes; IMMEDIATE takes the write lock at BEGIN,
     # so two writers queue on the busy timeout instead of failing with "database is locked"
@@ -104,7 +106,6 @@ class Env:
     def origin(self, name: str, default: str) -> str:
         """Return the variable as a normalized origin (`doce.origins.origin_of`): an http(s)
         URL with no path, e.g. `https://doce.example.org` or `http://localhost:8000`."""
-        from doce.origins import origin_of
 
         def parse(raw: str) -> str:
             origin = origin_of(raw)

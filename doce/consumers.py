@@ -36,9 +36,11 @@ from urllib.parse import parse_qs
 import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.security.websocket import OriginValidator
 from django.conf import settings
 
 from doce import events
+from doce.origins import is_doce_origin
 
 log = structlog.get_logger("doce.consumers")
 
@@ -53,6 +55,18 @@ CLOSE_REAUTHENTICATE = 4409
 # database (Postgres bigint) instead of being refused here.
 MAX_CURSOR = 2**63 - 1
 _CURSOR = re.compile(r"[0-9]{1,19}")
+
+
+class DoceOriginValidator(OriginValidator):
+    """ASGI middleware for WebSocket handshakes: anything but doce's own origin
+    (`doce.origins.is_doce_origin`), or no `Origin` header, is refused before a consumer runs
+    (the browser sees 1006; a page of another origin has no business knowing more)."""
+
+    def __init__(self, application) -> None:
+        super().__init__(application, [])
+
+    def valid_origin(self, parsed_origin) -> bool:
+        return parsed_origin is not None and is_doce_origin(parsed_origin.geturl())
 
 
 def user_group(user_id: int) -> str:

@@ -3,15 +3,14 @@
 An origin is `scheme://host[:port]` (RFC 6454): a page on another port of the same host, the
 same host over the other scheme, or a preview host (`p-<id>.localhost`) is a different
 origin. doce's origin comes from `DOCE_PUBLIC_URL` (settings: `DOCE_ORIGIN`); WebSocket
-handshakes (`DoceOriginValidator`, in `doce.asgi`) and Django's CSRF check
-(`CSRF_TRUSTED_ORIGINS`) accept only that one.
+handshakes (`doce.consumers.DoceOriginValidator`, in `doce.asgi`) and Django's CSRF check
+(`CSRF_TRUSTED_ORIGINS`) accept only that one. Pure functions: `doce.settings` uses them too.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from channels.security.websocket import OriginValidator
 from django.conf import settings
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -42,15 +41,3 @@ def origin_of(url: str) -> str | None:
 def is_doce_origin(origin: str | None) -> bool:
     """True when `origin` (an `Origin` header's value) is exactly doce's own origin."""
     return origin is not None and origin_of(origin) == settings.DOCE_ORIGIN
-
-
-class DoceOriginValidator(OriginValidator):
-    """ASGI middleware for WebSocket handshakes: anything but doce's own origin (or no
-    `Origin` header) is refused before a consumer runs (the browser sees 1006; a page of
-    another origin has no business knowing more)."""
-
-    def __init__(self, application) -> None:
-        super().__init__(application, [])
-
-    def valid_origin(self, parsed_origin) -> bool:
-        return parsed_origin is not None and is_doce_origin(parsed_origin.geturl())
