@@ -216,7 +216,8 @@ class ChatConsumer(DoceConsumer):
             await self.send_error("rejected", "This project no longer exists.")
             return
         try:
-            sent = await database_sync_to_async(services.send_prompt)(
+            # Its own thread: a slow agent must not hold up the process's shared sync thread.
+            sent = await database_sync_to_async(services.send_prompt, thread_sensitive=False)(
                 project, message.text, model=message.model
             )
         except services.PromptFailed as exc:
