@@ -33,8 +33,10 @@ import contextlib
 from typing import Annotated, Any, Literal
 
 import structlog
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.http import Http404
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
@@ -104,6 +106,15 @@ def _project_for(user, project_id: str) -> Project:
 @database_sync_to_async
 def _reload(project_id: str) -> Project | None:
     return Project.objects.filter(pk=project_id).first()
+
+
+def _send_prompt(project: Project, text: str, model: str | None) -> bool:
+    """`services.send_prompt` in a thread of its own (a slow agent must not hold up the
+    process's shared sync thread), closing that thread's database connection after."""
+    try:
+        return services.send_prompt(project, text, model=model)
+    finally:
+        connection.close()
 
 
 async def resolve_agent_target(project_id: str) -> AgentTarget | None:
@@ -216,9 +227,8 @@ class ChatConsumer(DoceConsumer):
             await self.send_error("rejected", "This project no longer exists.")
             return
         try:
-            # Its own thread: a slow agent must not hold up the process's shared sync thread.
-            sent = await database_sync_to_async(services.send_prompt, thread_sensitive=False)(
-                project, message.text, model=message.model
+            sent = await sync_to_async(_send_prompt, thread_sensitive=False)(
+                project, message.text, message.model
             )
         except services.PromptFailed as exc:
             await self._send_diagnostic(exc.diagnostic)
