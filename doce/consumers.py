@@ -91,8 +91,10 @@ def parse_json(text: str) -> Any:
         return json.loads(text)
     except RecursionError:
         raise NotJson("The message is nested too deeply.") from None
-    except ValueError as exc:  # JSONDecodeError, and int-conversion limits
-        raise NotJson(f"The message is not valid JSON ({exc}).") from None
+    except json.JSONDecodeError as exc:
+        raise NotJson(f"The message is not valid JSON ({exc.msg} at {exc.pos}).") from None
+    except ValueError:  # an integer past the interpreter's digit limit
+        raise NotJson("The message has a number too long to read.") from None
 
 
 class DoceConsumer(AsyncWebsocketConsumer):

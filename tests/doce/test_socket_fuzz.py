@@ -181,3 +181,20 @@ async def test_it_closes_an_unknown_path_with_4404(alice, path, who, caplog):
         "code": CLOSE_NOT_FOUND,
     }
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("not json", "not valid JSON"),
+        (DEEP, "nested too deeply"),
+        (HUGE_NUMBER, "number too long"),
+        ('{"n": ' + HUGE_NUMBER + "}", "number too long"),
+    ],
+)
+def test_parse_json_says_why_without_internals(text, says):
+    from doce.consumers import NotJson, parse_json
+
+    with pytest.raises(NotJson) as refused:
+        parse_json(text)
+    assert says in str(refused.value) and "sys." not in str(refused.value)
