@@ -30,12 +30,20 @@ from typing import Annotated
 from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
-# C0 controls except tab (09), newline (0a) and carriage return (0d); DEL; lone surrogates.
-_FORBIDDEN_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# Character classes written so that Python's `re` and JSON Schema's (ECMA) regular
+# expressions read them alike: the published patterns below say what the code checks.
+# C0 controls except tab (09), newline (0a) and carriage return (0d); DEL.
+_CONTROLS = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f"
 # Bidirectional embeddings, overrides (U+202A to U+202E) and isolates (U+2066 to U+2069).
-_BIDI_CONTROLS = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+_BIDI = r"\u202a-\u202e\u2066-\u2069"
+# Lone surrogates too (not published: JSON Schema validators cannot express them).
+_FORBIDDEN_IN_TEXT = re.compile(rf"[{_CONTROLS}\ud800-\udfff]")
+_BIDI_CONTROLS = re.compile(rf"[{_BIDI}]")
+# JSON Schema `pattern`s of what `clean_text` and `clean_line` accept (for OpenAPI).
+TEXT_PATTERN = rf"^[^{_CONTROLS}]*$"
+LINE_PATTERN = rf"^[^{_CONTROLS}{_BIDI}]*$"
 _WHITESPACE_RUN = re.compile(r"\s+")
 
 
@@ -103,6 +111,11 @@ def query_line(params: QueryDict, name: str, *, max_length: int) -> str:
     return clean_line(params.get(name, ""))[:max_length]
 
 
-# pydantic field types applying the same rules (a refusal is a 422 naming the field).
-Text = Annotated[str, AfterValidator(clean_text)]
-Line = Annotated[str, AfterValidator(clean_line)]
+# pydantic field types applying the same rules (a refusal is a 422 naming the field), with
+# the rule published in their JSON Schema.
+Text = Annotated[
+    str, AfterValidator(clean_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})
+]
+Line = Annotated[
+    str, AfterValidator(clean_line), Field(json_schema_extra={"pattern": LINE_PATTERN})
+]

@@ -7,6 +7,7 @@ answered 500 `DataError` to it). Personas: alice (an administrator), bob (a memb
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from channels.db import database_sync_to_async
@@ -15,7 +16,7 @@ from django.test import Client
 
 from accounts.models import ApiToken, ProviderCredential
 from accounts.services import create_api_token
-from doce.text import InvalidText, clean_line, clean_text
+from doce.text import LINE_PATTERN, TEXT_PATTERN, InvalidText, clean_line, clean_text
 from jobqueue.models import Job
 from projects.models import Project
 from tests.jobqueue.conftest import _close_stray_postgres_sessions  # noqa: F401 (the socket test)
@@ -64,6 +65,19 @@ def test_it_refuses_text_direction_controls_in_a_line_only(text):
     with pytest.raises(InvalidText):
         clean_line(text)
     assert clean_text(text) == text
+
+
+def test_it_publishes_the_patterns_its_rules_check():
+    # The OpenAPI schema carries these patterns: a schema-valid text must be accepted.
+    for code in [*range(0x3000), 0xFEFF, 0x10FFFF]:
+        char = f"a{chr(code)}b"
+        for pattern, rule in ((TEXT_PATTERN, clean_text), (LINE_PATTERN, clean_line)):
+            try:
+                rule(char)
+                accepted = True
+            except InvalidText:
+                accepted = False
+            assert accepted == bool(re.fullmatch(pattern, char)), (hex(code), pattern)
 
 
 # --- the JSON API ----------------------------------------------------------------------------
