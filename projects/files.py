@@ -81,8 +81,8 @@ def resolve_in_site(project: Project, relative: str, *, base: str = "") -> Path:
     """Return the absolute path of `relative` inside the site (optionally under `base`).
 
     Raises `FileAccessError` for absolute paths, NUL bytes, `..` segments, hidden/secret
-    names, names or paths too long for the file system, and anything (symlinks included)
-    that resolves outside the site directory.
+    names, names or paths too long for the file system, symlink loops, and anything
+    (symlinks included) that resolves outside the site directory.
     """
     if "\x00" in relative or "\\" in relative:
         raise FileAccessError("That path is not allowed.")
@@ -96,8 +96,11 @@ def resolve_in_site(project: Project, relative: str, *, base: str = "") -> Path:
     parts = [p for p in pure.parts if p != "."]
     if any(p in HIDDEN_DIRS or is_secret_file(p) for p in parts):
         raise FileAccessError("That file is not available.")
-    root = (project.site_dir / base).resolve()
-    candidate = (root.joinpath(*parts)).resolve()
+    try:
+        root = (project.site_dir / base).resolve()
+        candidate = (root.joinpath(*parts)).resolve()
+    except RuntimeError:  # a symlink loop (the agent can make one); Python 3.11 raises this
+        raise FileAccessError("That path is not allowed.") from None
     if candidate != root and root not in candidate.parents:
         raise FileAccessError("That path is not allowed.")
     site_root = project.site_dir.resolve()

@@ -3,9 +3,10 @@
 Every operation gets a bounded number of generated requests (valid and invalid bodies, path
 parameters, headers) from a fixed seed, each validated with every check schemathesis runs by
 default: no server error, only documented statuses, content types, headers and bodies as
-documented, schema-violating requests refused and schema-valid ones accepted. Alice (with a provider) makes the requests
-with her API token; half of the generated project ids are replaced by one of her real
-projects so the success paths of the project routes run too, not only their 404.
+documented, schema-violating requests refused and schema-valid ones accepted. Alice (with a
+provider) makes the requests with her API token; half of the generated project ids are
+replaced by one of her real projects so the success paths of the project routes run too,
+not only their 404.
 """
 
 from __future__ import annotations

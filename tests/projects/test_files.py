@@ -314,3 +314,17 @@ def test_it_names_the_export_of_a_name_with_a_newline_safely(alice_client, alice
     response = alice_client.get(f"/projects/{alice_project.id}/export")
     assert response.status_code == 200
     assert response["Content-Disposition"] == 'attachment; filename="Bakery-X-Evil-1.zip"'
+
+
+def test_it_refuses_a_symlink_loop_the_agent_made(alice_client, alice_project):
+    (alice_project.site_dir / "loop").symlink_to("loop")
+    (alice_project.site_dir / "public" / "spin.png").symlink_to("spin.png")
+    base = f"/projects/{alice_project.id}"
+    assert alice_client.get(f"{base}/files/", {"path": "loop"}).status_code == 404
+    assert alice_client.get(f"{base}/files/", {"path": "loop/x"}).status_code == 404
+    for action in ("rename", "delete"):
+        response = alice_client.post(
+            f"{base}/assets/{action}", {"path": "public/spin.png", "name": "b.png"}
+        )
+        assert response.status_code == 400
+    assert alice_client.get(f"{base}/export").status_code == 200
