@@ -9,7 +9,6 @@ HTTP status).
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import timedelta
 
@@ -23,12 +22,14 @@ from accounts.services import available_models, default_model
 from doce import events
 from doce.opencode.agents import client_for_project
 from doce.opencode.errors import OpencodeError
+from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from projects.models import Project, PromptState
 from projects.streams import project_topic
 
 log = structlog.get_logger(__name__)
 
-NAME_MAX = 60
+NAME_MAX = 60  # of a name made from the prompt
+PROJECT_NAME_MAX = 120  # of a name given by the user
 # The longest prompt (characters) any path accepts: create form, API, chat, queued job.
 PROMPT_MAX = 20_000
 # The chain that takes a new project from nothing to an agent answering its prompt.
@@ -101,15 +102,44 @@ def set_status(project: Project, status: str, reason: str = "") -> None:
 
 
 def name_from_prompt(prompt: str) -> str:
-    """A short project name from the first words of the prompt (at most 60 chars)."""
-    words = re.sub(r"\s+", " ", prompt).strip().split(" ")
+    """A short project name from the first words of the prompt (at most 60 chars); the
+    prompt's text-direction controls are dropped (a name refuses them)."""
+    words = clean_line(without_bidi_controls(prompt)).split(" ")
     name = ""
     for word in words:
         if len(name) + len(word) + 1 > NAME_MAX:
             break
         name = f"{name} {word}".strip()
-    name = name or prompt.strip()[:NAME_MAX]
+    name = name or " ".join(words)[:NAME_MAX]
     return name[:1].upper() + name[1:] if name else "Untitled site"
+
+
+def clean_prompt(text: str, *, empty: str = "Write a message for the agent.") -> str:
+    """The prompt `text` stripped; raises `ProjectActionError` when it is empty (message
+    `empty`), longer than `PROMPT_MAX` or holds control characters (`doce.text.clean_text`)."""
+    text = text.strip()
+    if not text:
+        raise ProjectActionError(empty)
+    if len(text) > PROMPT_MAX:
+        raise ProjectActionError(f"Keep the prompt under {PROMPT_MAX:,} characters.")
+    return _checked(clean_text, text)
+
+
+def clean_name(name: str) -> str:
+    """A project name as one line (`doce.text.clean_line`: whitespace runs collapsed,
+    control and text-direction characters refused); "" stays "". Raises
+    `ProjectActionError` for refused characters or more than `PROJECT_NAME_MAX` characters."""
+    name = _checked(clean_line, name)
+    if len(name) > PROJECT_NAME_MAX:
+        raise ProjectActionError(f"A name needs 1 to {PROJECT_NAME_MAX} characters.")
+    return name
+
+
+def _checked(rule, value: str) -> str:
+    try:
+        return rule(value)
+    except InvalidText as exc:
+        raise ProjectActionError(str(exc)) from None
 
 
 def resolve_model(user, model: str | None) -> str:
@@ -134,19 +164,14 @@ def resolve_model(user, model: str | None) -> str:
 def create_project(user, *, prompt: str, model: str | None = None, name: str = "") -> Project:
     """Create a project from a prompt and start its create chain (`CREATE_CHAIN`).
 
-    Raises `NoProviderConfigured` or `ProjectActionError` (empty or too long prompt,
-    unknown model) before anything is written.
+    Raises `NoProviderConfigured` or `ProjectActionError` (empty, too long or control
+    characters in the prompt or name, unknown model) before anything is written.
     """
-    if not prompt.strip():
-        raise ProjectActionError("Describe the website you want.")
-    prompt = validate_prompt(prompt)
+    prompt = clean_prompt(prompt, empty="Describe the website you want.")
+    name = clean_name(name) or name_from_prompt(prompt)
     model = resolve_model(user, model)
     project = Project.objects.create(
-        owner=user,
-        prompt=prompt,
-        model=model,
-        name=(name.strip() or name_from_prompt(prompt)),
-        prompt_state=PromptState.QUEUED,
+        owner=user, prompt=prompt, model=model, name=name, prompt_state=PromptState.QUEUED
     )
     set_status(project, Project.Status.CREATED)
     enqueue_step(project, "project.create")
@@ -185,18 +210,6 @@ def restart_preview(project: Project) -> None:
     enqueue_step(project, "docker.restartPreview")
 
 
-def validate_prompt(text: str) -> str:
-    """The prompt a user typed, stripped; raises `ProjectActionError` when it is empty or
-    longer than `PROMPT_MAX` characters. The one check of a prompt's text, for the create
-    form, the API and the chat alike."""
-    text = text.strip()
-    if not text:
-        raise ProjectActionError("Write a message for the agent.")
-    if len(text) > PROMPT_MAX:
-        raise ProjectActionError(f"Keep the message under {PROMPT_MAX:,} characters.")
-    return text
-
-
 class PromptFailed(ProjectActionError):
     """The running agent could not take the prompt; `diagnostic` says why (502 in the API)."""
 
@@ -208,18 +221,19 @@ class PromptFailed(ProjectActionError):
 def send_prompt(project: Project, text: str, *, model: str | None = None) -> bool:
     """Send a prompt to the project's agent: the one prompt path of the chat and the API.
 
-    Validates first (`validate_prompt`, `model` against the owner's models with
-    `resolve_model`; a project being deleted is a 409). Then, when the project is running
-    with an agent session, sends straight to the agent and tracks completion
-    (`record_prompt_sent`); otherwise queues `opencode.sendUserPrompt`, after starting the
-    stack when it is not running. Returns True when sent directly, False when queued.
+    Validates first (`clean_prompt`: empty, too long, control characters; `model` against
+    the owner's models with `resolve_model`; a project being deleted is a 409). Then, when
+    the project is running with an agent session, sends straight to the agent and tracks
+    completion (`record_prompt_sent`); otherwise queues `opencode.sendUserPrompt`, after
+    starting the stack when it is not running. Returns True when sent directly, False when
+    queued.
 
     Raises `ProjectActionError` (nothing written) or `PromptFailed` (the agent did not take
     it; carries the agent's `Diagnostic`).
     """
+    text = clean_prompt(text)
     with transaction.atomic():
         project = _locked(project)
-        text = validate_prompt(text)
         if project.status == Project.Status.DELETING:
             raise ProjectActionError("This project is being deleted.", status=409)
         chosen = resolve_model(project.owner, model) if model else project.model
@@ -261,10 +275,10 @@ def change_model(project: Project, model: str) -> None:
 
 @transaction.atomic
 def rename_project(project: Project, name: str) -> None:
-    """Rename the project (1 to 120 characters)."""
-    name = re.sub(r"\s+", " ", name).strip()
-    if not name or len(name) > 120:
-        raise ProjectActionError("A name needs 1 to 120 characters.")
+    """Rename the project (1 to 120 characters, one line: see `clean_name`)."""
+    name = clean_name(name)
+    if not name:
+        raise ProjectActionError(f"A name needs 1 to {PROJECT_NAME_MAX} characters.")
     project.name = name
     project.save(update_fields=["name", "updated_at"])
     events.emit(project_topic(project.id), "project.renamed", {"name": name})

@@ -45,6 +45,9 @@ MALFORMED = [
     ("answers not a list", json.dumps({"type": "question.reply", "requestId": "q", "answers": 1})),
     ("NUL in a request id", json.dumps({"type": "permission.reply", "requestId": "a\u0000b"})),
     ("NUL outside JSON", "\u0000"),
+    # Refused by the prompt rules (`services.clean_prompt`) on the chat, like any message
+    # on the streams.
+    ("NUL in a prompt", json.dumps({"type": "prompt", "text": "a\u0000b"})),
 ]
 
 
