@@ -7,6 +7,7 @@ from django.http import Http404
 
 from doce.consumers import EventStreamConsumer
 from jobqueue.outbox import QUEUE_TOPIC
+from jobqueue.views import get_job_for_user, monitor_topics
 
 
 class QueueEventsConsumer(EventStreamConsumer):
@@ -14,8 +15,6 @@ class QueueEventsConsumer(EventStreamConsumer):
     topics of their own projects. Resumes after `?after=<event id>`."""
 
     async def authorize(self) -> bool:
-        from jobqueue.views import monitor_topics
-
         self.topics = await database_sync_to_async(monitor_topics)(self.user)
         return True
 
@@ -27,8 +26,6 @@ class JobEventsConsumer(EventStreamConsumer):
     """
 
     async def authorize(self) -> bool:
-        from jobqueue.views import get_job_for_user
-
         job_id = self.scope["url_route"]["kwargs"]["job_id"]
         try:
             job = await database_sync_to_async(get_job_for_user)(self.user, job_id)

@@ -19,26 +19,27 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from pydantic import BaseModel, Field
 
-from accounts.services import opencode_provider_config
 from doce import events
 from doce.docker.failures import FailureKind, StackError
-from doce.opencode.agents import client_for_project
+from doce.opencode.agents import agent_base_url, client_for_project
 from doce.opencode.client import close_clients
-from doce.opencode.completion import check_completion, record_completion
+from doce.opencode.completion import check_completion
 from doce.opencode.errors import OpencodeError
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
 from projects import runtime
-from projects.models import Project
+from projects.agent_config import opencode_provider_config
+from projects.models import Project, project_topic
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
-from projects.services import enqueue_step, set_status
-from projects.streams import project_topic
+from projects.services import enqueue_step, record_completion, set_status
 
 log = structlog.get_logger(__name__)
 
@@ -323,11 +324,7 @@ def await_idle(ctx: JobContext) -> None:
     ctx.reschedule(COMPLETION_POLL_SECONDS)
 
 
-def _in(seconds: float):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
+def _in(seconds: float) -> datetime:
     return timezone.now() + timedelta(seconds=seconds)
 
 
@@ -377,8 +374,6 @@ def delete(ctx: JobContext) -> None:
 
 
 def _close_agent_clients(project: Project) -> None:
-    from doce.opencode.agents import agent_base_url
-
     base_url = agent_base_url(project)
     if base_url:
         close_clients(base_url)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 from django.http import Http404
+from django.utils import timezone
 
 from doce.crypto import EncryptedTextField
 
@@ -15,6 +17,12 @@ PROJECT_ID_LENGTH = 16
 # Project ids are lowercase hex: safe in paths, compose project names and command lines
 # (they can never start with "-").
 PROJECT_ID_PATTERN = r"[0-9a-f]{16}"
+
+
+def project_topic(project_id: str) -> str:
+    """`project:<id>`: the outbox topic of a project's events, and the queue serialization
+    key of its jobs (so a job's events reach the project's viewers too)."""
+    return f"project:{project_id}"
 
 
 def new_project_id() -> str:
@@ -28,6 +36,16 @@ class ProjectQuerySet(models.QuerySet):
         if not getattr(user, "is_authenticated", False):
             return self.none()
         return self.filter(owner=user)
+
+
+def visible_topics(user) -> list[str]:
+    """The topics (= job serial keys) of `user`'s own projects; [] for an anonymous user.
+
+    The one answer to "which project topics may this user see": the dashboard's stream uses
+    it, and the queue's monitor gets it through `jobqueue.register_visible_keys`.
+    """
+    ids = Project.objects.for_user(user).values_list("pk", flat=True)
+    return [project_topic(project_id) for project_id in ids]
 
 
 class Project(models.Model):
@@ -80,11 +98,6 @@ class Project(models.Model):
         return f"{self.name} ({self.id})"
 
     @property
-    def compose_project(self) -> str:
-        """The compose project name of this project's stack: `doce_<id>`."""
-        return f"doce_{self.id}"
-
-    @property
     def root_dir(self) -> Path:
         """`<DOCE_DATA_DIR>/projects/<id>`: holds `site/`, `logs/` and the rendered stack."""
         return Path(settings.DATA_DIR) / "projects" / self.id
@@ -115,10 +128,6 @@ def get_project_for_user(user, project_id: str, *, queryset=None) -> Project:
 class ViewerQuerySet(models.QuerySet):
     def live(self, now=None) -> ViewerQuerySet:
         """Viewers whose heartbeat is fresher than `DOCE_VIEWER_TTL_SECONDS`."""
-        from datetime import timedelta
-
-        from django.utils import timezone
-
         now = now or timezone.now()
         return self.filter(
             heartbeat_at__gt=now - timedelta(seconds=settings.DOCE_VIEWER_TTL_SECONDS)

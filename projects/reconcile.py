@@ -24,8 +24,7 @@ from django.utils import timezone
 from doce import events
 from doce.docker.failures import StackError
 from doce.docker.stacks import follow_stack_logs, list_stacks, remove_stack
-from projects.models import Project
-from projects.streams import project_topic
+from projects.models import Project, project_topic
 
 GONE_REASON = (
     "The project's containers were removed outside doce. Open the project to start it again."

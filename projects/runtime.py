@@ -53,12 +53,12 @@ from doce.docker.stacks import (
     stack_status,
     start_existing_stack,
 )
+from projects.agent_config import opencode_config
 from projects.models import Project
 from projects.scaffold import npm_cache_dir
 
 STACK_TEMPLATE = COMPOSE_DIR / "project-stack.yml"
 CA_TEMPLATE = COMPOSE_DIR / "project-stack.ca.yml"
-OPENCODE_SCHEMA = "https://opencode.ai/config.json"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Names the stack sets itself; extra env may not override them.
 _RESERVED_AGENT_ENV = {"HOME", "OPENCODE_CONFIG", "OPENCODE_SERVER_PASSWORD", "NODE_EXTRA_CA_CERTS"}
@@ -133,7 +133,7 @@ def render_stack(
         "agent.env": _env_text(agent_env),
         "runtime.env": _env_text(_runtime_env()),
         "opencode.json": json.dumps(
-            _agent_config(model or project.model, provider_config), indent=2
+            opencode_config(model or project.model, provider_config), indent=2
         )
         + "\n",
         "docker-compose.yml": STACK_TEMPLATE.read_text(),
@@ -183,15 +183,6 @@ def _runtime_env() -> dict[str, str]:
     if settings.DOCE_NPM_REGISTRY:
         env["npm_config_registry"] = settings.DOCE_NPM_REGISTRY
     return env
-
-
-def _agent_config(model: str, provider_config: Mapping[str, Any] | None) -> dict[str, Any]:
-    config: dict[str, Any] = {"$schema": OPENCODE_SCHEMA, "autoupdate": False, "share": "disabled"}
-    if model:
-        config["model"] = model
-    if provider_config:
-        config["provider"] = dict(provider_config)
-    return config
 
 
 def _env_text(values: Mapping[str, str]) -> str:
@@ -307,6 +298,7 @@ def check_ready(project: Project) -> health.Readiness:
     return health.check_ready(
         preview_host=health.probe_host(settings.DOCE_BIND_ADDRESS),
         preview_port=project.preview_port,
+        agent_host=settings.DOCE_AGENT_HOST,
         agent_port=project.agent_port,
         agent_password=project.agent_password,
     )
@@ -317,6 +309,7 @@ def wait_ready(project: Project, *, timeout: float, interval: float = 0.1) -> he
     return health.wait_ready(
         preview_host=health.probe_host(settings.DOCE_BIND_ADDRESS),
         preview_port=project.preview_port,
+        agent_host=settings.DOCE_AGENT_HOST,
         agent_port=project.agent_port,
         agent_password=project.agent_password,
         timeout=timeout,

@@ -20,8 +20,9 @@ from django.utils import timezone
 import jobqueue
 from accounts.services import available_models, default_model
 from doce import events
-from projects.models import Project
-from projects.streams import project_topic
+from doce.opencode.completion import CompletionCheck
+from jobqueue.models import Job, JobState
+from projects.models import Project, Viewer, project_topic
 
 log = structlog.get_logger(__name__)
 
@@ -240,6 +241,18 @@ def record_prompt_sent(project: Project, *, since_ms: int) -> None:
     enqueue_step(project, "opencode.awaitIdle", {"since_ms": since_ms}, dedupe=False)
 
 
+def record_completion(project: Project, check: CompletionCheck) -> bool:
+    """Record a finished completion check (`prompt_completed = True`); False while pending.
+
+    A failed turn is over too: it is recorded as completed, and the chat shows its error.
+    """
+    if not check.finished:
+        return False
+    project.prompt_completed = True
+    project.save(update_fields=["prompt_completed", "updated_at"])
+    return True
+
+
 def mark_viewed(project: Project) -> None:
     """Record that someone looked at the project now (for idle stop)."""
     Project.objects.filter(pk=project.pk).update(last_viewed_at=timezone.now())
@@ -248,8 +261,6 @@ def mark_viewed(project: Project) -> None:
 def idle_projects(now=None) -> list[Project]:
     """Running projects with no live viewer, no view and no activity (status change, prompt)
     for `DOCE_IDLE_STOP_SECONDS`, and no prompt still being answered."""
-    from projects.models import Viewer
-
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.DOCE_IDLE_STOP_SECONDS)
     watched = Viewer.objects.live(now).values("project_id")
@@ -284,8 +295,6 @@ def _cancel_jobs(
 ) -> None:
     """Cancel the project's queued jobs (of `types`, or all); with `include_running`, ask
     running ones to stop at their next checkpoint too."""
-    from jobqueue.models import Job, JobState
-
     states = [JobState.QUEUED, JobState.RUNNING] if include_running else [JobState.QUEUED]
     jobs = Job.objects.filter(serial_key=serial_key(project), state__in=states)
     if types is not None:
@@ -300,8 +309,6 @@ def retry_step(project: Project, job_id: int) -> None:
 
     Raises `ProjectActionError` when the job is not this project's or not finished badly.
     """
-    from jobqueue.models import Job, JobState
-
     job = Job.objects.filter(pk=job_id, serial_key=serial_key(project)).first()
     if job is None or job.state not in (JobState.FAILED, JobState.CANCELLED):
         raise ProjectActionError("Only a failed step can be retried.", status=409)
