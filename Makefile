@@ -32,9 +32,10 @@ test: deps-dev
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@# Tests marked `postgres` need Postgres as Django's database: they run in the second pass.
 	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING $(UV) run --frozen pytest -m "not postgres"
-	@# The queue tests again, with Postgres as Django's database.
+	@# The queue tests and the project status transitions again, with Postgres as Django's database.
 	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING \
-	  DATABASE_URL="$(QUEUE_TEST_POSTGRES)/doce_queue_$$$$" $(UV) run --frozen pytest tests/jobqueue
+	  DATABASE_URL="$(QUEUE_TEST_POSTGRES)/doce_queue_$$$$" $(UV) run --frozen pytest tests/jobqueue \
+	  tests/projects/test_status.py
 else
 	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING $(UV) run --frozen pytest $(PYTEST_ARGS)
 endif

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 
 import structlog
@@ -36,7 +36,7 @@ from doce.opencode.errors import OpencodeError
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
 from projects import runtime
 from projects.agent_config import opencode_provider_config
-from projects.models import Project, project_topic
+from projects.models import IllegalTransition, Project, project_topic
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
 from projects.services import enqueue_step, record_completion, set_status
@@ -95,8 +95,20 @@ def _halted(ctx: JobContext, project: Project) -> bool:
     return False
 
 
+def _move(ctx: JobContext, project: Project, status: str) -> bool:
+    """Set `status` unless the project was stopped or deleted since the chain began (checked
+    by compare-and-set, not on the row this job read): then log and return False."""
+    try:
+        set_status(project, status, from_=Project.TRANSITIONS[status] - HALTED)
+    except IllegalTransition as exc:
+        ctx.log(f"skipped: the project is {exc.current} now")
+        return False
+    return True
+
+
 def _fail_project(project: Project, message: str) -> None:
-    with transaction.atomic():
+    # Stopped or deleted meanwhile: a project the user stopped is not put in error.
+    with suppress(IllegalTransition):
         set_status(project, Project.Status.ERROR, message)
 
 
@@ -165,10 +177,8 @@ def create(ctx: JobContext) -> None:
 def compose_up(ctx: JobContext) -> None:
     """`compose up -d` the project's stack (idempotent)."""
     project = _project(ctx)
-    if _halted(ctx, project):
+    if _halted(ctx, project) or not _move(ctx, project, Project.Status.STARTING):
         return
-    with transaction.atomic():
-        set_status(project, Project.Status.STARTING)
     with project_fails_with_job(ctx, project):
         _bring_up(ctx, project)
 
@@ -180,11 +190,10 @@ def ensure_running(ctx: JobContext) -> None:
     if project.status == Project.Status.DELETING:
         return
     if project.preview_port and project.agent_port and runtime.check_ready(project).ready:
-        with transaction.atomic():
-            set_status(project, Project.Status.RUNNING)
+        _move(ctx, project, Project.Status.RUNNING)
         return
-    with transaction.atomic():
-        set_status(project, Project.Status.STARTING)
+    if not _move(ctx, project, Project.Status.STARTING):
+        return
     with project_fails_with_job(ctx, project):
         if not project.site_dir.is_dir():
             scaffold_site(project)
@@ -205,8 +214,8 @@ def wait_ready(ctx: JobContext) -> None:
             _fail_project(project, message)
             raise PermanentJobError(message)
         ctx.reschedule(WAIT_POLL_SECONDS)
-    with transaction.atomic():
-        set_status(project, Project.Status.RUNNING)
+    if not _move(ctx, project, Project.Status.RUNNING):
+        return
     if ctx.payload.then_session:
         ctx.enqueue("opencode.sessionCreate", {"project_id": project.id})
 
@@ -339,8 +348,11 @@ def stop(ctx: JobContext) -> None:
         return
     runtime.stack_stop(project)
     _close_agent_clients(project)
-    with transaction.atomic():
+    try:
         set_status(project, Project.Status.STOPPED)
+    except IllegalTransition as exc:
+        # Started again (or deleted) while this stop ran: the start chain that follows wins.
+        ctx.log(f"stack stopped; the project is {exc.current} now")
 
 
 @job_handler("docker.restartPreview", payload=ProjectPayload)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -48,6 +49,21 @@ def visible_topics(user) -> list[str]:
     return [project_topic(project_id) for project_id in ids]
 
 
+class IllegalTransition(Exception):
+    """A status change the transition table does not allow from the project's current status
+    (or another writer changed the status first: compare-and-set). Nothing was written.
+
+    `current` is the status found in the database, `to` the one asked for.
+    """
+
+    def __init__(self, project_id: str, current: str, to: str) -> None:
+        current, to = str(current), str(to)
+        super().__init__(f"Project {project_id} cannot go from {current!r} to {to!r}.")
+        self.project_id = project_id
+        self.current = current
+        self.to = to
+
+
 class Project(models.Model):
     """A website project owned by one user, running in compose project `doce_<id>`."""
 
@@ -86,6 +102,45 @@ class Project(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ProjectQuerySet.as_manager()
+
+    # The status may only change along these arrows (to: the statuses it may come from);
+    # `projects.services.set_status` is the one writer and checks them by compare-and-set.
+    # Every status may be recorded again (a new reason, a re-run step), except that nothing
+    # leaves `deleting`: the delete job removes the row.
+    TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {
+        # the initial status, recorded once when the row is created
+        Status.CREATED: frozenset({Status.CREATED}),
+        # a start (user, first viewer, retry) or a start-chain step
+        Status.STARTING: frozenset(
+            {
+                Status.CREATED,
+                Status.STARTING,
+                Status.RUNNING,
+                Status.STOPPING,
+                Status.STOPPED,
+                Status.ERROR,
+            }
+        ),
+        # both services answer (a start that ends well, or a failed step put right)
+        Status.RUNNING: frozenset({Status.STARTING, Status.RUNNING, Status.ERROR}),
+        # the user (or idle stop) asks to stop
+        Status.STOPPING: frozenset(
+            {
+                Status.CREATED,
+                Status.STARTING,
+                Status.RUNNING,
+                Status.STOPPING,
+                Status.STOPPED,
+                Status.ERROR,
+            }
+        ),
+        # the stop job finished, or reconciliation found the containers gone
+        Status.STOPPED: frozenset({Status.STOPPING, Status.RUNNING, Status.STOPPED}),
+        # a step's last failure; a stopped or deleted project is never put in error
+        Status.ERROR: frozenset({Status.CREATED, Status.STARTING, Status.RUNNING, Status.ERROR}),
+        # delete is allowed from anywhere
+        Status.DELETING: frozenset(Status),
+    }
 
     class Meta:
         ordering = ["-updated_at"]

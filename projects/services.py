@@ -10,6 +10,7 @@ HTTP status).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 
 import structlog
@@ -22,7 +23,7 @@ from accounts.services import available_models, default_model
 from doce import events
 from doce.opencode.completion import CompletionCheck
 from jobqueue.models import Job, JobState
-from projects.models import Project, Viewer, project_topic
+from projects.models import IllegalTransition, Project, Viewer, project_topic
 
 log = structlog.get_logger(__name__)
 
@@ -77,24 +78,41 @@ def enqueue_step(
     )
 
 
-def set_status(project: Project, status: str, reason: str = "") -> None:
-    """Change the project's status (and error reason) and record `project.status`.
+def set_status(
+    project: Project, status: str, reason: str = "", *, from_: Iterable[str] | None = None
+) -> None:
+    """Move the project to `status` (with `reason`, e.g. why it is in `error`) and record
+    `project.status`: the one writer of `Project.status`.
 
-    Call inside a transaction; the event commits with the change.
+    A compare-and-set: the row is updated only while its status is one that
+    `Project.TRANSITIONS[status]` allows (narrowed to `from_` when given: the statuses the
+    caller's decision was based on), so two writers racing settle on one. Raises
+    `IllegalTransition` (nothing written) otherwise, `Project.DoesNotExist` when the row is
+    gone. The event commits with the change; `project` gets the new status, reason and time.
     """
-    project.status = status
-    project.status_reason = reason if status == Project.Status.ERROR else ""
-    project.save(update_fields=["status", "status_reason", "updated_at"])
-    events.emit(
-        project_topic(project.id),
-        "project.status",
-        {
-            "status": status,
-            "label": project.get_status_display(),
-            "reason": project.status_reason,
-            "preview_port": project.preview_port,
-        },
-    )
+    sources = Project.TRANSITIONS[status]
+    if from_ is not None:
+        sources = sources & frozenset(from_)
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Project.objects.filter(pk=project.pk, status__in=sources).update(
+            status=status, status_reason=reason, updated_at=now
+        )
+        if not updated:
+            current = Project.objects.values_list("status", flat=True).get(pk=project.pk)
+            raise IllegalTransition(project.pk, current, status)
+        project.refresh_from_db(fields=["status", "status_reason", "updated_at", "preview_port"])
+        events.emit(project_topic(project.id), "project.status", _status_payload(project))
+
+
+def _status_payload(project: Project) -> dict:
+    # The one shape of a `project.status` event (workspace.js and dashboard.js read it).
+    return {
+        "status": project.status,
+        "label": project.get_status_display(),
+        "reason": project.status_reason,
+        "preview_port": project.preview_port,
+    }
 
 
 def name_from_prompt(prompt: str) -> str:
@@ -312,6 +330,9 @@ def retry_step(project: Project, job_id: int) -> None:
     job = Job.objects.filter(pk=job_id, serial_key=serial_key(project)).first()
     if job is None or job.state not in (JobState.FAILED, JobState.CANCELLED):
         raise ProjectActionError("Only a failed step can be retried.", status=409)
+    project = _locked(project)
+    if project.status == Project.Status.DELETING:
+        raise ProjectActionError("This project is being deleted.", status=409)
     if job.type.startswith("docker.") or job.type == "project.create":
-        set_status(_locked(project), Project.Status.STARTING)
+        set_status(project, Project.Status.STARTING)
     jobqueue.retry_job(job)
