@@ -23,21 +23,13 @@ from accounts.services import available_models, default_model
 from doce import events
 from doce.opencode.completion import CompletionCheck
 from jobqueue.models import Job, JobState
+from projects import chain
 from projects.models import IllegalTransition, Project, Viewer, project_topic
 
 log = structlog.get_logger(__name__)
 
 NAME_MAX = 60
 PROMPT_MAX = 20_000
-# The chain that takes a new project from nothing to an agent answering its prompt.
-CREATE_CHAIN = (
-    "project.create",
-    "docker.composeUp",
-    "docker.waitReady",
-    "opencode.sessionCreate",
-    "opencode.sendUserPrompt",
-    "opencode.awaitIdle",
-)
 
 
 class ProjectActionError(Exception):
@@ -147,7 +139,7 @@ def resolve_model(user, model: str | None) -> str:
 
 @transaction.atomic
 def create_project(user, *, prompt: str, model: str | None = None, name: str = "") -> Project:
-    """Create a project from a prompt and start its create chain (`CREATE_CHAIN`).
+    """Create a project from a prompt and start its create chain (`chain.CREATE_CHAIN`).
 
     Raises `NoProviderConfigured` or `ProjectActionError` (empty or too long prompt,
     unknown model) before anything is written.
@@ -162,7 +154,7 @@ def create_project(user, *, prompt: str, model: str | None = None, name: str = "
         owner=user, prompt=prompt, model=model, name=(name.strip() or name_from_prompt(prompt))
     )
     set_status(project, Project.Status.CREATED)
-    enqueue_step(project, "project.create")
+    enqueue_step(project, chain.CREATE)
     log.info("project.created", project_id=project.id)
     return project
 
@@ -175,7 +167,7 @@ def start_project(project: Project) -> None:
         raise ProjectActionError("This project is being deleted.", status=409)
     if project.status != Project.Status.RUNNING:
         set_status(project, Project.Status.STARTING)
-    enqueue_step(project, "docker.ensureRunning")
+    enqueue_step(project, chain.ENSURE_RUNNING)
 
 
 @transaction.atomic
@@ -184,9 +176,9 @@ def stop_project(project: Project) -> None:
     project = _locked(project)
     if project.status == Project.Status.DELETING:
         raise ProjectActionError("This project is being deleted.", status=409)
-    _cancel_jobs(project, ("docker.ensureRunning", "docker.composeUp", "docker.waitReady"))
+    _cancel_jobs(project, chain.STOP_CANCELS)
     set_status(project, Project.Status.STOPPING)
-    enqueue_step(project, "docker.stop")
+    enqueue_step(project, chain.STOP)
 
 
 @transaction.atomic
@@ -195,7 +187,7 @@ def restart_preview(project: Project) -> None:
     project = _locked(project)
     if project.status != Project.Status.RUNNING:
         raise ProjectActionError("Start the project first.", status=409)
-    enqueue_step(project, "docker.restartPreview")
+    enqueue_step(project, chain.RESTART_PREVIEW)
 
 
 @transaction.atomic
@@ -216,7 +208,7 @@ def send_prompt(project: Project, text: str, *, model: str | None = None) -> Non
     chosen = resolve_model(project.owner, model) if model else project.model
     if project.status != Project.Status.RUNNING:
         start_project(project)
-    enqueue_step(project, "opencode.sendUserPrompt", {"text": text, "model": chosen}, dedupe=False)
+    enqueue_step(project, chain.SEND_PROMPT, {"text": text, "model": chosen}, dedupe=False)
 
 
 @transaction.atomic
@@ -247,7 +239,7 @@ def delete_project(project: Project) -> None:
     project = _locked(project)
     _cancel_jobs(project, None, include_running=True)
     set_status(project, Project.Status.DELETING)
-    enqueue_step(project, "project.delete")
+    enqueue_step(project, chain.DELETE)
 
 
 @transaction.atomic
@@ -256,7 +248,7 @@ def record_prompt_sent(project: Project, *, since_ms: int) -> None:
     Project.objects.filter(pk=project.pk).update(
         prompt_sent=True, prompt_completed=False, updated_at=timezone.now()
     )
-    enqueue_step(project, "opencode.awaitIdle", {"since_ms": since_ms}, dedupe=False)
+    enqueue_step(project, chain.AWAIT_IDLE, {"since_ms": since_ms}, dedupe=False)
 
 
 def record_completion(project: Project, check: CompletionCheck) -> bool:
@@ -323,16 +315,22 @@ def _cancel_jobs(
 
 @transaction.atomic
 def retry_step(project: Project, job_id: int) -> None:
-    """Run a failed or cancelled job of this project again (new job, same payload).
+    """Run a failed or cancelled job of this project again (new job, same payload), after
+    moving the project to the step's declared `retry_status` (`projects.chain`).
 
-    Raises `ProjectActionError` when the job is not this project's or not finished badly.
+    Raises `ProjectActionError` (409) when the job is not this project's, not finished
+    badly, or the project's status cannot move to `retry_status` (e.g. it is being deleted).
     """
     job = Job.objects.filter(pk=job_id, serial_key=serial_key(project)).first()
     if job is None or job.state not in (JobState.FAILED, JobState.CANCELLED):
         raise ProjectActionError("Only a failed step can be retried.", status=409)
-    project = _locked(project)
-    if project.status == Project.Status.DELETING:
-        raise ProjectActionError("This project is being deleted.", status=409)
-    if job.type.startswith("docker.") or job.type == "project.create":
-        set_status(project, Project.Status.STARTING)
+    step = chain.STEPS.get(job.type)
+    if step is not None and step.retry_status is not None:
+        try:
+            set_status(_locked(project), step.retry_status)
+        except IllegalTransition as exc:
+            state = Project.Status(exc.current).label.lower()
+            raise ProjectActionError(
+                f"This step can't be retried while the project is {state}.", status=409
+            ) from None
     jobqueue.retry_job(job)
