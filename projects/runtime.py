@@ -46,7 +46,6 @@ from doce.docker.compose import (
 from doce.docker.images import COMPOSE_DIR
 from doce.docker.logs import stop_following
 from doce.docker.stacks import (
-    StackStatus,
     follow_stack_logs,
     instance_id,
     remove_stack,
@@ -286,11 +285,6 @@ def _stop_followers(project: Project) -> None:
     except Exception:  # the command that follows reports an unreachable Engine properly
         return
     stop_following(container.id for container in status.containers.values())
-
-
-def status(project: Project) -> StackStatus:
-    """The project's containers and their states (SDK, by label). Raises `StackError`."""
-    return stack_status(project.id)
 
 
 def check_ready(project: Project) -> health.Readiness:
