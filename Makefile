@@ -29,6 +29,8 @@ test: deps-dev
 	@rm -rf "$(TEST_DATA)" && mkdir -p "$(TEST_DATA)"
 	@# Layers point one way (contracts in pyproject.toml); a broken contract fails the run.
 	$(UV) run --frozen lint-imports
+	@# Types: mypy with django-stubs and the pydantic plugin (config in pyproject.toml).
+	DOCE_DATA_DIR="$(TEST_DATA)" $(UV) run --frozen mypy
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@# Tests marked `postgres` need Postgres as Django's database: they run in the second pass.
 	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING $(UV) run --frozen pytest -m "not postgres"

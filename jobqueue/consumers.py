@@ -6,8 +6,7 @@ from channels.db import database_sync_to_async
 from django.http import Http404
 
 from doce.consumers import EventStreamConsumer
-from jobqueue.outbox import QUEUE_TOPIC
-from jobqueue.views import get_job_for_user, monitor_topics
+from jobqueue.views import get_job_for_user, job_topics, monitor_topics
 
 
 class QueueEventsConsumer(EventStreamConsumer):
@@ -32,7 +31,7 @@ class JobEventsConsumer(EventStreamConsumer):
         except Http404:
             return False
         self.job_id = job.pk
-        self.topics = [QUEUE_TOPIC] if self.user.is_staff else [job.serial_key]
+        self.topics = job_topics(self.user, job)
         return True
 
     async def send_json(self, content, close: bool = False) -> None:

@@ -35,6 +35,14 @@ def monitor_topics(user) -> list[str]:
     return visible_serial_keys(user)
 
 
+def job_topics(user, job: Job) -> list[str]:
+    """Outbox topics that carry `job`'s events to `user` (who may see it): `queue` for
+    staff, else the job's serial key."""
+    if user.is_staff:
+        return [QUEUE_TOPIC]
+    return [job.serial_key] if job.serial_key else []
+
+
 def get_job_for_user(user, job_id) -> Job:
     """The job `job_id` if `user` may see it, else `Http404` (also for malformed ids)."""
     try:
@@ -95,7 +103,7 @@ def monitor(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     """`GET /queue/jobs/<id>/`: the job, its payload and its log (`?partial=1`: summary)."""
     job = get_job_for_user(request.user, job_id)
-    topics = [QUEUE_TOPIC] if request.user.is_staff else [job.serial_key]
+    topics = job_topics(request.user, job)
     context = {"job": job, "logs": job.logs.all()[:1000], "after": events.last_event_id(topics)}
     if request.GET.get("partial"):
         return render(request, "queue/_job_summary.html", context)

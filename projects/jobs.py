@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
+from typing import Literal, overload
 
 import structlog
 from django.conf import settings
@@ -72,6 +73,10 @@ class AwaitIdlePayload(ProjectPayload):
 # --- helpers ---------------------------------------------------------------------------------
 
 
+@overload
+def _project(ctx: JobContext, *, allow_missing: Literal[False] = False) -> Project: ...
+@overload
+def _project(ctx: JobContext, *, allow_missing: Literal[True]) -> Project | None: ...
 def _project(ctx: JobContext, *, allow_missing: bool = False) -> Project | None:
     """The payload's project; a vanished one ends the job (it was deleted meanwhile)."""
     structlog.contextvars.bind_contextvars(project_id=ctx.payload.project_id)

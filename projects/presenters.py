@@ -46,14 +46,14 @@ def setup_checklist(project: Project) -> dict:
         newest.setdefault(job.type, job)
     steps = []
     for type in chain.CREATE_CHAIN:
-        job = newest.get(type)
+        latest = newest.get(type)
         steps.append(
             {
                 "type": type,
                 "label": chain.STEPS[type].label,
-                "state": job.state if job else "pending",
-                "error": (job.last_error or "") if job and job.state == "failed" else "",
-                "job_id": job.id if job else None,
+                "state": latest.state if latest else "pending",
+                "error": (latest.last_error or "") if latest and latest.state == "failed" else "",
+                "job_id": latest.id if latest else None,
             }
         )
     return {"steps": steps, "done": project.prompt_completed}

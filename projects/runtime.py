@@ -288,7 +288,10 @@ def _stop_followers(project: Project) -> None:
 
 
 def check_ready(project: Project) -> health.Readiness:
-    """Probe the preview (any HTTP answer) and the agent (`/doc` 200 with its password) once."""
+    """Probe the preview (any HTTP answer) and the agent (`/doc` 200 with its password) once.
+    Neither is ready while the project has no ports."""
+    if project.preview_port is None or project.agent_port is None:
+        return health.Readiness(preview=False, agent=False)
     return health.check_ready(
         preview_host=health.probe_host(settings.DOCE_BIND_ADDRESS),
         preview_port=project.preview_port,
@@ -299,7 +302,10 @@ def check_ready(project: Project) -> health.Readiness:
 
 
 def wait_ready(project: Project, *, timeout: float, interval: float = 0.1) -> health.Readiness:
-    """Probe until both services are ready or `timeout` seconds pass (check `.ready`)."""
+    """Probe until both services are ready or `timeout` seconds pass (check `.ready`).
+    Raises `ValueError` when the project has no ports (`ensure_ports` first)."""
+    if project.preview_port is None or project.agent_port is None:
+        raise ValueError("the project has no ports: call ensure_ports() first")
     return health.wait_ready(
         preview_host=health.probe_host(settings.DOCE_BIND_ADDRESS),
         preview_port=project.preview_port,

@@ -83,7 +83,7 @@ def _assets_page(request: HttpRequest, project: Project, status: int = 200) -> H
     }
     response = render(request, "projects/assets.html", context, status=status)
     # The POST views re-render this page inside the Assets tab too (what the decorator sets).
-    response.xframe_options_sameorigin = True
+    response["X-Frame-Options"] = "SAMEORIGIN"
     return response
 
 

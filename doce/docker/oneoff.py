@@ -57,7 +57,8 @@ def run_oneoff(
     except ImageNotFound:
         raise StackError(failure(FailureKind.IMAGE_MISSING, image)) from None
     except ContainerError as exc:
-        output = (exc.stderr or b"").decode("utf-8", "replace")
+        stderr = exc.stderr or b""
+        output = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
         command = " ".join(argv[:2])
         raise StackError(failure(FailureKind.OTHER, f"{command} failed: {output}")) from None
     except (DockerException, RequestException, OSError):
