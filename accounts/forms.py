@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -93,7 +94,7 @@ class ProviderForm(forms.Form):
         return list(dict.fromkeys(names))
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = super().clean() or {}
         kind = data.get("kind")
         if kind is None:
             return data
@@ -141,7 +142,7 @@ class DefaultModelForm(forms.Form):
 
     def __init__(self, *args, models: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["default_model"].choices = [(m, m) for m in models]
+        cast(forms.ChoiceField, self.fields["default_model"]).choices = [(m, m) for m in models]
 
 
 class ApiTokenForm(forms.Form):

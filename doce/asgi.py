@@ -23,6 +23,9 @@ from doce.routing import websocket_urlpatterns  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": DoceOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # The routes are re_path() patterns of ASGI apps (see projects/routing.py).
+        "websocket": DoceOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))  # type: ignore[arg-type]
+        ),
     }
 )

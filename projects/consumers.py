@@ -184,7 +184,7 @@ class ChatConsumer(DoceConsumer):
             return
         project = await _reload(self.project_id)
         target = agent_target(project) if project is not None else None
-        if target is None:
+        if project is None or target is None:
             await self._send_diagnostic(
                 make_diagnostic(
                     "runtime_unreachable",

@@ -16,9 +16,8 @@ from doce.docker.engine import engine_status
 from doce.events import last_event_id
 from projects import files, services
 from projects.forms import CreateProjectForm
-from projects.models import Project, get_project_for_user
+from projects.models import Project, get_project_for_user, project_topic
 from projects.presenters import preview_host, preview_url, setup_checklist
-from projects.streams import project_topic
 
 
 @login_required
@@ -84,7 +83,7 @@ def _assets_page(request: HttpRequest, project: Project, status: int = 200) -> H
     }
     response = render(request, "projects/assets.html", context, status=status)
     # The POST views re-render this page inside the Assets tab too (what the decorator sets).
-    response.xframe_options_sameorigin = True
+    response["X-Frame-Options"] = "SAMEORIGIN"
     return response
 
 
