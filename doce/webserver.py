@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import sys
 
-from daphne.cli import CommandLineInterface as DaphneCommandLine
-from daphne.server import Server as DaphneServer
+# daphne ships no type information.
+from daphne.cli import CommandLineInterface as DaphneCommandLine  # type: ignore[import-untyped]
+from daphne.server import Server as DaphneServer  # type: ignore[import-untyped]
 
 
 class Server(DaphneServer):

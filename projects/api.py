@@ -314,9 +314,10 @@ def messages(
         raise services.ProjectActionError(exc.diagnostic.message, status=502) from None
     end = len(stored)
     if before is not None:
-        end = next((i for i, m in enumerate(stored) if m.info.id == before), None)
-        if end is None:
+        found = next((i for i, m in enumerate(stored) if m.info.id == before), None)
+        if found is None:
             raise services.ProjectActionError("No message with that id.", status=404)
+        end = found
     start = max(0, end - limit)
     return {
         "messages": [_message_out(m) for m in stored[start:end]],

@@ -199,9 +199,9 @@ class Normalizer:
             if state.role != "user" and not state.final:
                 # An answer in progress that this stream has not seen streaming: its text
                 # parts are stored empty until they end (what was streamed is not kept).
-                for part in state.parts.values():
-                    if part.type in ("text", "reasoning") and not part.text:
-                        part.partial = True
+                for seen in state.parts.values():
+                    if seen.type in ("text", "reasoning") and not seen.text:
+                        seen.partial = True
         return out
 
     def snapshot(self) -> list[dict[str, Any]]:
@@ -301,7 +301,12 @@ class Normalizer:
         return []
 
     def _text_event(self, message_id: str, part: _Part, **text: str) -> dict[str, Any]:
-        payload = {"messageId": message_id, "partId": part.id, "partType": "text", **text}
+        payload: dict[str, Any] = {
+            "messageId": message_id,
+            "partId": part.id,
+            "partType": "text",
+            **text,
+        }
         if part.partial:
             payload["partial"] = True
         return self._env("chat.message.part.added", payload)
