@@ -26,7 +26,7 @@ def test_it_signs_in_and_out(client, alice):
 @pytest.mark.django_db
 def test_it_shows_an_error_for_a_wrong_password(client, alice):
     response = client.post("/login", {"username": "alice", "password": "nope"})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert b"Please enter a correct username and password" in response.content
 
 
