@@ -9,7 +9,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.core.exceptions import ValidationError
 
-from accounts.models import DEFAULT_MODELS, ProviderCredential, ProviderKind
+from accounts.models import (
+    DEFAULT_MODELS,
+    ProviderCredential,
+    ProviderKind,
+    reject_url_credentials,
+)
 
 
 class SetupForm(BaseUserCreationForm):
@@ -58,6 +63,7 @@ class ProviderForm(forms.Form):
         required=False,
         max_length=300,
         assume_scheme="http",
+        validators=[reject_url_credentials],
         help_text="OpenAI-compatible only, e.g. http://localhost:11434/v1 (Ollama). "
         "Addresses on this machine are reached from the agent's container automatically.",
     )
