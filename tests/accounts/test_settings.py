@@ -239,7 +239,9 @@ def test_it_moves_credentials_out_of_stored_provider_urls():
         rows = old.get_model("accounts", "ProviderCredential").objects
         common = {"user": bob, "kind": "openai-compatible", "model_names": ["m"]}
         rows.create(**common, provider_id="vllm", base_url="http://bob:s3cret%40x@llm.test:8000/v1")
-        rows.create(**common, provider_id="lite", base_url="https://u:p@lite.test/v1", api_key="sk-kept")
+        rows.create(
+            **common, provider_id="lite", base_url="https://u:p@lite.test/v1", api_key="sk-kept"
+        )
         rows.create(**common, provider_id="plain", base_url="http://plain.test/v1?team=@x")
 
         executor = MigrationExecutor(connection)
