@@ -19,11 +19,14 @@ env = Env(BASE_DIR / ".env")
 DEBUG = env.bool("DEBUG", False)
 DATA_DIR = env.path("DOCE_DATA_DIR", BASE_DIR / "data", base=BASE_DIR)
 DATA_DIR.mkdir(parents=True, exist_ok=True)
-SECRET_KEY = env.secret_key("SECRET_KEY", DATA_DIR / "secret_key")
+# Outside DEBUG a SECRET_KEY shorter than 50 characters stops start-up.
+SECRET_KEY = env.secret_key("SECRET_KEY", DATA_DIR / "secret_key", debug=DEBUG)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
-# Encrypts provider keys and agent passwords at rest; derived from SECRET_KEY when unset.
+# Encrypts provider keys and agent passwords at rest: a Fernet key, or a passphrase stretched
+# with scrypt and the salt kept in DOCE_ENCRYPTION_SALT_FILE; derived from SECRET_KEY when unset.
 DOCE_ENCRYPTION_KEY = env.str("DOCE_ENCRYPTION_KEY", "")
+DOCE_ENCRYPTION_SALT_FILE = DATA_DIR / "encryption_salt"
 
 INSTALLED_APPS = [
     "daphne",
