@@ -141,9 +141,13 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# Failed sign-ins allowed per (username, address), and per address over all usernames
+# (accounts.throttling), within the cool-off.
 AXES_FAILURE_LIMIT = env.int("DOCE_LOGIN_FAILURE_LIMIT", 5)
+DOCE_LOGIN_ADDRESS_FAILURE_LIMIT = env.int("DOCE_LOGIN_ADDRESS_FAILURE_LIMIT", 20, minimum=1)
 AXES_COOLOFF_TIME = timedelta(seconds=env.int("DOCE_LOGIN_COOLOFF_SECONDS", 900))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "accounts.throttling.LoginThrottle"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False
