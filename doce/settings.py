@@ -9,6 +9,8 @@ the strict helpers in `doce.config`. A malformed value stops start-up with an
 from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONE, SELF
+
 from doce.config import Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "csp",
     # Listed so the API docs page serves Swagger UI from local static files, not a CDN.
     "ninja",
     "doce",
@@ -50,6 +53,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise, so static files get the policy too.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "doce.logging.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -140,6 +145,26 @@ if env.bool("DOCE_TRUST_X_FORWARDED_PROTO", False):
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy on every response (django-csp). doce serves every script, style,
+# font and image itself and has no inline script or style, so the policy is "self" only.
+# Images may also be data: URLs (Swagger UI's icons, inline chat images). The workspace adds
+# its preview host to frame-src (projects.views). Framing of doce's own pages is governed
+# by X-Frame-Options (DENY, SAMEORIGIN for the Files and Assets tabs).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "frame-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 # Failed sign-ins allowed per (username, address), and per address over all usernames
 # (accounts.throttling), within the cool-off.
