@@ -11,11 +11,12 @@ Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`). The key comes from
 - unset, it is derived from `SECRET_KEY` with HKDF-SHA256: that key is 50+ random characters
   (enforced outside DEBUG by `doce.config`), so it needs no stretching.
 
-Upgrade: before scrypt, passphrases went through HKDF. Ciphertexts made that way stay
-readable (that derivation is tried second), and `reencrypt_legacy_secrets` rewrites them
-under the current key after every `manage.py migrate` (`doce.apps`). Rotating the key itself
-makes stored ciphertexts unreadable: `DecryptionError` is raised and the user re-enters the
-secret.
+Older keys only decrypt (`Keyring.legacy`, tried after the current key): the HKDF derivation
+of a passphrase (how releases before scrypt derived it) and, for the `SECRET_KEY`-derived
+default, the keys derived from Django's `SECRET_KEY_FALLBACKS` (replacing a `SECRET_KEY`).
+`reencrypt_legacy_secrets` rewrites such ciphertexts under the current key after every
+`manage.py migrate` (`doce.apps`). A key that is gone makes stored ciphertexts unreadable:
+`DecryptionError` is raised and the user re-enters the secret.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ class DecryptionError(Exception):
 
 @dataclass(frozen=True)
 class Keyring:
-    """`current` encrypts and decrypts; `legacy` (or None) only decrypts older ciphertexts."""
+    """`current` encrypts and decrypts; `legacy` keys only decrypt older ciphertexts."""
 
     current: Fernet
-    legacy: Fernet | None = None
+    legacy: tuple[Fernet, ...] = ()
 
 
 def _hkdf(material: str) -> bytes:
@@ -78,20 +79,34 @@ def installation_salt(path: Path) -> bytes:
 
 
 @lru_cache(maxsize=4)
-def _keyring(configured: str, secret_key: str, salt_file: str) -> Keyring:
+def _keyring(
+    configured: str, secret_key: str, fallbacks: tuple[str, ...], salt_file: str
+) -> Keyring:
     if not configured:
-        return Keyring(Fernet(_hkdf(secret_key)))
+        legacy = tuple(Fernet(_hkdf(old)) for old in fallbacks)
+        return Keyring(Fernet(_hkdf(secret_key)), legacy=legacy)
     if _is_fernet_key(configured):
         return Keyring(Fernet(configured.encode()))
     salt = installation_salt(Path(salt_file))
-    return Keyring(Fernet(_scrypt(configured, salt)), legacy=Fernet(_hkdf(configured)))
+    return Keyring(Fernet(_scrypt(configured, salt)), legacy=(Fernet(_hkdf(configured)),))
 
 
 def get_keyring() -> Keyring:
     """Return the keys for the current settings (derived once per process and key)."""
     return _keyring(
-        settings.DOCE_ENCRYPTION_KEY, settings.SECRET_KEY, str(settings.DOCE_ENCRYPTION_SALT_FILE)
+        settings.DOCE_ENCRYPTION_KEY,
+        settings.SECRET_KEY,
+        tuple(settings.SECRET_KEY_FALLBACKS),
+        str(settings.DOCE_ENCRYPTION_SALT_FILE),
     )
+
+
+def _readable_by(fernet: Fernet, token: str) -> bool:
+    try:
+        fernet.decrypt(token.encode())
+    except (InvalidToken, ValueError):
+        return False
+    return True
 
 
 def encrypt(plaintext: str) -> str:
@@ -102,16 +117,14 @@ def encrypt(plaintext: str) -> str:
 
 
 def decrypt(token: str) -> str:
-    """Decrypt a token made by `encrypt` (now or under the legacy passphrase derivation).
+    """Decrypt a token made by `encrypt` (under the current key or a legacy one).
 
     Raises `DecryptionError` if no key of the keyring reads it.
     """
     if not token:
         return ""
     keyring = get_keyring()
-    for fernet in (keyring.current, keyring.legacy):
-        if fernet is None:
-            continue
+    for fernet in (keyring.current, *keyring.legacy):
         try:
             return fernet.decrypt(token.encode()).decode()
         except (InvalidToken, ValueError):
@@ -120,20 +133,11 @@ def decrypt(token: str) -> str:
 
 
 def needs_reencryption(token: str) -> bool:
-    """True when `token` is readable only through the legacy key (rewrite it with `encrypt`)."""
+    """True when `token` is readable only through a legacy key (rewrite it with `encrypt`)."""
     keyring = get_keyring()
-    if not token or keyring.legacy is None:
+    if not token or not keyring.legacy or _readable_by(keyring.current, token):
         return False
-    try:
-        keyring.current.decrypt(token.encode())
-        return False
-    except (InvalidToken, ValueError):
-        pass
-    try:
-        keyring.legacy.decrypt(token.encode())
-        return True
-    except (InvalidToken, ValueError):
-        return False
+    return any(_readable_by(fernet, token) for fernet in keyring.legacy)
 
 
 class EncryptedTextField(models.TextField):
@@ -162,12 +166,12 @@ class EncryptedTextField(models.TextField):
 
 def reencrypt_legacy_secrets(model_classes, using: str = "default") -> int:
     """Rewrite under the current key every stored value of an `EncryptedTextField` of
-    `model_classes` that only the legacy passphrase derivation reads.
+    `model_classes` that only a legacy key reads.
 
-    Returns how many values were rewritten (0 at once when no passphrase is configured).
+    Returns how many values were rewritten (0 at once when there is no legacy key).
     Each row is updated only if it still holds the ciphertext that was read.
     """
-    if get_keyring().legacy is None:
+    if not get_keyring().legacy:
         return 0
     rewritten = 0
     for model in model_classes:

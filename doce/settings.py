@@ -23,6 +23,9 @@ DATA_DIR = env.path("DOCE_DATA_DIR", BASE_DIR / "data", base=BASE_DIR)
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 # Outside DEBUG a SECRET_KEY shorter than 50 characters stops start-up.
 SECRET_KEY = env.secret_key("SECRET_KEY", DATA_DIR / "secret_key", debug=DEBUG)
+# Previous keys while replacing SECRET_KEY: sessions signed with them, and secrets encrypted
+# under a key derived from them, stay readable (and are re-encrypted after `migrate`).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", [])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
 # Encrypts provider keys and agent passwords at rest: a Fernet key, or a passphrase stretched

@@ -119,3 +119,25 @@ def test_it_uses_a_fernet_key_as_is(settings):
     key = Fernet.generate_key()
     settings.DOCE_ENCRYPTION_KEY = key.decode()
     assert Fernet(key).decrypt(encrypt("sk-x").encode()) == b"sk-x"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_secrets_readable_when_a_short_secret_key_is_replaced(settings, bob):
+    # A SECRET_KEY too short for the new start-up check is replaced; listing the old one in
+    # SECRET_KEY_FALLBACKS (Django's rotation setting) keeps its secrets readable.
+    from django.core.management import call_command
+
+    from accounts.models import ProviderCredential
+
+    settings.DOCE_ENCRYPTION_KEY = ""
+    settings.SECRET_KEY = "short-old-key"
+    ProviderCredential.objects.create(user=bob, kind="openai", provider_id="openai", api_key="k1")
+    settings.SECRET_KEY = "a-new-key-" + "0123456789abcdef" * 4
+    assert ProviderCredential.objects.get().api_key == ""  # unreadable without the old key
+    settings.SECRET_KEY_FALLBACKS = ["short-old-key"]
+    assert ProviderCredential.objects.get().api_key == "k1"
+
+    call_command("migrate", verbosity=0)
+
+    settings.SECRET_KEY_FALLBACKS = []
+    assert ProviderCredential.objects.get().api_key == "k1"  # now under the new key
