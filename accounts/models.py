@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -52,6 +52,15 @@ def reject_url_credentials(url: str) -> None:
         return
     if "@" in parts.netloc:
         raise ValidationError(URL_CREDENTIALS_MESSAGE, code="url_credentials")
+
+
+def url_without_credentials(url: str) -> str:
+    """`url` without its `user:pass@` part (unchanged when it has none or is malformed)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 class ProviderKind(models.TextChoices):

@@ -202,7 +202,11 @@ def test_it_rejects_a_wrong_old_password(bob_client, bob):
 def test_it_refuses_credentials_in_a_provider_url(bob_client, bob, url):
     response = bob_client.post("/settings/providers/add", {**OLLAMA, "base_url": url})
     assert response.status_code == 400
-    assert b"Remove the user name and password from this URL" in response.content
+    page = response.content.decode()
+    assert "Remove the user name and password from this URL" in page
+    assert "needs its base URL" not in page  # one reason, the right one
+    assert "s3cret-pass" not in page and "only-a-token" not in page  # not echoed back
+    assert 'value="http' in page and "llm.example.org" in page  # the rest of the URL is
     assert not ProviderCredential.objects.exists()
 
 
