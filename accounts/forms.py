@@ -16,6 +16,7 @@ from accounts.models import (
     reject_url_credentials,
     url_without_credentials,
 )
+from doce.text import LineField, validate_line
 
 
 class SetupForm(BaseUserCreationForm):
@@ -51,10 +52,9 @@ class ProviderForm(forms.Form):
     """Add a model provider: a hosted one (key) or an OpenAI-compatible endpoint (URL)."""
 
     kind = forms.ChoiceField(label="Provider", choices=ProviderKind.choices)
-    api_key = forms.CharField(
+    api_key = LineField(
         label="API key",
         required=False,
-        strip=True,
         max_length=500,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Stored encrypted. Optional for local servers that need none.",
@@ -63,8 +63,8 @@ class ProviderForm(forms.Form):
         label="Base URL",
         required=False,
         max_length=300,
+        validators=[validate_line, reject_url_credentials],
         assume_scheme="http",
-        validators=[reject_url_credentials],
         help_text="OpenAI-compatible only, e.g. http://localhost:11434/v1 (Ollama). "
         "Addresses on this machine are reached from the agent's container automatically.",
     )
@@ -75,7 +75,7 @@ class ProviderForm(forms.Form):
         help_text="OpenAI-compatible only: a short name for this endpoint, e.g. ollama. "
         "Models are then chosen as ollama/<model>.",
     )
-    label = forms.CharField(label="Display name", required=False, max_length=80)
+    label = LineField(label="Display name", required=False, max_length=80)
     model_names = forms.CharField(
         label="Models",
         required=False,
@@ -164,6 +164,6 @@ class DefaultModelForm(forms.Form):
 
 
 class ApiTokenForm(forms.Form):
-    name = forms.CharField(
+    name = LineField(
         label="Token name", max_length=80, help_text="What will use it, e.g. deploy script."
     )

@@ -11,13 +11,14 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from doce import events
+from doce.text import InvalidText, query_line
 from jobqueue import services
 from jobqueue.models import Job, JobState
 from jobqueue.outbox import QUEUE_TOPIC
@@ -45,19 +46,23 @@ def get_job_for_user(user, job_id) -> Job:
         raise Http404("No such job") from None
 
 
-def _filtered_jobs(request: HttpRequest):
-    jobs = Job.objects.for_user(request.user)
-    state = request.GET.get("state", "")
+def _filtered_jobs(user, params: QueryDict):
+    """The jobs `user` may see, filtered by `params` (state, type, q); raises `InvalidText`
+    for a filter with control characters."""
+    jobs = Job.objects.for_user(user)
+    state = params.get("state", "")
     if state in JobState.values:
         jobs = jobs.filter(state=state)
     else:
         state = ""
-    job_type = request.GET.get("type", "").strip()[:100]
+    job_type = query_line(params, "type", max_length=100)
     if job_type:
         jobs = jobs.filter(type=job_type)
-    query = request.GET.get("q", "").strip()[:200]
+    query = query_line(params, "q", max_length=200)
     if query:
-        if query.isdigit():
+        # A job id: ASCII or other decimal digits (`int` reads them; not "²", which
+        # `isdigit` accepts), short enough for a 64-bit column.
+        if query.isdecimal() and len(query) <= 18:
             jobs = jobs.filter(pk=int(query))
         else:
             jobs = jobs.filter(dedupe_key__icontains=query) | jobs.filter(
@@ -72,9 +77,16 @@ def _filtered_jobs(request: HttpRequest):
 def monitor(request: HttpRequest) -> HttpResponse:
     """`GET /queue/?state=&type=&q=&page=`: 25 jobs a page, newest first.
 
-    `?partial=1` returns only the table body (the live refresh).
+    `?partial=1` returns only the table body (the live refresh). A filter with control
+    characters is a 400 showing the unfiltered list and why.
     """
-    jobs, filters = _filtered_jobs(request)
+    status = 200
+    try:
+        jobs, filters = _filtered_jobs(request.user, request.GET)
+    except InvalidText as exc:
+        messages.error(request, f"That filter can't be used: {exc}")
+        jobs, filters = _filtered_jobs(request.user, QueryDict())
+        status = 400
     page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page": page,
@@ -88,8 +100,8 @@ def monitor(request: HttpRequest) -> HttpResponse:
         "after": events.last_event_id(monitor_topics(request.user)),
     }
     if request.GET.get("partial"):
-        return render(request, "queue/_rows.html", context)
-    return render(request, "queue/monitor.html", context)
+        return render(request, "queue/_rows.html", context, status=status)
+    return render(request, "queue/monitor.html", context, status=status)
 
 
 @require_GET

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from doce.text import validate_text
 from projects.services import PROMPT_MAX
 
 
@@ -13,6 +14,7 @@ class CreateProjectForm(forms.Form):
     prompt = forms.CharField(
         label="Describe your website",
         max_length=PROMPT_MAX,
+        validators=[validate_text],
         widget=forms.Textarea(
             attrs={"rows": 4, "placeholder": "A one-page site for a neighbourhood bakery…"}
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -103,12 +104,16 @@ def get_project_for_user(user, project_id: str, *, queryset=None) -> Project:
     """Return `user`'s project `project_id`, or raise `Http404`.
 
     The one ownership check every view, API route and consumer goes through: another
-    user's project (or a malformed id) is indistinguishable from a missing one.
+    user's project (or a malformed id) is indistinguishable from a missing one. A malformed
+    id never reaches the database (Postgres refuses some, such as one holding NUL).
     """
+    project_id = str(project_id)
+    if not re.fullmatch(PROJECT_ID_PATTERN, project_id):
+        raise Http404("No such project")
     qs = Project.objects.all() if queryset is None else queryset
     try:
-        return qs.for_user(user).get(pk=str(project_id))
-    except (Project.DoesNotExist, ValueError, TypeError):
+        return qs.for_user(user).get(pk=project_id)
+    except Project.DoesNotExist:
         raise Http404("No such project") from None
 
 

@@ -9,7 +9,6 @@ HTTP status).
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import structlog
@@ -20,12 +19,14 @@ from django.utils import timezone
 import jobqueue
 from accounts.services import available_models, default_model
 from doce import events
+from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from projects.models import Project
 from projects.streams import project_topic
 
 log = structlog.get_logger(__name__)
 
-NAME_MAX = 60
+NAME_MAX = 60  # of a name made from the prompt
+PROJECT_NAME_MAX = 120  # of a name given by the user
 PROMPT_MAX = 20_000
 # The chain that takes a new project from nothing to an agent answering its prompt.
 CREATE_CHAIN = (
@@ -97,15 +98,44 @@ def set_status(project: Project, status: str, reason: str = "") -> None:
 
 
 def name_from_prompt(prompt: str) -> str:
-    """A short project name from the first words of the prompt (at most 60 chars)."""
-    words = re.sub(r"\s+", " ", prompt).strip().split(" ")
+    """A short project name from the first words of the prompt (at most 60 chars); the
+    prompt's text-direction controls are dropped (a name refuses them)."""
+    words = clean_line(without_bidi_controls(prompt)).split(" ")
     name = ""
     for word in words:
         if len(name) + len(word) + 1 > NAME_MAX:
             break
         name = f"{name} {word}".strip()
-    name = name or prompt.strip()[:NAME_MAX]
+    name = name or " ".join(words)[:NAME_MAX]
     return name[:1].upper() + name[1:] if name else "Untitled site"
+
+
+def clean_prompt(text: str, *, empty: str = "Write a message for the agent.") -> str:
+    """The prompt `text` stripped; raises `ProjectActionError` when it is empty (message
+    `empty`), longer than `PROMPT_MAX` or holds control characters (`doce.text.clean_text`)."""
+    text = text.strip()
+    if not text:
+        raise ProjectActionError(empty)
+    if len(text) > PROMPT_MAX:
+        raise ProjectActionError(f"Keep the prompt under {PROMPT_MAX:,} characters.")
+    return _checked(clean_text, text)
+
+
+def clean_name(name: str) -> str:
+    """A project name as one line (`doce.text.clean_line`: whitespace runs collapsed,
+    control and text-direction characters refused); "" stays "". Raises
+    `ProjectActionError` for refused characters or more than `PROJECT_NAME_MAX` characters."""
+    name = _checked(clean_line, name)
+    if len(name) > PROJECT_NAME_MAX:
+        raise ProjectActionError(f"A name needs 1 to {PROJECT_NAME_MAX} characters.")
+    return name
+
+
+def _checked(rule, value: str) -> str:
+    try:
+        return rule(value)
+    except InvalidText as exc:
+        raise ProjectActionError(str(exc)) from None
 
 
 def resolve_model(user, model: str | None) -> str:
@@ -130,18 +160,13 @@ def resolve_model(user, model: str | None) -> str:
 def create_project(user, *, prompt: str, model: str | None = None, name: str = "") -> Project:
     """Create a project from a prompt and start its create chain (`CREATE_CHAIN`).
 
-    Raises `NoProviderConfigured` or `ProjectActionError` (empty or too long prompt,
-    unknown model) before anything is written.
+    Raises `NoProviderConfigured` or `ProjectActionError` (empty, too long or control
+    characters in the prompt or name, unknown model) before anything is written.
     """
-    prompt = prompt.strip()
-    if not prompt:
-        raise ProjectActionError("Describe the website you want.")
-    if len(prompt) > PROMPT_MAX:
-        raise ProjectActionError(f"Keep the prompt under {PROMPT_MAX:,} characters.")
+    prompt = clean_prompt(prompt, empty="Describe the website you want.")
+    name = clean_name(name) or name_from_prompt(prompt)
     model = resolve_model(user, model)
-    project = Project.objects.create(
-        owner=user, prompt=prompt, model=model, name=(name.strip() or name_from_prompt(prompt))
-    )
+    project = Project.objects.create(owner=user, prompt=prompt, model=model, name=name)
     set_status(project, Project.Status.CREATED)
     enqueue_step(project, "project.create")
     log.info("project.created", project_id=project.id)
@@ -184,14 +209,11 @@ def send_prompt(project: Project, text: str, *, model: str | None = None) -> Non
     """Queue a prompt for the agent; starts the stack first when it is not running.
 
     The job waits for the agent to answer HTTP, sends the prompt, then tracks completion
-    server-side. Raises `ProjectActionError` for an empty prompt or an unknown model.
+    server-side. Raises `ProjectActionError` for an empty or too long prompt, one with
+    control characters (`clean_prompt`), or an unknown model.
     """
+    text = clean_prompt(text)
     project = _locked(project)
-    text = text.strip()
-    if not text:
-        raise ProjectActionError("Write a message for the agent.")
-    if len(text) > PROMPT_MAX:
-        raise ProjectActionError(f"Keep the message under {PROMPT_MAX:,} characters.")
     if project.status == Project.Status.DELETING:
         raise ProjectActionError("This project is being deleted.", status=409)
     chosen = resolve_model(project.owner, model) if model else project.model
@@ -213,10 +235,10 @@ def change_model(project: Project, model: str) -> None:
 
 @transaction.atomic
 def rename_project(project: Project, name: str) -> None:
-    """Rename the project (1 to 120 characters)."""
-    name = re.sub(r"\s+", " ", name).strip()
-    if not name or len(name) > 120:
-        raise ProjectActionError("A name needs 1 to 120 characters.")
+    """Rename the project (1 to 120 characters, one line: see `clean_name`)."""
+    name = clean_name(name)
+    if not name:
+        raise ProjectActionError(f"A name needs 1 to {PROJECT_NAME_MAX} characters.")
     project.name = name
     project.save(update_fields=["name", "updated_at"])
     events.emit(project_topic(project.id), "project.renamed", {"name": name})

@@ -164,8 +164,7 @@ def export(request: HttpRequest, project_id: str) -> FileResponse:
     """Download the site as a zip, without dependencies, build output or secrets."""
     project = get_project_for_user(request.user, project_id)
     archive = files.export_zip(project)
-    filename = f"{project.name or project.id}.zip".replace('"', "")
-    return FileResponse(archive, as_attachment=True, filename=filename)
+    return FileResponse(archive, as_attachment=True, filename=f"{files.export_name(project)}.zip")
 
 
 # --- Create and workspace ----------------------------------------------------------------------
