@@ -8,8 +8,10 @@ TEST_DATA := $(CURDIR)/.test-data
 # Server for the queue tests' Postgres pass; each run creates (and drops) its own database.
 QUEUE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432
 # Tests besides tests/jobqueue that the Postgres pass runs too (Postgres refuses NUL and
-# other input that SQLite stores: the text-input tests and the API fuzz run on both).
-POSTGRES_PASS_TESTS := tests/doce/test_text_input.py tests/projects/test_api_fuzz.py
+# other input that SQLite stores: the text-input tests and the API fuzz run on both; the
+# project status transitions race two writers by compare-and-set on both).
+POSTGRES_PASS_TESTS := tests/doce/test_text_input.py tests/projects/test_api_fuzz.py \
+  tests/projects/test_status.py
 
 .PHONY: run test lint uv deps deps-dev
 
@@ -30,6 +32,10 @@ run: deps
 
 test: deps-dev
 	@rm -rf "$(TEST_DATA)" && mkdir -p "$(TEST_DATA)"
+	@# Layers point one way (contracts in pyproject.toml); a broken contract fails the run.
+	$(UV) run --frozen lint-imports
+	@# Types: mypy with django-stubs and the pydantic plugin (config in pyproject.toml).
+	DOCE_DATA_DIR="$(TEST_DATA)" $(UV) run --frozen mypy
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@# Tests marked `postgres` need Postgres as Django's database: they run in the second pass.
 	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING $(UV) run --frozen pytest -m "not postgres"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -99,7 +100,7 @@ class ProviderForm(forms.Form):
         return list(dict.fromkeys(names))
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = super().clean() or {}
         if self.has_error("base_url", "url_credentials"):
             self._forget_url_credentials()
         kind = data.get("kind")
@@ -131,8 +132,7 @@ class ProviderForm(forms.Form):
     def _forget_url_credentials(self) -> None:
         """Show a refused URL again without its credentials: the secret is not sent back."""
         name = self.add_prefix("base_url")
-        self.data = self.data.copy()
-        self.data[name] = url_without_credentials(self.data.get(name, ""))
+        self.data = {**self.data, name: url_without_credentials(str(self.data.get(name, "")))}
 
     def _clean_hosted(self, data: dict, kind: str) -> None:
         if not data.get("api_key"):
@@ -160,7 +160,7 @@ class DefaultModelForm(forms.Form):
 
     def __init__(self, *args, models: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["default_model"].choices = [(m, m) for m in models]
+        cast(forms.ChoiceField, self.fields["default_model"]).choices = [(m, m) for m in models]
 
 
 class ApiTokenForm(forms.Form):

@@ -50,7 +50,11 @@ class LoginThrottle(AxesDatabaseHandler):
     @staticmethod
     def address_failures(request: HttpRequest) -> int:
         """Failed sign-ins from the request's address, over all usernames, in the cool-off."""
-        attempts = AccessAttempt.objects.filter(ip_address=request.axes_ip_address)
+        # Axes sets `axes_ip_address` on every request it handles, before any check.
+        address = getattr(request, "axes_ip_address", None)
+        if address is None:
+            return 0
+        attempts = AccessAttempt.objects.filter(ip_address=address)
         if settings.AXES_COOLOFF_TIME is not None:
             attempts = attempts.filter(attempt_time__gte=get_cool_off_threshold(request))
         return attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0

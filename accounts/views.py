@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model, login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.models import User
 from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,6 +26,12 @@ from accounts.services import (
     set_default_model,
 )
 from doce.pages import form_status
+
+
+class SignedInRequest(HttpRequest):
+    """The request of a `login_required` view: `user` is a signed-in `User`."""
+
+    user: User
 
 
 def _setup_done() -> bool:
@@ -84,7 +91,7 @@ def users(request: HttpRequest) -> HttpResponse:
 # --- Settings -----------------------------------------------------------------------------
 
 
-def _settings_page(request: HttpRequest, **forms) -> HttpResponse:
+def _settings_page(request: SignedInRequest, **forms) -> HttpResponse:
     """The settings page; a submitted form passed in `forms` shows its errors (and 400)."""
     user = request.user
     models = available_models(user)
@@ -105,14 +112,14 @@ def _settings_page(request: HttpRequest, **forms) -> HttpResponse:
 
 @login_required
 @require_GET
-def settings_page(request: HttpRequest) -> HttpResponse:
+def settings_page(request: SignedInRequest) -> HttpResponse:
     """Providers, default model, password and API tokens of the signed-in user."""
     return _settings_page(request)
 
 
 @login_required
 @require_POST
-def add_provider(request: HttpRequest) -> HttpResponse:
+def add_provider(request: SignedInRequest) -> HttpResponse:
     form = ProviderForm(request.POST, user=request.user)
     if not form.is_valid():
         return _settings_page(request, provider_form=form)
@@ -141,7 +148,7 @@ def delete_provider(request: HttpRequest, credential_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def change_default_model(request: HttpRequest) -> HttpResponse:
+def change_default_model(request: SignedInRequest) -> HttpResponse:
     form = DefaultModelForm(request.POST, models=available_models(request.user))
     if not form.is_valid():
         return _settings_page(request, default_form=form)
@@ -152,7 +159,7 @@ def change_default_model(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def change_password(request: HttpRequest) -> HttpResponse:
+def change_password(request: SignedInRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request.POST)
     if not form.is_valid():
         return _settings_page(request, password_form=form)
@@ -164,7 +171,7 @@ def change_password(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def add_api_token(request: HttpRequest) -> HttpResponse:
+def add_api_token(request: SignedInRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST)
     if not form.is_valid():
         return _settings_page(request, token_form=form)
@@ -175,7 +182,7 @@ def add_api_token(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
+def revoke_token(request: SignedInRequest, token_id: int) -> HttpResponse:
     if not revoke_api_token(request.user, token_id):
         raise Http404("No such token")
     messages.success(request, "Token revoked.")

@@ -11,6 +11,7 @@ Everything else (enqueue, retries, operator actions) goes through the ORM.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 
@@ -84,7 +85,7 @@ def claim(worker_id: str, now: datetime, lease_seconds: float) -> Job | None:
 
 def succeed(job: Job, worker_id: str, now: datetime) -> bool:
     """Mark `job` succeeded if `worker_id` still holds it; False when the lease was lost."""
-    params = {"id": job.pk, "worker": worker_id, "now": now, "change": "succeeded"}
+    params: dict[str, Any] = {"id": job.pk, "worker": worker_id, "now": now, "change": "succeeded"}
     with connection.cursor() as cursor:
         cursor.execute(SUCCEED, params)
         done = cursor.fetchone() is not None

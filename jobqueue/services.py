@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import traceback as tb
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -247,7 +248,7 @@ def _finish_owned(job: Job, worker_id: str, change: str, **fields) -> bool:
     return True
 
 
-def complete_job(job: Job, worker_id: str, follow_ups: list[Job] = ()) -> bool:
+def complete_job(job: Job, worker_id: str, follow_ups: Sequence[Job] = ()) -> bool:
     """Mark `job` succeeded and enqueue `follow_ups` (its chain) in the same transaction."""
     now = timezone.now()
     if not follow_ups and connection.vendor == "postgresql":
@@ -525,6 +526,7 @@ def reap_expired_leases(now: datetime | None = None) -> int:
     recovered = 0
     for job in Job.objects.lease_expired(now).order_by("id")[:500]:
         with transaction.atomic():
+            fields: dict[str, Any]
             if job.cancel_requested_at is not None:
                 state, change, fields = JobState.CANCELLED, "cancelled", {"finished_at": now}
             elif job.attempts >= job.max_attempts:

@@ -1,7 +1,8 @@
 """The queue monitor at `/queue`: job list, job detail with its log, and job actions.
 
-Staff see every job; other users see the jobs of their own projects (serialization key
-`project:<id>`), and another user's job is a 404. Pause/resume and force cancel are staff
+Staff see every job; other users see the jobs whose serial keys a domain app says they own
+(`jobqueue.visibility`: projects registers `project:<id>` of each own project), and another
+user's job is a 404. Pause/resume and force cancel are staff
 only. Pages render the current state; `monitor.js` keeps them live over the WebSocket
 routes in `jobqueue.routing` and re-fetches `?partial=1` fragments on each change.
 """
@@ -22,20 +23,25 @@ from doce.text import InvalidText, query_line
 from jobqueue import services
 from jobqueue.models import Job, JobState
 from jobqueue.outbox import QUEUE_TOPIC
+from jobqueue.visibility import visible_serial_keys
 
 PAGE_SIZE = 25
 
 
 def monitor_topics(user) -> list[str]:
-    """Outbox topics of the jobs `user` may watch: `queue` for staff, else own projects'."""
+    """Outbox topics of the jobs `user` may watch: `queue` for staff, else the serial keys
+    of the jobs they own (a job's events go to its serial key's topic too)."""
     if user.is_staff:
         return [QUEUE_TOPIC]
-    from projects.models import Project
-    from projects.streams import project_topic
+    return visible_serial_keys(user)
 
-    return [
-        project_topic(pid) for pid in Project.objects.for_user(user).values_list("pk", flat=True)
-    ]
+
+def job_topics(user, job: Job) -> list[str]:
+    """Outbox topics that carry `job`'s events to `user` (who may see it): `queue` for
+    staff, else the job's serial key."""
+    if user.is_staff:
+        return [QUEUE_TOPIC]
+    return [job.serial_key] if job.serial_key else []
 
 
 def get_job_for_user(user, job_id) -> Job:
@@ -109,7 +115,7 @@ def monitor(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     """`GET /queue/jobs/<id>/`: the job, its payload and its log (`?partial=1`: summary)."""
     job = get_job_for_user(request.user, job_id)
-    topics = [QUEUE_TOPIC] if request.user.is_staff else [job.serial_key]
+    topics = job_topics(request.user, job)
     context = {"job": job, "logs": job.logs.all()[:1000], "after": events.last_event_id(topics)}
     if request.GET.get("partial"):
         return render(request, "queue/_job_summary.html", context)

@@ -297,7 +297,8 @@ class LimitedUploadHandler(FileUploadHandler):
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         if start + len(raw_data) > MAX_ASSET_BYTES:
-            self.request.upload_too_large = True
+            # A flag for the view (read with getattr); HttpRequest declares no such field.
+            self.request.upload_too_large = True  # type: ignore[union-attr]
             raise StopUpload(connection_reset=False)
         return raw_data
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 
 from doce.text import validate_text
@@ -23,4 +25,4 @@ class CreateProjectForm(forms.Form):
 
     def __init__(self, *args, models: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["model"].choices = [(m, m) for m in models]
+        cast(forms.ChoiceField, self.fields["model"]).choices = [(m, m) for m in models]

@@ -1,11 +1,9 @@
-"""Job handlers of a project's lifecycle (registered with the queue by type name).
+"""Job handlers of a project's lifecycle, one per step declared in `projects.chain`.
 
-Chains (each step enqueues the next; all share the serialization key `project:<id>`):
-
-- create: `project.create` → `docker.composeUp` → `docker.waitReady` →
-  `opencode.sessionCreate` → `opencode.sendUserPrompt` → `opencode.awaitIdle`
-- start: `docker.ensureRunning` → (`docker.composeUp` →) `docker.waitReady`
-- stop: `docker.stop`; delete: `project.delete`; `docker.restartPreview`
+The chains (type names, what follows each step, what retrying a step means) are declared
+there; a handler does its step's work and, on success, queues the step's `then`
+(`_enqueue_next`), unless its work says the chain ends here (e.g. the prompt was already
+sent). All of a project's jobs share the serialization key `project:<id>`.
 
 Handlers are safe to re-run: a step that finds its work done moves on. A start-chain step
 (`docker.composeUp`, `docker.waitReady`, `opencode.sessionCreate`) that finds the project
@@ -18,27 +16,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta
+from typing import Literal, overload
 
 import structlog
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from pydantic import BaseModel, Field
 
-from accounts.services import opencode_provider_config
 from doce import events
 from doce.docker.failures import FailureKind, StackError
-from doce.opencode.agents import client_for_project
+from doce.opencode.agents import agent_base_url, client_for_project
 from doce.opencode.client import close_clients
-from doce.opencode.completion import check_completion, record_completion
+from doce.opencode.completion import check_completion
 from doce.opencode.errors import OpencodeError
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
-from projects import runtime
-from projects.models import Project
+from projects import chain, runtime
+from projects.agent_config import opencode_provider_config
+from projects.models import IllegalTransition, Project, project_topic
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
-from projects.services import enqueue_step, set_status
-from projects.streams import project_topic
+from projects.services import enqueue_step, record_completion, set_status
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +73,10 @@ class AwaitIdlePayload(ProjectPayload):
 # --- helpers ---------------------------------------------------------------------------------
 
 
+@overload
+def _project(ctx: JobContext, *, allow_missing: Literal[False] = False) -> Project: ...
+@overload
+def _project(ctx: JobContext, *, allow_missing: Literal[True]) -> Project | None: ...
 def _project(ctx: JobContext, *, allow_missing: bool = False) -> Project | None:
     """The payload's project; a vanished one ends the job (it was deleted meanwhile)."""
     structlog.contextvars.bind_contextvars(project_id=ctx.payload.project_id)
@@ -94,8 +98,20 @@ def _halted(ctx: JobContext, project: Project) -> bool:
     return False
 
 
+def _move(ctx: JobContext, project: Project, status: str) -> bool:
+    """Set `status` unless the project was stopped or deleted since the chain began (checked
+    by compare-and-set, not on the row this job read): then log and return False."""
+    try:
+        set_status(project, status, from_=Project.TRANSITIONS[status] - HALTED)
+    except IllegalTransition as exc:
+        ctx.log(f"skipped: the project is {exc.current} now")
+        return False
+    return True
+
+
 def _fail_project(project: Project, message: str) -> None:
-    with transaction.atomic():
+    # Stopped or deleted meanwhile: a project the user stopped is not put in error.
+    with suppress(IllegalTransition):
         set_status(project, Project.Status.ERROR, message)
 
 
@@ -139,16 +155,20 @@ def _bring_up(ctx: JobContext, project: Project) -> None:
             release_ports(project)  # the next attempt allocates free ones
         ctx.log("compose up failed", kind=str(exc.failure.kind), retryable=not exc.permanent)
         raise
-    ctx.enqueue(
-        "docker.waitReady",
-        {"project_id": project.id, "started_at": time.time(), "then_session": True},
-    )
+    _enqueue_next(ctx, {"project_id": project.id, "started_at": time.time(), "then_session": True})
+
+
+def _enqueue_next(ctx: JobContext, payload: dict, **kwargs) -> None:
+    """Queue the step that follows this job's in the declared chain (`chain.STEPS`)."""
+    then = chain.STEPS[ctx.job.type].then
+    assert then is not None, f"{ctx.job.type} ends its chain"
+    ctx.enqueue(then, payload, **kwargs)
 
 
 # --- create chain ---------------------------------------------------------------------------
 
 
-@job_handler("project.create", payload=ProjectPayload)
+@job_handler(chain.CREATE, payload=ProjectPayload)
 def create(ctx: JobContext) -> None:
     """Scaffold the site from the template (once), allocate ports, render the stack."""
     project = _project(ctx)
@@ -157,40 +177,37 @@ def create(ctx: JobContext) -> None:
             ctx.log("site scaffolded from the template")
         ensure_ports(project)
         _render(project)
-    ctx.enqueue("docker.composeUp", {"project_id": project.id})
+    _enqueue_next(ctx, {"project_id": project.id})
 
 
-@job_handler("docker.composeUp", payload=ProjectPayload)
+@job_handler(chain.COMPOSE_UP, payload=ProjectPayload)
 def compose_up(ctx: JobContext) -> None:
     """`compose up -d` the project's stack (idempotent)."""
     project = _project(ctx)
-    if _halted(ctx, project):
+    if _halted(ctx, project) or not _move(ctx, project, Project.Status.STARTING):
         return
-    with transaction.atomic():
-        set_status(project, Project.Status.STARTING)
     with project_fails_with_job(ctx, project):
         _bring_up(ctx, project)
 
 
-@job_handler("docker.ensureRunning", payload=ProjectPayload)
+@job_handler(chain.ENSURE_RUNNING, payload=ProjectPayload)
 def ensure_running(ctx: JobContext) -> None:
     """Make a project's stack run: nothing to do when both services answer already."""
     project = _project(ctx)
     if project.status == Project.Status.DELETING:
         return
     if project.preview_port and project.agent_port and runtime.check_ready(project).ready:
-        with transaction.atomic():
-            set_status(project, Project.Status.RUNNING)
+        _move(ctx, project, Project.Status.RUNNING)
         return
-    with transaction.atomic():
-        set_status(project, Project.Status.STARTING)
+    if not _move(ctx, project, Project.Status.STARTING):
+        return
     with project_fails_with_job(ctx, project):
         if not project.site_dir.is_dir():
             scaffold_site(project)
         _bring_up(ctx, project)
 
 
-@job_handler("docker.waitReady", payload=WaitReadyPayload, max_attempts=5)
+@job_handler(chain.WAIT_READY, payload=WaitReadyPayload, max_attempts=5)
 def wait_ready(ctx: JobContext) -> None:
     """Poll both services once a second; after `DOCE_READY_TIMEOUT_SECONDS`, status `error`."""
     project = _project(ctx)
@@ -204,10 +221,10 @@ def wait_ready(ctx: JobContext) -> None:
             _fail_project(project, message)
             raise PermanentJobError(message)
         ctx.reschedule(WAIT_POLL_SECONDS)
-    with transaction.atomic():
-        set_status(project, Project.Status.RUNNING)
+    if not _move(ctx, project, Project.Status.RUNNING):
+        return
     if ctx.payload.then_session:
-        ctx.enqueue("opencode.sessionCreate", {"project_id": project.id})
+        _enqueue_next(ctx, {"project_id": project.id})
 
 
 def _not_ready_message(readiness, waited: float) -> str:
@@ -220,7 +237,7 @@ def _not_ready_message(readiness, waited: float) -> str:
     )
 
 
-@job_handler("opencode.sessionCreate", payload=ProjectPayload)
+@job_handler(chain.SESSION_CREATE, payload=ProjectPayload)
 def session_create(ctx: JobContext) -> None:
     """Make sure the project has an agent session (a vanished one is recreated); then send
     the project's first prompt if it has not been sent."""
@@ -239,10 +256,10 @@ def session_create(ctx: JobContext) -> None:
             project.save(update_fields=["agent_session_id", "updated_at"])
             ctx.log("agent session created", session_id=session.id)
     if not project.prompt_sent:
-        ctx.enqueue(
-            "opencode.sendUserPrompt",
+        _enqueue_next(
+            ctx,
             {"project_id": project.id, "text": project.prompt, "model": project.model},
-            dedupe_key=f"opencode.sendUserPrompt:{project.id}",
+            dedupe_key=f"{chain.SEND_PROMPT}:{project.id}",
         )
 
 
@@ -263,7 +280,7 @@ def _agent_client(project: Project):
     return client
 
 
-@job_handler("opencode.sendUserPrompt", payload=PromptPayload)
+@job_handler(chain.SEND_PROMPT, payload=PromptPayload)
 def send_user_prompt(ctx: JobContext) -> None:
     """Send a prompt to the agent once it answers, then track its completion."""
     project = _project(ctx)
@@ -275,7 +292,7 @@ def send_user_prompt(ctx: JobContext) -> None:
             raise PermanentJobError("The agent did not become available to take the prompt.")
         if project.status == Project.Status.RUNNING and not project.agent_session_id:
             # Enqueued now, not as a follow-up: follow-ups are dropped when a job reschedules.
-            enqueue_step(project, "opencode.sessionCreate")
+            enqueue_step(project, chain.SESSION_CREATE)
         ctx.reschedule(WAIT_POLL_SECONDS)
     client = _agent_client(project)
     since_ms = int(time.time() * 1000)
@@ -286,10 +303,10 @@ def send_user_prompt(ctx: JobContext) -> None:
     project.prompt_completed = False
     project.save(update_fields=["prompt_sent", "prompt_completed", "updated_at"])
     ctx.log("prompt sent to the agent", chars=len(ctx.payload.text))
-    ctx.enqueue("opencode.awaitIdle", {"project_id": project.id, "since_ms": since_ms})
+    _enqueue_next(ctx, {"project_id": project.id, "since_ms": since_ms})
 
 
-@job_handler("opencode.awaitIdle", payload=AwaitIdlePayload, max_attempts=20)
+@job_handler(chain.AWAIT_IDLE, payload=AwaitIdlePayload, max_attempts=20)
 def await_idle(ctx: JobContext) -> None:
     """Check once a second whether the agent has answered the prompt; record completion.
 
@@ -315,7 +332,7 @@ def await_idle(ctx: JobContext) -> None:
     if check.busy_seen and not ctx.payload.busy_seen:
         # Carry what we learned into the next check: a fresh job with the new payload.
         ctx.enqueue(
-            "opencode.awaitIdle",
+            chain.AWAIT_IDLE,
             {"project_id": project.id, "since_ms": ctx.payload.since_ms, "busy_seen": True},
             run_at=_in(COMPLETION_POLL_SECONDS),
         )
@@ -323,18 +340,14 @@ def await_idle(ctx: JobContext) -> None:
     ctx.reschedule(COMPLETION_POLL_SECONDS)
 
 
-def _in(seconds: float):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
+def _in(seconds: float) -> datetime:
     return timezone.now() + timedelta(seconds=seconds)
 
 
 # --- stop, restart, delete --------------------------------------------------------------------
 
 
-@job_handler("docker.stop", payload=ProjectPayload)
+@job_handler(chain.STOP, payload=ProjectPayload)
 def stop(ctx: JobContext) -> None:
     """Stop the stack's containers (`compose stop`); files and volumes are kept."""
     project = _project(ctx, allow_missing=True)
@@ -342,22 +355,22 @@ def stop(ctx: JobContext) -> None:
         return
     runtime.stack_stop(project)
     _close_agent_clients(project)
-    with transaction.atomic():
+    try:
         set_status(project, Project.Status.STOPPED)
+    except IllegalTransition as exc:
+        # Started again (or deleted) while this stop ran: the start chain that follows wins.
+        ctx.log(f"stack stopped; the project is {exc.current} now")
 
 
-@job_handler("docker.restartPreview", payload=ProjectPayload)
+@job_handler(chain.RESTART_PREVIEW, payload=ProjectPayload)
 def restart_preview(ctx: JobContext) -> None:
     """Restart the preview container, then wait for both services again."""
     project = _project(ctx)
     runtime.restart_service(project, "preview")
-    ctx.enqueue(
-        "docker.waitReady",
-        {"project_id": project.id, "started_at": time.time(), "then_session": False},
-    )
+    _enqueue_next(ctx, {"project_id": project.id, "started_at": time.time(), "then_session": False})
 
 
-@job_handler("project.delete", payload=ProjectPayload, max_attempts=5)
+@job_handler(chain.DELETE, payload=ProjectPayload, max_attempts=5)
 def delete(ctx: JobContext) -> None:
     """Take the stack down with its volumes, remove the files, free the ports, delete the row.
 
@@ -377,8 +390,6 @@ def delete(ctx: JobContext) -> None:
 
 
 def _close_agent_clients(project: Project) -> None:
-    from doce.opencode.agents import agent_base_url
-
     base_url = agent_base_url(project)
     if base_url:
         close_clients(base_url)

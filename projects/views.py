@@ -8,7 +8,7 @@ from functools import wraps
 from csp.decorators import csp_update
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -20,14 +20,13 @@ from doce.docker.engine import engine_status
 from doce.events import last_event_id
 from projects import files, services
 from projects.forms import CreateProjectForm
-from projects.models import Project, get_project_for_user
+from projects.models import Project, get_project_for_user, project_topic
 from projects.presenters import (
     preview_frame_source,
     preview_host,
     preview_url,
     setup_checklist,
 )
-from projects.streams import project_topic
 
 
 @login_required
@@ -93,7 +92,7 @@ def _assets_page(request: HttpRequest, project: Project, status: int = 200) -> H
     }
     response = render(request, "projects/assets.html", context, status=status)
     # The POST views re-render this page inside the Assets tab too (what the decorator sets).
-    response.xframe_options_sameorigin = True
+    response["X-Frame-Options"] = "SAMEORIGIN"
     return response
 
 
@@ -187,11 +186,11 @@ def create(request: HttpRequest) -> HttpResponse:
     return redirect("project-workspace", project_id=project.id)
 
 
-def _frames_previews(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def _frames_previews(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponseBase]:
     """Let the page `view` renders frame project previews (CSP frame-src, per request host)."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
         allow = csp_update({"frame-src": [preview_frame_source(request)]})
         return allow(view)(request, *args, **kwargs)
 

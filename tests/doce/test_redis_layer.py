@@ -14,8 +14,7 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 
 from doce.asgi import application
-from projects.models import Project
-from projects.streams import project_topic
+from projects.models import Project, project_topic
 from tests.conftest import REDIS_URL
 from tests.ws import session_cookie
 
