@@ -19,6 +19,11 @@
       event.preventDefault();
     }
   });
+  // Nesting depth (data-depth, e.g. the file tree) indents through a CSS variable set here:
+  // the Content-Security-Policy refuses inline style attributes.
+  document.querySelectorAll("[data-depth]").forEach(function (node) {
+    node.style.setProperty("--depth", node.dataset.depth);
+  });
   window.doce = window.doce || {};
   // The one reconnecting WebSocket of every page. `path` is doce's (e.g. "/ws/queue/events/");
   // options: onMessage(data) for each JSON message; resume() -> {param: value} added to the
