@@ -1,7 +1,9 @@
-"""ASGI entry point: `daphne doce.asgi:application`.
+"""ASGI entry point: `daphne doce.asgi:application` (`manage.py serve` runs it through
+`doce.webserver`, which adds doce's WebSocket message limit).
 
-HTTP goes to Django; WebSockets go through the allowed-hosts origin check and Django's
-session authentication before reaching a consumer.
+HTTP goes to Django; WebSockets go through the exact-origin check (`doce.origins`) and
+Django's session authentication before reaching a consumer. A path no app routes reaches
+`doce.consumers.NotFoundConsumer` (closed with 4404), never an error.
 """
 
 import os
@@ -14,15 +16,15 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from doce.consumers import DoceOriginValidator  # noqa: E402
 from doce.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            # The routes are re_path() patterns of ASGI apps (see projects/routing.py).
+        # The routes are re_path() patterns of ASGI apps (see projects/routing.py).
+        "websocket": DoceOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))  # type: ignore[arg-type]
         ),
     }

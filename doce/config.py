@@ -21,6 +21,8 @@ from django.core.checks.security.base import (
 )
 from django.core.exceptions import ImproperlyConfigured
 
+from doce.origins import origin_of
+
 _SQLITE_OPTIONS = {
     # WAL lets readers run while one writer writes; IMMEDIATE takes the write lock at BEGIN,
     # so two writers queue on the busy timeout instead of failing with "database is locked"
@@ -114,6 +116,18 @@ class Env:
         if raw is None:
             return list(default)
         return [item.strip() for item in raw.split(",") if item.strip()]
+
+    def origin(self, name: builtins.str, default: builtins.str) -> builtins.str:
+        """Return the variable as a normalized origin (`doce.origins.origin_of`): an http(s)
+        URL with no path, e.g. `https://doce.example.org` or `http://localhost:8000`."""
+
+        def parse(raw: builtins.str) -> builtins.str:
+            origin = origin_of(raw)
+            if origin is None:
+                raise ValueError(f"{raw!r} is not an http(s) URL without a path")
+            return origin
+
+        return self._parse(name, parse(default), parse)
 
     def choice(
         self, name: builtins.str, default: builtins.str, choices: Sequence[builtins.str]

@@ -8,6 +8,7 @@ the strict helpers in `doce.config`. A malformed value stops start-up with an
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from csp.constants import NONE, SELF
 
@@ -27,7 +28,6 @@ SECRET_KEY = env.secret_key("SECRET_KEY", DATA_DIR / "secret_key", debug=DEBUG)
 # under a key derived from them, stay readable (and are re-encrypted after `migrate`).
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", [])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
 # Encrypts provider keys and agent passwords at rest: a Fernet key, or a passphrase stretched
 # with scrypt and the salt kept in DOCE_ENCRYPTION_SALT_FILE; derived from SECRET_KEY when unset.
 DOCE_ENCRYPTION_KEY = env.str("DOCE_ENCRYPTION_KEY", "")
@@ -265,6 +265,18 @@ DOCE_INSTANCE = env.str("DOCE_INSTANCE", "")
 
 DOCE_HOST = env.str("DOCE_HOST", "127.0.0.1")
 DOCE_PORT = env.int("DOCE_PORT", 8000, minimum=1)
+# The URL users open doce at. Its origin (scheme, host, port: `DOCE_ORIGIN`) is the only one
+# whose pages may open doce's WebSockets (`doce.origins`) or post its forms (CSRF).
+DOCE_ORIGIN = env.origin(
+    "DOCE_PUBLIC_URL", f"{'https' if DOCE_HTTPS else 'http'}://localhost:{DOCE_PORT}"
+)
+CSRF_TRUSTED_ORIGINS = [DOCE_ORIGIN]
+# doce answers to its public host name whatever ALLOWED_HOSTS says.
+_public_host = urlsplit(DOCE_ORIGIN).netloc.removesuffix(f":{urlsplit(DOCE_ORIGIN).port}")
+if _public_host not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append(_public_host)
+# The largest WebSocket message a client may send (bytes); larger ones close with 1009.
+DOCE_WS_MAX_MESSAGE_BYTES = env.int("DOCE_WS_MAX_MESSAGE_BYTES", 256 * 1024, minimum=1024)
 
 # --- Live events ----------------------------------------------------------------------------
 

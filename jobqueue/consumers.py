@@ -34,8 +34,6 @@ class JobEventsConsumer(EventStreamConsumer):
         self.topics = job_topics(self.user, job)
         return True
 
-    async def send_json(self, content, close: bool = False) -> None:
-        payload = content.get("payload", {})
-        job_id = payload.get("job", {}).get("id", payload.get("job_id"))
-        if job_id == self.job_id or close:
-            await super().send_json(content, close)
+    def wants(self, message: dict) -> bool:
+        payload = message.get("payload", {})
+        return payload.get("job", {}).get("id", payload.get("job_id")) == self.job_id

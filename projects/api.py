@@ -12,18 +12,21 @@ validation errors are 422 with `errors: [{field, message}]`. Another user's proj
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Literal
 
 import structlog
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
-from ninja import Field, NinjaAPI, Schema, Status
+from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 from ninja.security import HttpBearer, SessionAuth
 
 from accounts.services import user_for_api_token
+from doce.opencode.agents import client_for_project
+from doce.opencode.errors import OpencodeError, diagnostic_for_agent_error
 from doce.text import Line, Text
 from projects import services
 from projects.models import Project, get_project_for_user
@@ -105,6 +108,14 @@ class Accepted(Schema):
     status: str
 
 
+class PromptOut(Schema):
+    state: Literal["", "queued", "running", "completed", "failed"] = Field(
+        description="Where the latest prompt stands: queued until the agent takes it, "
+        "running while it answers, then completed or failed. Empty before the first prompt."
+    )
+    failure: str = Field(description="Why it failed (only with `failed`), for the user.")
+
+
 class ProjectOut(Schema):
     id: str
     name: str
@@ -112,10 +123,42 @@ class ProjectOut(Schema):
     status_reason: str
     model: str
     preview_url: str | None
-    prompt_sent: bool
-    prompt_completed: bool
+    prompt: PromptOut
+    prompt_sent: bool = Field(description="Deprecated: read `prompt.state`.")
+    prompt_completed: bool = Field(
+        description="Deprecated: true once the agent's turn is over, also when it failed; "
+        "read `prompt.state`."
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class PartOut(Schema):
+    id: str
+    type: str = Field(description="`text`, `reasoning`, `tool`, `file`, `step-start`, …")
+    text: str | None = Field(
+        default=None, description="Text of `text` and `reasoning` parts (empty while streaming)."
+    )
+    tool: str | None = Field(default=None, description="The tool of a `tool` part.")
+    status: str | None = Field(
+        default=None, description="A tool call's state: pending, running, completed, error."
+    )
+
+
+class MessageOut(Schema):
+    id: str
+    role: str = Field(description="`user` or `assistant`.")
+    created_at: datetime
+    completed_at: datetime | None
+    error: str | None = Field(description="Why an assistant turn failed, if it did.")
+    parts: list[PartOut]
+
+
+class ConversationOut(Schema):
+    messages: list[MessageOut] = Field(description="Oldest first.")
+    next_before: str | None = Field(
+        description="Pass as `before` for the page of older messages; null on the first page."
+    )
 
 
 class Error(Schema):
@@ -151,6 +194,7 @@ def _out(request: HttpRequest, project: Project) -> dict:
         "status_reason": project.status_reason,
         "model": project.model,
         "preview_url": preview_url(request, project),
+        "prompt": {"state": project.prompt_state, "failure": project.prompt_failure},
         "prompt_sent": project.prompt_sent,
         "prompt_completed": project.prompt_completed,
         "created_at": project.created_at,
@@ -207,6 +251,7 @@ def form_body(request: HttpRequest, exc: RawPostDataException):
 # --- Endpoints ----------------------------------------------------------------------------------
 
 ID = "{project_id}"
+MESSAGES_PAGE_MAX = 200
 
 
 @api.post("/projects", response=answers({202: Accepted}, 400, 403, 412, 422), tags=["projects"])
@@ -233,14 +278,76 @@ def get_project(request: HttpRequest, project_id: str):
 
 @api.post(
     f"/projects/{ID}/prompt",
-    response=answers({202: Accepted}, 400, 403, 404, 409, 422),
+    response=answers({202: Accepted}, 400, 403, 404, 409, 422, 502),
     tags=["projects"],
 )
 def prompt(request: HttpRequest, project_id: str, payload: PromptIn):
-    """Send the agent a message; the stack is started first when it is not running."""
+    """Send the agent a message: straight to a running agent, else through the queue, which
+    starts the stack first (the chat's path and rules: `services.send_prompt`). Follow it
+    with `prompt.state` of `GET /projects/{id}`; 502 when the running agent refused it."""
     project = get_project_for_user(request.user, project_id)
     services.send_prompt(project, payload.text, model=payload.model)
     return _accepted(project)
+
+
+@api.get(
+    f"/projects/{ID}/messages",
+    response=answers({200: ConversationOut}, 404, 409, 422, 502),
+    tags=["projects"],
+)
+def messages(
+    request: HttpRequest,
+    project_id: str,
+    limit: int = Query(50, ge=1, le=MESSAGES_PAGE_MAX),
+    before: str | None = Query(None, pattern=r"^msg[A-Za-z0-9_]{1,100}$"),
+):
+    """The conversation with the project's agent: its messages and their parts, oldest first,
+    `limit` at a time; page back with `before`. The agent must be running (409 otherwise);
+    an agent that cannot be read answers 502."""
+    project = get_project_for_user(request.user, project_id)
+    client = client_for_project(project)
+    if project.status != Project.Status.RUNNING or client is None or not project.agent_session_id:
+        raise services.ProjectActionError("Start the project to read its conversation.", status=409)
+    try:
+        stored = client.messages(project.agent_session_id)
+    except OpencodeError as exc:
+        raise services.ProjectActionError(exc.diagnostic.message, status=502) from None
+    end = len(stored)
+    if before is not None:
+        found = next((i for i, m in enumerate(stored) if m.info.id == before), None)
+        if found is None:
+            raise services.ProjectActionError("No message with that id.", status=404)
+        end = found
+    start = max(0, end - limit)
+    return {
+        "messages": [_message_out(m) for m in stored[start:end]],
+        "next_before": stored[start].info.id if start > 0 else None,
+    }
+
+
+def _when(epoch_ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC) if epoch_ms else None
+
+
+def _message_out(message) -> dict:
+    error = message.info.error
+    return {
+        "id": message.info.id,
+        "role": message.info.role,
+        "created_at": _when(message.info.time.created),
+        "completed_at": _when(message.info.time.completed),
+        "error": diagnostic_for_agent_error(error, source="queue").message if error else None,
+        "parts": [
+            {
+                "id": part.id,
+                "type": part.type,
+                "text": part.text,
+                "tool": part.tool,
+                "status": (part.state or {}).get("status"),
+            }
+            for part in message.parts
+        ],
+    }
 
 
 @api.post(

@@ -2,40 +2,45 @@
 
 `ChatConsumer` at `ws/projects/<id>/chat/`: the live chat of one project.
 
-Connect: anonymous → closed with 4401; another user's (or no) project → closed with 4404,
-exactly like a missing one. Then it sends `chat.history` (`payload.events`: the conversation
-so far, in the same shapes as live events), relays the project's agent events as they come
-(one upstream connection per project per web process, see `doce.opencode.relay`), and sends
-`chat.keepalive` every `DOCE_CHAT_KEEPALIVE_SECONDS`.
+Connect: through `doce.consumers.DoceConsumer` (anonymous → 4401; another user's, or no,
+project → 4404, exactly like a missing one; the shared close codes are listed there). Then
+it sends `chat.history` (`payload.events`: the conversation so far, in the same shapes as
+live events), relays the project's agent events as they come (one upstream connection per
+project per web process, see `doce.opencode.relay`), and sends `chat.keepalive` every
+`DOCE_CHAT_KEEPALIVE_SECONDS`.
 
 Client → server messages (JSON objects, validated with pydantic):
 
-- `{"type": "prompt", "text": str, "model"?: "provider/model"}`
+- `{"type": "prompt", "text": str, "model"?: "provider/model"}` — through
+  `projects.services.send_prompt`, the same path and rules as the API's prompt endpoint
 - `{"type": "abort"}`
 - `{"type": "permission.reply", "requestId": str, "reply": "once"|"always"|"reject"}`
 - `{"type": "question.reply", "requestId": str, "answers": [[str, ...], ...]}`
 - `{"type": "question.reject", "requestId": str}`
 
-Each is answered with `chat.ack {action}` when the agent took it, `chat.error {code, message}`
-for a bad message or when there is no agent session yet, and `chat.diagnostic {diagnostic}`
-when the agent failed. The socket is never dropped for a bad message.
+Each is answered with `chat.ack {action}` when the agent took it (`queued: true` when a
+prompt went through the queue), `chat.error {code, message}` for a malformed message
+(`invalid_message`), one the project refuses (`rejected`, e.g. an unknown model or an
+over-long prompt) or when there is no agent session yet, and `chat.diagnostic {diagnostic}`
+when the agent failed. The socket is never dropped for a bad message (a message over
+`DOCE_WS_MAX_MESSAGE_BYTES` closes it with 1009).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import time
 from typing import Annotated, Any, Literal
 
 import structlog
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import connection
 from django.http import Http404
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from doce.consumers import CLOSE_FELL_BEHIND, DoceConsumer
 from doce.opencode.agents import AgentTarget, agent_target
 from doce.opencode.client import async_client_for
 from doce.opencode.errors import OpencodeError, make_diagnostic
@@ -46,13 +51,7 @@ from projects.models import Project, get_project_for_user
 
 log = structlog.get_logger("projects.chat")
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_NOT_FOUND = 4404
-MAX_MESSAGE_BYTES = 256 * 1024
-MAX_PROMPT_CHARS = 100_000
-
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,100}$")]
-Model = Annotated[str, StringConstraints(pattern=r"^[^/\s]+/\S+$", max_length=200)]
 
 
 class _Message(BaseModel):
@@ -60,11 +59,11 @@ class _Message(BaseModel):
 
 
 class PromptMessage(_Message):
+    # Only the shape is checked here; the text and the model are checked by
+    # `services.send_prompt`, so the chat and the API apply the same rules.
     type: Literal["prompt"]
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
-        max_length=MAX_PROMPT_CHARS
-    )
-    model: Model | None = None
+    text: str
+    model: str | None = None
 
 
 class AbortMessage(_Message):
@@ -109,42 +108,47 @@ def _reload(project_id: str) -> Project | None:
     return Project.objects.filter(pk=project_id).first()
 
 
+def _send_prompt(project: Project, text: str, model: str | None) -> bool:
+    """`services.send_prompt` in a thread of its own (a slow agent must not hold up the
+    process's shared sync thread), closing that thread's database connection after."""
+    try:
+        return services.send_prompt(project, text, model=model)
+    finally:
+        connection.close()
+
+
 async def resolve_agent_target(project_id: str) -> AgentTarget | None:
     """The current `AgentTarget` of `project_id` read from the database (None: no agent)."""
     project = await _reload(project_id)
     return None if project is None else agent_target(project)
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(DoceConsumer):
     """The chat WebSocket of one project (see the module doc for the protocol)."""
 
     project_id: str = ""
     queue: asyncio.Queue | None = None
     _tasks: list[asyncio.Task]
 
-    async def connect(self) -> None:
-        self._tasks = []
-        await self.accept()
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
+    async def authorize(self) -> bool:
         try:
-            project = await _project_for(user, self.scope["url_route"]["kwargs"]["project_id"])
+            project = await _project_for(self.user, self.scope["url_route"]["kwargs"]["project_id"])
         except Http404:
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
+            return False
         self.project_id = project.id
-        structlog.contextvars.bind_contextvars(project_id=project.id, user_id=user.pk)
+        return True
+
+    async def on_accepted(self) -> None:
+        structlog.contextvars.bind_contextvars(project_id=self.project_id, user_id=self.user.pk)
         self.queue = asyncio.Queue(maxsize=MAX_QUEUE)
-        history = relay_hub().join(project.id, self._resolve, self.queue)
+        history = relay_hub().join(self.project_id, self._resolve, self.queue)
         # Without an agent yet (the project is starting or stopped) nothing is said here: the
         # workspace shows the project's state, and the relay connects once the agent answers.
         await self._send_event("chat.history", {"events": history})
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._pump()), loop.create_task(self._keepalive())]
 
-    async def disconnect(self, code: int) -> None:
+    async def on_disconnect(self, code: int) -> None:
         for task in getattr(self, "_tasks", []):
             task.cancel()
         if self.queue is not None:
@@ -160,7 +164,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         while True:
             text = await self.queue.get()
             if text is None:
-                await self.close(code=4408)
+                await self.close(code=CLOSE_FELL_BEHIND)
                 return
             await self.send(text_data=text)
 
@@ -171,21 +175,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- client messages ----------------------------------------------------------------
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
-        if not self.project_id:
-            return
-        message = await self._parse(text_data, bytes_data)
+    async def receive_message(self, data: Any) -> None:
+        message = await self._validate(data)
         if message is None:
             return
-        project = await _reload(self.project_id)
-        if (
-            project is not None
-            and isinstance(message, PromptMessage)
-            and project.status != Project.Status.RUNNING
-        ):
-            # Not running (stopped, starting, failed): the queue starts it, then sends.
-            await self._queue_prompt(project, message)
+        if isinstance(message, PromptMessage):
+            await self._prompt(message)
             return
+        project = await _reload(self.project_id)
         target = agent_target(project) if project is not None else None
         if project is None or target is None:
             await self._send_diagnostic(
@@ -196,32 +193,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
             )
             return
-        needs_session = isinstance(message, PromptMessage | AbortMessage)
-        if needs_session and not target.session_id:
-            await self._send_error(
+        if isinstance(message, AbortMessage) and not target.session_id:
+            await self.send_error(
                 "no_session",
                 "The agent has no session yet; wait until the project has finished starting.",
             )
             return
         client = async_client_for(target.base_url, target.password)
         try:
-            await self._perform(client, target, message, project)
+            await self._perform(client, target, message)
         except OpencodeError as exc:
             log.info("chat action failed", action=message.type, error=str(exc))
             await self._send_diagnostic(exc.diagnostic)
             return
         await self._send_event("chat.ack", {"action": message.type})
 
-    async def _parse(self, text_data: str | None, bytes_data: bytes | None) -> Any:
-        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
-        if len(raw.encode()) > MAX_MESSAGE_BYTES:
-            await self._send_error("invalid_message", "The message is too large.")
-            return None
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            await self._send_error("invalid_message", "The message is not valid JSON.")
-            return None
+    async def _validate(self, data: Any) -> Any:
         try:
             return _client_message.validate_python(data)
         except ValidationError as exc:
@@ -229,30 +216,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
                 for err in exc.errors(include_url=False, include_input=False)
             ][:10]
-            await self._send_error(
+            await self.send_error(
                 "invalid_message", "The message is not one the chat understands.", problems
             )
             return None
 
-    async def _queue_prompt(self, project: Project, message: PromptMessage) -> None:
-        try:
-            await database_sync_to_async(services.send_prompt)(
-                project, message.text, model=message.model
-            )
-        except services.ProjectActionError as exc:
-            await self._send_error("rejected", str(exc))
+    async def _prompt(self, message: PromptMessage) -> None:
+        project = await _reload(self.project_id)
+        if project is None:
+            await self.send_error("rejected", "This project no longer exists.")
             return
-        await self._send_event("chat.ack", {"action": "prompt", "queued": True})
-
-    async def _perform(self, client, target: AgentTarget, message: Any, project: Project) -> None:
-        if isinstance(message, PromptMessage):
-            since_ms = int(time.time() * 1000)
-            await client.prompt_async(
-                target.session_id, message.text, model=message.model or project.model or None
+        try:
+            sent = await sync_to_async(_send_prompt, thread_sensitive=False)(
+                project, message.text, message.model
             )
-            # Completion is tracked server-side, whether or not this browser stays.
-            await database_sync_to_async(services.record_prompt_sent)(project, since_ms=since_ms)
-        elif isinstance(message, AbortMessage):
+        except services.PromptFailed as exc:
+            await self._send_diagnostic(exc.diagnostic)
+            return
+        except services.ProjectActionError as exc:
+            await self.send_error("rejected", str(exc))
+            return
+        ack: dict[str, Any] = {"action": "prompt"}
+        if not sent:
+            ack["queued"] = True
+        await self._send_event("chat.ack", ack)
+
+    async def _perform(self, client, target: AgentTarget, message: Any) -> None:
+        if isinstance(message, AbortMessage):
             await client.abort(target.session_id)
         elif isinstance(message, PermissionReplyMessage):
             await client.reply_permission(message.requestId, message.reply)
@@ -263,19 +253,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- sending ------------------------------------------------------------------------
 
-    async def _send_event(self, kind: str, payload: dict[str, Any]) -> None:
-        with contextlib.suppress(Exception):  # the socket may be closing
-            await self.send(
-                text_data=json.dumps(
-                    envelope(kind, self.project_id, None, payload), separators=(",", ":")
-                )
-            )
-
-    async def _send_error(self, code: str, message: str, problems: list | None = None) -> None:
+    def error_message(self, code: str, message: str, problems: list | None = None) -> dict:
         payload: dict[str, Any] = {"code": code, "message": message}
         if problems:
             payload["problems"] = problems
-        await self._send_event("chat.error", payload)
+        return envelope("chat.error", self.project_id, None, payload)
+
+    async def _send_event(self, kind: str, payload: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):  # the socket may be closing
+            await self.send_json(envelope(kind, self.project_id, None, payload))
 
     async def _send_diagnostic(self, diagnostic) -> None:
         await self._send_event("chat.diagnostic", {"diagnostic": diagnostic.model_dump()})

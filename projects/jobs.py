@@ -30,15 +30,21 @@ from doce import events
 from doce.docker.failures import FailureKind, StackError
 from doce.opencode.agents import agent_base_url, client_for_project
 from doce.opencode.client import close_clients
-from doce.opencode.completion import check_completion
+from doce.opencode.completion import CompletionCheck, check_completion
 from doce.opencode.errors import OpencodeError
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
 from projects import chain, runtime
 from projects.agent_config import opencode_provider_config
-from projects.models import IllegalTransition, Project, project_topic
+from projects.models import IllegalTransition, Project, PromptState, project_topic
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
-from projects.services import enqueue_step, record_completion, set_status
+from projects.services import (
+    PROMPT_MAX,
+    enqueue_step,
+    record_completion,
+    set_prompt_state,
+    set_status,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +64,7 @@ class WaitReadyPayload(ProjectPayload):
 
 
 class PromptPayload(ProjectPayload):
-    text: str = Field(min_length=1, max_length=20_000)
+    text: str = Field(min_length=1, max_length=PROMPT_MAX)
     model: str = ""
     # Epoch seconds when the prompt was queued; the wait for the agent is bounded from there.
     queued_at: float = Field(default_factory=time.time)
@@ -113,6 +119,8 @@ def _fail_project(project: Project, message: str) -> None:
     # Stopped or deleted meanwhile: a project the user stopped is not put in error.
     with suppress(IllegalTransition):
         set_status(project, Project.Status.ERROR, message)
+        # A prompt still waiting for this project's stack will not be sent: say why.
+        set_prompt_state(project, PromptState.FAILED, message, only_from=(PromptState.QUEUED,))
 
 
 def user_message(exc: BaseException) -> str:
@@ -124,6 +132,18 @@ def user_message(exc: BaseException) -> str:
     if isinstance(exc, PermanentJobError):
         return str(exc)
     return "An unexpected error stopped this step. The job's log in the queue has the details."
+
+
+@contextmanager
+def prompt_fails_with_job(ctx: JobContext, project: Project) -> Iterator[None]:
+    """On the job's last failure, record the prompt as failed with a message a user can act
+    on (the project itself may still be fine: only this prompt is lost)."""
+    try:
+        yield
+    except Exception as exc:
+        if is_permanent(exc) or ctx.attempt >= ctx.job.max_attempts:
+            set_prompt_state(project, PromptState.FAILED, user_message(exc))
+        raise
 
 
 @contextmanager
@@ -286,22 +306,24 @@ def send_user_prompt(ctx: JobContext) -> None:
     project = _project(ctx)
     if project.status == Project.Status.DELETING:
         return
-    if not project.agent_session_id or project.status != Project.Status.RUNNING:
-        # The stack or session is still on its way (start chain queued before this job).
-        if time.time() - ctx.payload.queued_at > settings.DOCE_READY_TIMEOUT_SECONDS:
-            raise PermanentJobError("The agent did not become available to take the prompt.")
-        if project.status == Project.Status.RUNNING and not project.agent_session_id:
-            # Enqueued now, not as a follow-up: follow-ups are dropped when a job reschedules.
-            enqueue_step(project, chain.SESSION_CREATE)
-        ctx.reschedule(WAIT_POLL_SECONDS)
-    client = _agent_client(project)
-    since_ms = int(time.time() * 1000)
-    client.prompt_async(
-        project.agent_session_id, ctx.payload.text, model=ctx.payload.model or project.model
-    )
+    with prompt_fails_with_job(ctx, project):
+        if not project.agent_session_id or project.status != Project.Status.RUNNING:
+            # The stack or session is still on its way (start chain queued before this job).
+            if time.time() - ctx.payload.queued_at > settings.DOCE_READY_TIMEOUT_SECONDS:
+                raise PermanentJobError("The agent did not become available to take the prompt.")
+            if project.status == Project.Status.RUNNING and not project.agent_session_id:
+                # Enqueued now, not as a follow-up: follow-ups are dropped on a reschedule.
+                enqueue_step(project, chain.SESSION_CREATE)
+            ctx.reschedule(WAIT_POLL_SECONDS)
+        client = _agent_client(project)
+        since_ms = int(time.time() * 1000)
+        client.prompt_async(
+            project.agent_session_id, ctx.payload.text, model=ctx.payload.model or project.model
+        )
     project.prompt_sent = True
     project.prompt_completed = False
     project.save(update_fields=["prompt_sent", "prompt_completed", "updated_at"])
+    set_prompt_state(project, PromptState.RUNNING)
     ctx.log("prompt sent to the agent", chars=len(ctx.payload.text))
     _enqueue_next(ctx, {"project_id": project.id, "since_ms": since_ms})
 
@@ -316,18 +338,28 @@ def await_idle(ctx: JobContext) -> None:
     if project is None or not project.agent_session_id:
         return
     waited = time.time() - ctx.payload.since_ms / 1000
-    check = check_completion(
-        _agent_client(project),
-        project.agent_session_id,
-        since_ms=ctx.payload.since_ms,
-        busy_seen=ctx.payload.busy_seen,
-    )
+    with prompt_fails_with_job(ctx, project):
+        check = check_completion(
+            _agent_client(project),
+            project.agent_session_id,
+            since_ms=ctx.payload.since_ms,
+            busy_seen=ctx.payload.busy_seen,
+        )
     if check.finished:
         record_completion(project, check)
+        if check.state == "done":
+            set_prompt_state(project, PromptState.COMPLETED)
+        else:
+            set_prompt_state(project, PromptState.FAILED, _failure_message(check))
         ctx.log("prompt finished", state=check.state, reason=check.reason)
         return
     if waited > settings.DOCE_PROMPT_TIMEOUT_SECONDS:
         ctx.log("gave up waiting for the prompt to finish", waited_s=int(waited))
+        set_prompt_state(
+            project,
+            PromptState.FAILED,
+            f"The agent did not finish within {int(waited)} s; doce stopped waiting.",
+        )
         return
     if check.busy_seen and not ctx.payload.busy_seen:
         # Carry what we learned into the next check: a fresh job with the new payload.
@@ -338,6 +370,19 @@ def await_idle(ctx: JobContext) -> None:
         )
         return
     ctx.reschedule(COMPLETION_POLL_SECONDS)
+
+
+_FAILURE_MESSAGES = {
+    "aborted": "The answer was stopped before it finished.",
+    "no_answer": "The agent went idle without answering; check the model in Settings.",
+}
+
+
+def _failure_message(check: CompletionCheck) -> str:
+    """Why a finished check failed, for the user (the agent's diagnostic when it gave one)."""
+    if check.diagnostic is not None:
+        return check.diagnostic.message
+    return _FAILURE_MESSAGES.get(check.reason, "The agent could not answer the prompt.")
 
 
 def _in(seconds: float) -> datetime:

@@ -40,6 +40,15 @@ class ProjectQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
 
+class PromptState(models.TextChoices):
+    """Where the latest prompt of a project stands ("" before the first one)."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
 def visible_topics(user) -> list[str]:
     """The topics (= job serial keys) of `user`'s own projects; [] for an anonymous user.
 
@@ -98,6 +107,12 @@ class Project(models.Model):
     agent_session_id = models.CharField(max_length=100, blank=True, default="")
     prompt_sent = models.BooleanField(default=False)
     prompt_completed = models.BooleanField(default=False)
+    # The latest prompt's own state (`services.set_prompt_state` writes it): queued until
+    # the agent takes it, running while it answers, then completed or failed (with why).
+    prompt_state = models.CharField(
+        max_length=16, choices=PromptState.choices, blank=True, default=""
+    )
+    prompt_failure = models.TextField(blank=True, default="")
     last_viewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -9,6 +9,7 @@ HTTP status).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -20,16 +21,19 @@ from django.utils import timezone
 import jobqueue
 from accounts.services import available_models, default_model
 from doce import events
+from doce.opencode.agents import client_for_project
 from doce.opencode.completion import CompletionCheck
+from doce.opencode.errors import OpencodeError
 from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from jobqueue.models import Job, JobState
 from projects import chain
-from projects.models import IllegalTransition, Project, Viewer, project_topic
+from projects.models import IllegalTransition, Project, PromptState, Viewer, project_topic
 
 log = structlog.get_logger(__name__)
 
 NAME_MAX = 60  # of a name made from the prompt
 PROJECT_NAME_MAX = 120  # of a name given by the user
+# The longest prompt (characters) any path accepts: create form, API, chat, queued job.
 PROMPT_MAX = 20_000
 
 
@@ -177,7 +181,9 @@ def create_project(user, *, prompt: str, model: str | None = None, name: str = "
     prompt = clean_prompt(prompt, empty="Describe the website you want.")
     name = clean_name(name) or name_from_prompt(prompt)
     model = resolve_model(user, model)
-    project = Project.objects.create(owner=user, prompt=prompt, model=model, name=name)
+    project = Project.objects.create(
+        owner=user, prompt=prompt, model=model, name=name, prompt_state=PromptState.QUEUED
+    )
     set_status(project, Project.Status.CREATED)
     enqueue_step(project, chain.CREATE)
     log.info("project.created", project_id=project.id)
@@ -215,22 +221,54 @@ def restart_preview(project: Project) -> None:
     enqueue_step(project, chain.RESTART_PREVIEW)
 
 
-@transaction.atomic
-def send_prompt(project: Project, text: str, *, model: str | None = None) -> None:
-    """Queue a prompt for the agent; starts the stack first when it is not running.
+class PromptFailed(ProjectActionError):
+    """The running agent could not take the prompt; `diagnostic` says why (502 in the API)."""
 
-    The job waits for the agent to answer HTTP, sends the prompt, then tracks completion
-    server-side. Raises `ProjectActionError` for an empty or too long prompt, one with
-    control characters (`clean_prompt`), or an unknown model.
+    def __init__(self, diagnostic) -> None:
+        super().__init__(diagnostic.message, status=502)
+        self.diagnostic = diagnostic
+
+
+def send_prompt(project: Project, text: str, *, model: str | None = None) -> bool:
+    """Send a prompt to the project's agent: the one prompt path of the chat and the API.
+
+    Validates first (`clean_prompt`: empty, too long, control characters; `model` against
+    the owner's models with `resolve_model`; a project being deleted is a 409). Then, when
+    the project is running with an agent session, sends straight to the agent and tracks
+    completion (`record_prompt_sent`); otherwise queues `opencode.sendUserPrompt`, after
+    starting the stack when it is not running. Returns True when sent directly, False when
+    queued.
+
+    Raises `ProjectActionError` (nothing written) or `PromptFailed` (the agent did not take
+    it; carries the agent's `Diagnostic`).
     """
     text = clean_prompt(text)
-    project = _locked(project)
-    if project.status == Project.Status.DELETING:
-        raise ProjectActionError("This project is being deleted.", status=409)
-    chosen = resolve_model(project.owner, model) if model else project.model
-    if project.status != Project.Status.RUNNING:
-        start_project(project)
-    enqueue_step(project, chain.SEND_PROMPT, {"text": text, "model": chosen}, dedupe=False)
+    with transaction.atomic():
+        project = _locked(project)
+        if project.status == Project.Status.DELETING:
+            raise ProjectActionError("This project is being deleted.", status=409)
+        chosen = resolve_model(project.owner, model) if model else project.model
+        client = (
+            client_for_project(project)
+            if project.status == Project.Status.RUNNING and project.agent_session_id
+            else None
+        )
+        if client is None:
+            if project.status != Project.Status.RUNNING:
+                start_project(project)
+            enqueue_step(project, chain.SEND_PROMPT, {"text": text, "model": chosen}, dedupe=False)
+            set_prompt_state(project, PromptState.QUEUED)
+            return False
+    # Outside the transaction: no row lock is held across the agent's HTTP call.
+    since_ms = int(time.time() * 1000)
+    try:
+        client.prompt_async(project.agent_session_id, text, model=chosen or None)
+    except OpencodeError as exc:
+        log.info("prompt.send_failed", project_id=project.id, error=str(exc))
+        set_prompt_state(project, PromptState.FAILED, exc.diagnostic.message)
+        raise PromptFailed(exc.diagnostic) from None
+    record_prompt_sent(project, since_ms=since_ms)
+    return True
 
 
 @transaction.atomic
@@ -266,10 +304,11 @@ def delete_project(project: Project) -> None:
 
 @transaction.atomic
 def record_prompt_sent(project: Project, *, since_ms: int) -> None:
-    """Mark a prompt as sent (by the chat, straight to the agent) and track its completion."""
+    """Mark a prompt as sent straight to the agent (`send_prompt`) and track its completion."""
     Project.objects.filter(pk=project.pk).update(
         prompt_sent=True, prompt_completed=False, updated_at=timezone.now()
     )
+    set_prompt_state(project, PromptState.RUNNING)
     enqueue_step(project, chain.AWAIT_IDLE, {"since_ms": since_ms}, dedupe=False)
 
 
@@ -283,6 +322,23 @@ def record_completion(project: Project, check: CompletionCheck) -> bool:
     project.prompt_completed = True
     project.save(update_fields=["prompt_completed", "updated_at"])
     return True
+
+
+def set_prompt_state(
+    project: Project, state: str, failure: str = "", *, only_from: tuple[str, ...] = ()
+) -> None:
+    """Record where the project's latest prompt stands (`PromptState`); `failure` is why it
+    failed, in words a user can act on (kept only with `failed`). With `only_from`, only a
+    prompt in one of those states changes. The one writer of `prompt_state`/`prompt_failure`.
+    """
+    rows = Project.objects.filter(pk=project.pk)
+    if only_from:
+        rows = rows.filter(prompt_state__in=only_from)
+    rows.update(
+        prompt_state=state,
+        prompt_failure=failure if state == PromptState.FAILED else "",
+        updated_at=timezone.now(),
+    )
 
 
 def mark_viewed(project: Project) -> None:

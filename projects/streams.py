@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http import Http404
 
-from doce.consumers import AuthenticatedConsumer, EventStreamConsumer
+from doce.consumers import DoceConsumer, EventStreamConsumer
 from doce.docker.logs import read_log
 from projects import presence
 from projects.models import get_project_for_user, project_topic, visible_topics
@@ -40,8 +40,8 @@ class ProjectEventsConsumer(EventStreamConsumer):
         )
         self.presence_task = asyncio.create_task(self._heartbeat())
 
-    async def disconnect(self, code: int) -> None:
-        await super().disconnect(code)
+    async def on_disconnect(self, code: int) -> None:
+        await super().on_disconnect(code)
         task = getattr(self, "presence_task", None)
         if task is not None:
             task.cancel()
@@ -61,13 +61,14 @@ class DashboardEventsConsumer(EventStreamConsumer):
         return True
 
 
-class ProjectLogsConsumer(AuthenticatedConsumer):
+class ProjectLogsConsumer(DoceConsumer):
     """`ws/projects/<id>/logs/[?offset=N]`: a live tail of the project's docker.log.
 
     Sends `{"type": "log.chunk", "text", "offset", "skipped"}`: `offset` is where the next
     read starts (send it back as `?offset=` after a reconnect to resume exactly there);
     `skipped` says earlier lines were left out (first read without an offset, or the log
-    rotated). Polls the file every `DOCE_LOG_POLL_SECONDS`; memory is bounded per read.
+    rotated). Polls the file every `DOCE_LOG_POLL_SECONDS`; memory is bounded per read. A
+    malformed `offset` closes with 4400; client messages are answered with an error.
     """
 
     async def authorize(self) -> bool:
@@ -79,17 +80,13 @@ class ProjectLogsConsumer(AuthenticatedConsumer):
         return True
 
     async def on_accepted(self) -> None:
-        raw = self.query_param("offset")
-        self.offset = int(raw) if raw is not None and raw.isdigit() else None
+        self.offset = self.cursor_param("offset")
         self.tail_task = asyncio.create_task(self._tail())
 
-    async def disconnect(self, code: int) -> None:
+    async def on_disconnect(self, code: int) -> None:
         task = getattr(self, "tail_task", None)
         if task is not None:
             task.cancel()
-
-    async def receive_json(self, content, **kwargs) -> None:
-        """The stream takes no client messages; anything sent is ignored."""
 
     async def _tail(self) -> None:
         first = True

@@ -18,11 +18,22 @@ def session_cookie(user) -> bytes:
     return f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
 
 
-def ws_communicator(path: str, cookie: bytes | None = None) -> WebsocketCommunicator:
-    """A communicator for the full ASGI app (origin check and session auth included)."""
+def origin_header() -> tuple[bytes, bytes]:
+    """The `Origin` header a page of doce itself sends (`DOCE_ORIGIN`)."""
+    return (b"origin", settings.DOCE_ORIGIN.encode())
+
+
+def ws_communicator(
+    path: str, cookie: bytes | None = None, *, origin: str | None = None
+) -> WebsocketCommunicator:
+    """A communicator for the full ASGI app (origin check and session auth included), from
+    doce's own origin unless `origin` says otherwise."""
     from doce.asgi import application
 
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    headers = [
+        origin_header() if origin is None else (b"origin", origin.encode()),
+        (b"host", b"localhost"),
+    ]
     if cookie:
         headers.append((b"cookie", cookie))
     return WebsocketCommunicator(application, path, headers=headers)

@@ -81,6 +81,9 @@ class _Part:
     title: str = ""
     error: str = ""
     said: set[str] = field(default_factory=set)  # tool events already emitted
+    # Streaming began before this stream saw it, and OpenCode stores a text part only when
+    # it ends: `text` lacks its start until the part's full text arrives.
+    partial: bool = False
 
 
 @dataclass
@@ -189,10 +192,16 @@ class Normalizer:
             info = message.info.model_dump(exclude_none=True)
             if not self._accepts(info.get("sessionID")):
                 continue
-            self._message(info["id"], info.get("role", ""))
+            state = self._message(info["id"], info.get("role", ""))
             for part in message.parts:
                 out.extend(self._part_updated({"part": part.model_dump(exclude_none=True)}))
             out.extend(self._message_updated({"info": info}))
+            if state.role != "user" and not state.final:
+                # An answer in progress that this stream has not seen streaming: its text
+                # parts are stored empty until they end (what was streamed is not kept).
+                for seen in state.parts.values():
+                    if seen.type in ("text", "reasoning") and not seen.text:
+                        seen.partial = True
         return out
 
     def snapshot(self) -> list[dict[str, Any]]:
@@ -292,12 +301,20 @@ class Normalizer:
         return []
 
     def _text_event(self, message_id: str, part: _Part, **text: str) -> dict[str, Any]:
-        payload = {"messageId": message_id, "partId": part.id, "partType": "text", **text}
+        payload: dict[str, Any] = {
+            "messageId": message_id,
+            "partId": part.id,
+            "partType": "text",
+            **text,
+        }
+        if part.partial:
+            payload["partial"] = True
         return self._env("chat.message.part.added", payload)
 
     def _reasoning_event(self, message_id: str, part: _Part, **text: str) -> dict[str, Any]:
+        extra = {"partial": True} if part.partial else {}
         return self._env(
-            "chat.reasoning.part", {"messageId": message_id, "partId": part.id, **text}
+            "chat.reasoning.part", {"messageId": message_id, "partId": part.id, **text, **extra}
         )
 
     def _tool_event(self, kind: str, message_id: str, part: _Part) -> dict[str, Any]:
@@ -405,6 +422,7 @@ class Normalizer:
             if text == part.text or not text:
                 return []
             part.text = text
+            part.partial = False
             if kind == "text":
                 return [self._text_event(message.id, part, text=text)]
             return [self._reasoning_event(message.id, part, text=text)]

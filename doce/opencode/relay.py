@@ -2,8 +2,9 @@
 
 Each web process holds at most one upstream `/event` connection per viewed project
 (`ProjectRelay`), opened with the first viewer and closed `DOCE_CHAT_RELAY_LINGER_SECONDS`
-(30 s) after the last one leaves. Events are normalized once, serialised to JSON once, and
-put on every viewer's queue in-process. No channel-layer group is involved: with the Redis
+(30 s) after the last one leaves, but not while an answer streams (the relay holds its text,
+which OpenCode stores only when a part ends). Events are normalized once, serialised to JSON
+once, and put on every viewer's queue in-process. No channel-layer group is involved: with the Redis
 layer and N web processes, a group would deliver every event N times.
 
     relay_hub().join(project_id, resolve, queue) -> list[envelope]   # snapshot, atomically
@@ -12,7 +13,10 @@ layer and N web processes, a group would deliver every event N times.
 `resolve` is an async callable returning the project's current `AgentTarget` (or None); it is
 awaited before each upstream connection, so a restarted agent is followed. After every
 (re)connection the relay catches up from the session's stored messages (the stream has no
-resumable ids), so nothing said while disconnected is lost and nothing is said twice.
+resumable ids), so nothing said while disconnected is lost and nothing is said twice. A
+relay that opens while an answer is already streaming (the first viewer of a prompt the worker
+sent, or after a web restart) cannot know the text streamed before it: those parts are sent
+with `partial: true` until their full text arrives when they end.
 A viewer whose queue is full (`MAX_QUEUE` events behind) gets None and must reconnect.
 """
 
@@ -37,6 +41,8 @@ from doce.opencode.stream import EventStream, StreamItem
 log = structlog.get_logger("doce.opencode.relay")
 
 MAX_QUEUE = 10_000
+BUSY_STATUSES = frozenset({"busy", "retry"})
+BUSY_RECHECK_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 5.0
 Resolve = Callable[[], Awaitable[AgentTarget | None]]
 ViewerQueue = asyncio.Queue  # of JSON text, or None = "you fell behind, reconnect"
@@ -233,9 +239,15 @@ class RelayHub:
 
     async def _close_if_unwatched(self, project_id: str) -> None:
         relay = self.relays.get(project_id)
-        if relay is not None and not relay.viewers:
-            self.relays.pop(project_id, None)
-            await relay.stop()
+        if relay is None or relay.viewers:
+            return
+        if relay.connected and relay.normalizer.status in BUSY_STATUSES:
+            # An answer is streaming: keep its text, which OpenCode does not store until the
+            # part ends, for a viewer who comes back before it finishes.
+            relay.schedule_close(max(self.linger, BUSY_RECHECK_SECONDS))
+            return
+        self.relays.pop(project_id, None)
+        await relay.stop()
 
     async def close_all(self) -> None:
         for project_id in list(self.relays):

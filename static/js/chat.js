@@ -24,7 +24,7 @@
 
   function Chat(root, options) {
     this.root = root;
-    this.url = options.url;
+    this.path = options.path;
     this.onFileChanged = options.onFileChanged || function () {};
     this.onStatus = options.onStatus || function () {};
     this.transcript = root.querySelector("[data-chat-transcript]");
@@ -36,7 +36,6 @@
     this.stopButton = root.querySelector("[data-chat-stop]");
     this.busyIndicator = root.querySelector("[data-chat-busy]");
     this.connection = root.querySelector("[data-chat-connection]");
-    this.retryDelay = 500;
     this.reset();
     this.bindComposer();
     this.connect();
@@ -54,25 +53,15 @@
 
   Chat.prototype.connect = function () {
     var self = this;
-    var socket = new WebSocket(this.url);
-    this.socket = socket;
-    socket.addEventListener("open", function () {
-      self.retryDelay = 500;
-      self.setConnection("");
-    });
-    socket.addEventListener("message", function (event) {
-      var data;
-      try { data = JSON.parse(event.data); } catch (e) { return; }
-      self.handle(data);
-    });
-    socket.addEventListener("close", function (event) {
-      if (event.code === 4401 || event.code === 4404) {
-        self.setConnection("This project is not available. Reload the page.");
-        return;
+    this.socket = window.doce.socket(this.path, {
+      onOpen: function () { self.setConnection(""); },
+      onMessage: function (data) { self.handle(data); },
+      onReconnecting: function () { self.setConnection("Reconnecting to the agent…"); },
+      onStop: function (code) {
+        self.setConnection(code === 4401
+          ? "You are signed out. Sign in again to keep chatting."
+          : "This project is not available. Reload the page.");
       }
-      self.setConnection("Reconnecting to the agent…");
-      setTimeout(function () { self.connect(); }, self.retryDelay);
-      self.retryDelay = Math.min(self.retryDelay * 2, 10000);
     });
   };
 
@@ -83,11 +72,10 @@
   };
 
   Chat.prototype.send = function (message) {
-    if (!this.socket || this.socket.readyState !== WebSocket.OPEN) {
+    if (!this.socket.send(message)) {
       window.doce.toast("Not connected to the agent yet; try again in a moment.", "warning");
       return false;
     }
-    this.socket.send(JSON.stringify(message));
     return true;
   };
 
@@ -139,6 +127,10 @@
       var part = this.part(p.messageId, p.partId, "msg-text streaming");
       if (typeof p.text === "string") part.textContent = p.text;
       else if (p.deltaText) part.textContent += p.deltaText;
+      // Joined mid-answer: the start of this text arrives when the part is complete.
+      part.classList.toggle("partial", !!p.partial);
+      if (p.partial) part.title = "The beginning of this answer appears when it is complete.";
+      else part.removeAttribute("title");
       this.scrollToEnd();
     },
     "chat.reasoning.part": function (p) {

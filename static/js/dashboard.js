@@ -3,9 +3,8 @@
   "use strict";
   var list = document.querySelector("[data-project-cards]");
   if (!list) return;
-  var scheme = location.protocol === "https:" ? "wss://" : "ws://";
   var after = list.dataset.lastEventId || null;
-  window.doce.eventStream(scheme + location.host + "/ws/projects/events/", function (event) {
+  window.doce.eventStream("/ws/projects/events/", function (event) {
     var id = (event.topic || "").replace(/^project:/, "");
     var card = list.querySelector('[data-project-id="' + CSS.escape(id) + '"]');
     if (!card) return;

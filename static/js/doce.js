@@ -25,26 +25,80 @@
     node.style.setProperty("--depth", node.dataset.depth);
   });
   window.doce = window.doce || {};
-  // A resumable outbox event stream: reconnects with backoff and resumes after the last id.
-  window.doce.eventStream = function (url, onEvent, after) {
-    var lastId = after || null;
-    var delay = 500;
+  // The one reconnecting WebSocket of every page. `path` is doce's (e.g. "/ws/queue/events/");
+  // options: onMessage(data) for each JSON message; resume() -> {param: value} added to the
+  // URL of every (re)connection (e.g. {after: lastEventId}); onOpen(); onReconnecting(code);
+  // onStop(code). Close codes are doce's (doce/consumers.py): 4400 (bad request), 4401
+  // (signed out) and 4404 (not found) stop; anything else reconnects with backoff and jitter
+  // (half of 0.5 s doubling to 10 s, plus a random part up to the other half), so a restarted
+  // server is not hit by every page at once. Returns {send(object) -> bool, close()}.
+  var FINAL_CLOSE_CODES = { 4400: true, 4401: true, 4404: true };
+  window.doce.socket = function (path, options) {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var attempt = 0;
+    var socket = null;
+    var stopped = false;
+    function url() {
+      var params = new URLSearchParams();
+      var resume = options.resume ? options.resume() : {};
+      Object.keys(resume).forEach(function (name) {
+        var value = resume[name];
+        if (value !== null && value !== undefined && value !== "") params.set(name, value);
+      });
+      var query = params.toString();
+      return scheme + location.host + path + (query ? "?" + query : "");
+    }
+    function nextDelay() {
+      var ceiling = Math.min(10000, 500 * Math.pow(2, attempt));
+      attempt += 1;
+      return ceiling / 2 + Math.random() * (ceiling / 2);
+    }
     function open() {
-      var socket = new WebSocket(lastId ? url + "?after=" + lastId : url);
-      socket.addEventListener("open", function () { delay = 500; });
+      socket = new WebSocket(url());
+      socket.addEventListener("open", function () {
+        attempt = 0;
+        if (options.onOpen) options.onOpen();
+      });
       socket.addEventListener("message", function (message) {
-        var event;
-        try { event = JSON.parse(message.data); } catch (e) { return; }
-        if (event.id) lastId = event.id;
-        onEvent(event);
+        var data;
+        try { data = JSON.parse(message.data); } catch (e) { return; }
+        options.onMessage(data);
       });
       socket.addEventListener("close", function (event) {
-        if (event.code === 4401 || event.code === 4404) return;
-        setTimeout(open, delay);
-        delay = Math.min(delay * 2, 10000);
+        if (stopped) return;
+        if (FINAL_CLOSE_CODES[event.code]) {
+          stopped = true;
+          if (options.onStop) options.onStop(event.code);
+          return;
+        }
+        if (options.onReconnecting) options.onReconnecting(event.code);
+        setTimeout(open, nextDelay());
       });
     }
     open();
+    return {
+      send: function (message) {
+        if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+        socket.send(JSON.stringify(message));
+        return true;
+      },
+      close: function () {
+        stopped = true;
+        if (socket) socket.close();
+      }
+    };
+  };
+  // A resumable outbox event stream (doce.consumers.EventStreamConsumer): resumes after the
+  // last event id it saw, starting from `after` (the id the page was rendered at).
+  window.doce.eventStream = function (path, onEvent, after) {
+    var lastId = after || null;
+    return window.doce.socket(path, {
+      resume: function () { return { after: lastId }; },
+      onMessage: function (event) {
+        if (event.id) lastId = event.id;
+        onEvent(event);
+      }
+    });
   };
   // Ctrl/Cmd+Enter submits forms marked data-submit-shortcut.
   document.addEventListener("keydown", function (event) {

@@ -5,8 +5,7 @@
   var root = document.querySelector("[data-workspace]");
   if (!root) return;
   var id = root.dataset.projectId;
-  var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  var base = scheme + location.host + "/ws/projects/" + id;
+  var base = "/ws/projects/" + id;
   var frame = root.querySelector("[data-preview-frame]");
   var overlay = root.querySelector("[data-preview-overlay]");
   var overlayText = root.querySelector("[data-preview-overlay-text]");
@@ -84,7 +83,7 @@
 
   // --- chat ------------------------------------------------------------------------------
   new window.doce.Chat(root.querySelector("[data-chat]"), {
-    url: base + "/chat/",
+    path: base + "/chat/",
     onFileChanged: reloadPreviewSoon,
     onStatus: function (agentStatus) { if (agentStatus === "idle") reloadPreviewSoon(); }
   });
@@ -110,24 +109,15 @@
   function startLogs() {
     if (logStarted) return;
     logStarted = true;
-    var delay = 500;
-    (function open() {
-      var url = base + "/logs/" + (logOffset !== null ? "?offset=" + logOffset : "");
-      var socket = new WebSocket(url);
-      socket.addEventListener("open", function () { delay = 500; });
-      socket.addEventListener("message", function (message) {
-        var data = JSON.parse(message.data);
+    window.doce.socket(base + "/logs/", {
+      resume: function () { return { offset: logOffset }; },
+      onMessage: function (data) {
         if (data.type !== "log.chunk") return;
         if (data.skipped) appendLog("… (earlier lines are not shown)\n");
         appendLog(data.text);
         logOffset = data.offset;
-      });
-      socket.addEventListener("close", function (event) {
-        if (event.code === 4401 || event.code === 4404) return;
-        setTimeout(open, delay);
-        delay = Math.min(delay * 2, 10000);
-      });
-    })();
+      }
+    });
   }
 
   // --- tabs ------------------------------------------------------------------------------

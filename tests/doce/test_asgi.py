@@ -6,16 +6,12 @@ from channels.testing import HttpCommunicator, WebsocketCommunicator
 
 from doce.asgi import application
 from projects.models import Project
-from tests.ws import refusal_code, session_cookie
+from tests.ws import refusal_code, session_cookie, ws_communicator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _ws(path: str, cookie: bytes | None = None) -> WebsocketCommunicator:
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    if cookie:
-        headers.append((b"cookie", cookie))
-    return WebsocketCommunicator(application, path, headers=headers)
+_ws = ws_communicator
 
 
 async def test_it_serves_a_page_over_http(alice):

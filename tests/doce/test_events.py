@@ -9,7 +9,7 @@ from doce import events
 from doce.asgi import application
 from doce.models import Event
 from projects.models import Project, project_topic
-from tests.ws import session_cookie
+from tests.ws import origin_header, session_cookie
 
 
 @pytest.mark.django_db(transaction=True)
@@ -37,7 +37,7 @@ async def test_it_streams_new_events_and_resumes_after_reconnect(alice, settings
     project = await sync_to_async(Project.objects.create)(owner=alice, name="Site", prompt="p")
     topic = project_topic(project.id)
     cookie = await sync_to_async(session_cookie)(alice)
-    headers = [(b"origin", b"http://localhost"), (b"cookie", cookie)]
+    headers = [origin_header(), (b"cookie", cookie)]
     path = f"/ws/projects/{project.id}/events/"
 
     viewer = WebsocketCommunicator(application, path, headers=headers)

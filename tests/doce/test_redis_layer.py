@@ -16,7 +16,7 @@ from channels.testing import WebsocketCommunicator
 from doce.asgi import application
 from projects.models import Project, project_topic
 from tests.conftest import REDIS_URL
-from tests.ws import session_cookie
+from tests.ws import origin_header, session_cookie
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -41,7 +41,7 @@ async def test_it_wakes_a_consumer_through_redis(alice, redis_layer):
     viewer = WebsocketCommunicator(
         application,
         f"/ws/projects/{project.id}/events/",
-        headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)],
+        headers=[origin_header(), (b"cookie", cookie)],
     )
     connected, _ = await viewer.connect()
     assert connected

@@ -84,7 +84,8 @@ def doce_server(tmp_path_factory) -> DoceServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = DoceServer(f"http://127.0.0.1:{port}", data_dir, log_path)
+    # doce accepts WebSockets only from its own origin (DOCE_PUBLIC_URL: localhost:<port>).
+    server = DoceServer(f"http://localhost:{port}", data_dir, log_path)
     try:
         _wait_until_up(server, process)
         yield server

@@ -206,3 +206,60 @@ async def test_it_recovers_when_the_agent_is_killed_mid_stream(alice, tmp_path):
     finally:
         server.kill()
         shutil.rmtree(tmp_path / "agent", ignore_errors=True)
+
+
+async def test_a_viewer_who_comes_back_mid_answer_sees_all_of_it(opencode_server, alice):
+    # Linger 0: without a streaming answer the relay would close as soon as she left.
+    hub = RelayHub(linger=0)
+    set_relay_hub(hub)
+    project = await make_project(alice, opencode_server, new_session(opencode_server))
+    first = await viewer(alice, project)
+    await collect(first, is_idle)
+    await first.send_to(text_data=json.dumps({"type": "prompt", "text": "[script:slow] Count"}))
+    await collect(first, lambda e: "word03" in json.dumps(e))
+    await first.disconnect()
+    await asyncio.sleep(0.3)
+    assert project.id in hub.relays  # kept: the answer is still streaming
+
+    back = await viewer(alice, project)
+    history = (await collect(back, lambda e: e["type"] == "chat.history"))[0]["payload"]
+    shown = texts_by_message(history["events"])
+    assert any(text.startswith("word00 word01 word02 word03") for text in shown.values())
+    assert not [e for e in history["events"] if e["payload"].get("partial")]
+    events = history["events"] + await collect(back, lambda e: e["type"] == "chat.message.final")
+    final = of_type(events, "chat.message.final")[0]["payload"]
+    assert final["text"].startswith("word00") and final["text"].endswith("word59")
+    assert texts_by_message(events)[final["messageId"]] == final["text"]
+    await back.disconnect()
+
+
+async def test_a_relay_opened_mid_answer_marks_the_text_it_missed_as_partial(
+    opencode_server, alice
+):
+    hub = RelayHub(linger=0)
+    set_relay_hub(hub)
+    session_id = new_session(opencode_server)
+    project = await make_project(alice, opencode_server, session_id)
+    # Sent without any relay, as the worker sends a project's first prompt.
+    with OpencodeClient(opencode_server.base_url, opencode_server.password) as client:
+        client.prompt_async(session_id, "[script:slow] Count")
+        deadline = time.monotonic() + 30
+        while session_id not in client.session_statuses():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # some of the answer streams before anyone watches
+
+    late = await viewer(alice, project)
+    events = await collect(late, lambda e: e["type"] == "chat.message.final", timeout=60)
+    final = of_type(events, "chat.message.final")[0]["payload"]
+    parts = [
+        e["payload"]
+        for e in of_type(events, "chat.message.part.added")
+        if e["payload"]["messageId"] == final["messageId"]
+    ]
+    assert parts[0].get("partial") is True  # the viewer is told the start is missing
+    full = [p for p in parts if "text" in p and not p.get("partial")]
+    assert full and full[-1]["text"].startswith("word00")  # then the whole text replaces it
+    assert final["text"].startswith("word00") and final["text"].endswith("word59")
+    assert "partial" not in parts[-1]
+    await late.disconnect()

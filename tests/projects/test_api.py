@@ -273,6 +273,7 @@ def test_it_publishes_an_openapi_schema_of_its_routes(client, alice):
         ("POST", "/api/projects/{project_id}/prompt"),
         ("POST", "/api/projects/{project_id}/stop"),
         ("POST", "/api/projects/{project_id}/start"),
+        ("GET", "/api/projects/{project_id}/messages"),
     }
     create = paths["/api/projects"]["post"]
     assert "202" in create["responses"] and "412" in create["responses"]

@@ -77,7 +77,7 @@ class Command(BaseCommand):
             [
                 python,
                 "-m",
-                "daphne",
+                "doce.webserver",  # daphne with doce's WebSocket message limit
                 "-v",
                 "0",
                 "-b",

@@ -3,24 +3,7 @@
 (function () {
   "use strict";
   function connect(node, onEvent) {
-    var after = node.dataset.after || "";
-    var delay = 500;
-    function open() {
-      var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      var socket = new WebSocket(scheme + location.host + node.dataset.ws + (after ? "?after=" + after : ""));
-      socket.onopen = function () { delay = 500; };
-      socket.onmessage = function (message) {
-        var event = JSON.parse(message.data);
-        after = String(event.id);
-        onEvent(event);
-      };
-      socket.onclose = function (closed) {
-        if (closed.code === 4401 || closed.code === 4404) return;
-        setTimeout(open, delay);
-        delay = Math.min(delay * 2, 10000);
-      };
-    }
-    open();
+    window.doce.eventStream(node.dataset.ws, onEvent, node.dataset.after || null);
   }
   function refresher(node, url) {
     var pending = null;
