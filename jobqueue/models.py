@@ -7,6 +7,8 @@ two web processes enqueueing at once, cannot break them whatever the timing.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -41,8 +43,20 @@ class JobQuerySet(models.QuerySet):
         return self.filter(state__in=FINISHED_STATES)
 
     def lease_expired(self, now) -> JobQuerySet:
-        """Running jobs whose worker stopped extending the lease before `now`."""
-        return self.running().filter(lease_expires_at__lt=now)
+        """Running jobs whose worker stopped extending the lease before `now`, and running
+        jobs with no lease expiry at all (only a hand-edited row has none; left alone, it
+        would block its serialization key for ever)."""
+        return self.running().filter(Q(lease_expires_at__lt=now) | Q(lease_expires_at=None))
+
+    def held_by_dead_workers(self, now, silent_seconds: float) -> JobQuerySet:
+        """Running jobs whose worker's own heartbeat row says it is gone: stopped, or silent
+        for more than `silent_seconds` before `now`. A lock without a heartbeat row is not
+        evidence (that worker may not have written one yet)."""
+        silent_since = now - timedelta(seconds=silent_seconds)
+        dead = WorkerHeartbeat.objects.filter(
+            Q(stopped_at__isnull=False) | Q(heartbeat_at__lt=silent_since)
+        ).values("worker_id")
+        return self.running().filter(locked_by__in=dead)
 
     def for_user(self, user) -> JobQuerySet:
         """Jobs `user` may see: all for staff; else jobs of the user's own projects.
@@ -228,8 +242,9 @@ class QueueSettings(models.Model):
 class WorkerHeartbeat(models.Model):
     """A `run_worker` process: written at start, every heartbeat, and at a clean stop.
 
-    `/healthz` reports the freshest heartbeat; a worker killed with SIGKILL simply stops
-    beating (its jobs are then reclaimed by lease expiry, not by this row).
+    `/healthz` reports the freshest heartbeat. A worker killed with SIGKILL simply stops
+    beating: once its row is silent for `DEAD_AFTER_HEARTBEATS` heartbeats, the reaper
+    reclaims its jobs without waiting for their leases to expire.
     """
 
     worker_id = models.CharField(primary_key=True, max_length=200)

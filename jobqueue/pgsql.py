@@ -51,7 +51,7 @@ WITH claimed AS (
         FOR UPDATE SKIP LOCKED)
     RETURNING *
 ), events AS ({_EVENTS_FROM.format(job_json=_JOB_JSON, source="claimed")})
-SELECT * FROM claimed
+SELECT id, serial_key FROM claimed
 """  # noqa: S608
 
 SUCCEED = f"""
@@ -66,20 +66,26 @@ SELECT id FROM done
 """  # noqa: S608
 
 
-def claim(worker_id: str, now: datetime, lease_seconds: float) -> Job | None:
-    """Claim the next ready job for `worker_id` (see `services.claim_next`)."""
+def claim(worker_id: str, now: datetime, lease_seconds: float) -> int | None:
+    """Claim the next ready job for `worker_id`; return its id (see `services.claim_next`).
+
+    Only the id comes back: decoding the row (its JSON payload) is the caller's business, so
+    a row that does not decode cannot break the claim itself.
+    """
     params = {
         "worker": worker_id,
         "now": now,
         "expires": now + timedelta(seconds=lease_seconds),
         "change": "started",
     }
-    claimed = list(Job.objects.raw(CLAIM, params))
-    if not claimed:
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM, params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    job = claimed[0]
-    outbox.wake_after_commit(outbox.job_topics(job))
-    return job
+    pk, serial_key = row
+    outbox.wake_after_commit(outbox.job_topics(Job(pk=pk, serial_key=serial_key)))
+    return pk
 
 
 def succeed(job: Job, worker_id: str, now: datetime) -> bool:
