@@ -26,6 +26,9 @@ class JobState(models.TextChoices):
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 FINISHED_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+# Only a job that ended badly may be retried: re-running a succeeded one repeats its effect
+# (a `docker.stop` retried from history would stop a running project).
+RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELLED)
 
 
 class JobQuerySet(models.QuerySet):
@@ -158,6 +161,11 @@ class Job(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def is_retryable(self) -> bool:
+        """True for a failed or cancelled job (see `RETRYABLE_STATES`)."""
+        return self.state in RETRYABLE_STATES
 
     def as_event(self) -> dict:
         """The JSON shape of this job in outbox events and the monitor's live updates."""

@@ -542,13 +542,15 @@ def run_job_now(job: Job | int) -> bool:
 
 
 def retry_job(job: Job | int) -> Job | None:
-    """Enqueue a new job with a finished job's type, payload, keys, priority and attempts.
+    """Enqueue a new job with a failed or cancelled job's type, payload, keys, priority and
+    attempts.
 
     Returns the new job (or the active job already holding the dedupe key); None when the
-    job is not finished or does not exist. The payload is validated again.
+    job does not exist or did not end failed or cancelled (a succeeded job is never re-run:
+    its effect would repeat). The payload is validated again.
     """
     current = _get(job)
-    if current is None or current.is_active:
+    if current is None or not current.is_retryable:
         return None
     return enqueue(
         current.type,

@@ -300,10 +300,10 @@ def retry_step(project: Project, job_id: int) -> None:
 
     Raises `ProjectActionError` when the job is not this project's or not finished badly.
     """
-    from jobqueue.models import Job, JobState
+    from jobqueue.models import Job
 
     job = Job.objects.filter(pk=job_id, serial_key=serial_key(project)).first()
-    if job is None or job.state not in (JobState.FAILED, JobState.CANCELLED):
+    if job is None or not job.is_retryable:
         raise ProjectActionError("Only a failed step can be retried.", status=409)
     if job.type.startswith("docker.") or job.type == "project.create":
         set_status(_locked(project), Project.Status.STARTING)

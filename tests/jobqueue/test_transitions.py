@@ -253,6 +253,14 @@ def test_retry_enqueues_a_new_job_with_the_same_payload(worker):
     assert again.state == JobState.QUEUED and again.attempts == 0
 
 
+def test_retry_refuses_a_succeeded_job(worker):
+    job = enqueue("test.noop", {})
+    worker.run_one()
+    assert refreshed(job).state == JobState.SUCCEEDED
+    assert retry_job(job) is None
+    assert Job.objects.count() == 1
+
+
 def test_an_unknown_type_at_run_time_fails_the_job(worker):
     job = Job.objects.create(type="gone.type", payload={})
     worker.run_one()
