@@ -241,6 +241,10 @@ DOCE_PORT = env.int("DOCE_PORT", 8000, minimum=1)
 DOCE_EVENTS_POLL_SECONDS = env.float(
     "DOCE_EVENTS_POLL_SECONDS", 5.0 if REDIS_URL else 0.5, minimum=0.05
 )
+# Outbox events older than this (hours) are deleted by a worker's housekeeping (every 10
+# minutes). Events exist for live pages resuming after a reconnect; a page that was away
+# longer misses the pruned ones (a reload shows the current state).
+DOCE_EVENTS_PRUNE_AFTER_HOURS = env.float("DOCE_EVENTS_PRUNE_AFTER_HOURS", 24.0, minimum=0.1)
 
 # --- Job queue (jobqueue/, `manage.py run_worker`) ------------------------------------------
 

@@ -106,6 +106,9 @@ class Job(models.Model):
     # `project:<id>`, which is also that project's event topic).
     serial_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # Set while the job polls (its handler rescheduled it, e.g. "not ready yet"): its claims
+    # and reschedules write no events, since nothing a user sees changes; its outcome does.
+    polling = models.BooleanField(default=False)
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -294,7 +294,7 @@ def _claim_sqlite(worker_id: str, lease_seconds: float) -> Job | None:
         if row is None:
             return None
         job = _load_claimed(row[0], worker_id)
-        if job is not _UNDECODABLE:
+        if job is not _UNDECODABLE and not job.polling:
             outbox.emit_job_change(job, "started")
         return job
 
@@ -302,14 +302,16 @@ def _claim_sqlite(worker_id: str, lease_seconds: float) -> Job | None:
 # --- Outcomes of a run (called by the worker that holds the lease) ----------------------------
 
 
-def _finish_owned(job: Job, worker_id: str, change: str, **fields) -> bool:
-    """CAS a running `job` held by `worker_id` to new `fields`; emit `job.<change>`.
+def _finish_owned(job: Job, worker_id: str, change: str, *, quiet: bool = False, **fields) -> bool:
+    """CAS a running `job` held by `worker_id` to new `fields`; emit `job.<change>` unless
+    `quiet`. Every outcome but a reschedule ends the job's polling.
 
     Returns False (and writes nothing) when the lease was lost meanwhile. Call inside a
     transaction.
     """
     now = timezone.now()
     fields.setdefault("updated_at", now)
+    fields.setdefault("polling", False)
     lease_cleared = {"locked_by": None, "locked_at": None, "lease_expires_at": None}
     changes = {**lease_cleared, **fields}
     touched = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, locked_by=worker_id).update(
@@ -323,7 +325,8 @@ def _finish_owned(job: Job, worker_id: str, change: str, **fields) -> bool:
             setattr(job, name, value)
     if "attempts" in changes:
         job.refresh_from_db(fields=["attempts"])
-    outbox.emit_job_change(job, change)
+    if not quiet:
+        outbox.emit_job_change(job, change)
     return True
 
 
@@ -357,13 +360,20 @@ def cancel_running_job(job: Job, worker_id: str) -> bool:
 
 
 def reschedule_job(job: Job, worker_id: str, delay_seconds: float) -> bool:
-    """Back to `queued` at now + `delay_seconds`, giving the attempt back, recording no error."""
+    """Back to `queued` at now + `delay_seconds`, giving the attempt back, recording no error.
+
+    The job is now `polling`: this and its next claims write no events (a readiness poll
+    once a second would otherwise send four outbox rows a second to every open page); to
+    watchers it stays running until its outcome.
+    """
     delay = max(0.0, float(delay_seconds))
     with transaction.atomic():
         return _finish_owned(
             job,
             worker_id,
             "rescheduled",
+            quiet=True,
+            polling=True,
             state=JobState.QUEUED,
             run_at=timezone.now() + timedelta(seconds=delay),
             attempts=F("attempts") - 1,
@@ -656,6 +666,7 @@ def _reclaim(pk: int, now: datetime, silent_seconds: float) -> bool:
             state, change, fields = JobState.QUEUED, "reclaimed", {"run_at": now}
         touched = gone.filter(pk=pk, locked_by=job.locked_by).update(
             state=state,
+            polling=False,
             locked_by=None,
             locked_at=None,
             lease_expires_at=None,
