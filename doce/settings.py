@@ -246,6 +246,15 @@ DOCE_EVENTS_POLL_SECONDS = env.float(
 # longer misses the pruned ones (a reload shows the current state).
 DOCE_EVENTS_PRUNE_AFTER_HOURS = env.float("DOCE_EVENTS_PRUNE_AFTER_HOURS", 24.0, minimum=0.1)
 
+# --- Health ---------------------------------------------------------------------------------
+
+# How often a worker pings the Docker Engine and records the answer (seconds); the web
+# process reads that record (dashboard, /healthz) and never calls the Engine per request.
+DOCE_ENGINE_HEALTH_SECONDS = env.float("DOCE_ENGINE_HEALTH_SECONDS", 10.0, minimum=1.0)
+# /healthz shows anonymous callers only its status; staff, or a caller sending this token in
+# the `X-Doce-Health-Token` header, also get each check's details. Empty: staff only.
+DOCE_HEALTHZ_TOKEN = env.str("DOCE_HEALTHZ_TOKEN", "")
+
 # --- Job queue (jobqueue/, `manage.py run_worker`) ------------------------------------------
 
 # Worker threads per `run_worker` process (each thread runs one job at a time).
