@@ -31,7 +31,8 @@ from doce.docker.failures import FailureKind, StackError
 from doce.opencode.agents import client_for_project
 from doce.opencode.client import close_clients
 from doce.opencode.completion import check_completion, record_completion
-from doce.opencode.errors import OpencodeError
+from doce.opencode.errors import OpencodeError, make_diagnostic
+from doce.opencode.ids import MESSAGE_ID_PATTERN, ascending_message_id
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
 from projects import runtime
 from projects.models import Project
@@ -62,6 +63,9 @@ class PromptPayload(ProjectPayload):
     model: str = ""
     # Epoch seconds when the prompt was queued; the wait for the agent is bounded from there.
     queued_at: float = Field(default_factory=time.time)
+    # The user message's id in the agent, fixed when the job is queued: a re-run (the worker
+    # died after sending) finds the message there and does not send it twice.
+    message_id: str = Field(default_factory=ascending_message_id, pattern=MESSAGE_ID_PATTERN)
 
 
 class AwaitIdlePayload(ProjectPayload):
@@ -278,15 +282,52 @@ def send_user_prompt(ctx: JobContext) -> None:
             enqueue_step(project, "opencode.sessionCreate")
         ctx.reschedule(WAIT_POLL_SECONDS)
     client = _agent_client(project)
-    since_ms = int(time.time() * 1000)
-    client.prompt_async(
-        project.agent_session_id, ctx.payload.text, model=ctx.payload.model or project.model
-    )
+    session_id, message_id = project.agent_session_id, ctx.payload.message_id
+    sent = _sent_message(client, session_id, message_id)
+    if sent is not None:
+        ctx.log("the agent has this prompt already (sent before a restart); not resending")
+        since_ms = sent.info.time.created - 1
+    else:
+        since_ms = int(time.time() * 1000)
+        client.prompt_async(
+            session_id,
+            ctx.payload.text,
+            model=ctx.payload.model or project.model,
+            message_id=message_id,
+        )
+        # The agent stores the message a moment after its 204: wait for it, so that from
+        # here on a re-run of this job finds it and never sends it again.
+        _await_message(client, session_id, message_id)
     project.prompt_sent = True
     project.prompt_completed = False
     project.save(update_fields=["prompt_sent", "prompt_completed", "updated_at"])
     ctx.log("prompt sent to the agent", chars=len(ctx.payload.text))
     ctx.enqueue("opencode.awaitIdle", {"project_id": project.id, "since_ms": since_ms})
+
+
+# How long a sent prompt may take to appear in the agent's session (seconds).
+SENT_MESSAGE_WAIT_SECONDS = 10.0
+
+
+def _sent_message(client, session_id: str, message_id: str):
+    """The session's message `message_id`, or None when the agent does not have it."""
+    try:
+        return client.get_message(session_id, message_id)
+    except OpencodeError as exc:
+        if exc.status_code == 404:
+            return None
+        raise
+
+
+def _await_message(client, session_id: str, message_id: str) -> None:
+    deadline = time.monotonic() + SENT_MESSAGE_WAIT_SECONDS
+    while _sent_message(client, session_id, message_id) is None:
+        if time.monotonic() > deadline:
+            diagnostic = make_diagnostic(
+                "unknown", "The agent accepted the prompt but did not record it.", retryable=True
+            )
+            raise OpencodeError(diagnostic, operation="send prompt")
+        time.sleep(0.05)
 
 
 @job_handler("opencode.awaitIdle", payload=AwaitIdlePayload, max_attempts=20)

@@ -222,6 +222,22 @@ def test_it_holds_a_prompt_until_the_project_runs_then_sends_it(
     assert "did not become available" in late.last_error
 
 
+def test_a_rerun_of_a_sent_prompt_does_not_send_it_again(
+    alice, alice_provider, worker, fake_runtime
+):
+    project = make_project(alice, agent_port=47001, preview_port=47000, agent_session_id="ses_1")
+    fake_runtime.sessions.add("ses_1")
+    services.enqueue_step(project, "opencode.sendUserPrompt", {"text": "pink"}, dedupe=False)
+    first = Job.objects.get(type="opencode.sendUserPrompt")
+    run_due(worker)
+    assert fake_runtime.prompts == [("ses_1", "pink", MODEL)]
+    # The worker died after sending: the same job (same message id) runs again.
+    Job.objects.filter(pk=first.pk).update(state=JobState.QUEUED, finished_at=None)
+    run_due(worker)
+    assert fake_runtime.prompts == [("ses_1", "pink", MODEL)]
+    assert "not resending" in " ".join(first.logs.values_list("message", flat=True))
+
+
 def test_it_opens_a_session_for_a_held_prompt_of_a_running_project(
     alice, alice_provider, worker, fake_runtime
 ):
