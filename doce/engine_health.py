@@ -1,9 +1,9 @@
 """The Docker Engine's health as workers record it, for web processes to read.
 
 A worker pings the Engine every `DOCE_ENGINE_HEALTH_SECONDS` (a periodic task registered by
-the projects app) and stores the answer in `EngineHealth`; a job that finds the Engine
-unreachable records that at once. The web process reads the record: rendering a page or
-answering `/healthz` never waits on the Engine.
+the projects app) and stores the answer in `EngineHealth`, with the start of the current
+outage; a job that finds the Engine unreachable records that at once. The web process reads
+the record: rendering a page or answering `/healthz` never waits on the Engine.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from doce.docker.engine import ENGINE_UNREACHABLE, EngineStatus, engine_status
@@ -46,23 +46,38 @@ class RecordedEngine:
         return self.state == "reachable"
 
 
-def record(status: EngineStatus, now: datetime | None = None) -> None:
-    """Store `status` as the Engine's current health."""
-    EngineHealth.objects.update_or_create(
-        pk=1,
-        defaults={
-            "reachable": status.reachable,
-            "version": status.version[:64] if status.reachable else "",
-            "checked_at": now or timezone.now(),
-        },
-    )
+def record(status: EngineStatus, now: datetime | None = None) -> bool:
+    """Store `status` as the Engine's current health. Returns True when it ends an outage
+    (the record said unreachable, the Engine answers now)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        row, _ = EngineHealth.objects.select_for_update().get_or_create(
+            pk=1, defaults={"reachable": True, "checked_at": now}
+        )
+        came_back = status.reachable and row.unreachable_since is not None
+        if status.reachable:
+            row.unreachable_since = None
+        elif row.unreachable_since is None:
+            row.unreachable_since = now
+        row.reachable = status.reachable
+        row.version = status.version[:64] if status.reachable else ""
+        row.checked_at = now
+        row.save()
+    return came_back
 
 
-def record_engine_health() -> EngineStatus:
-    """Ping the Engine (at most 3 s) and record the answer; returns it."""
-    status = engine_status()
-    record(status)
-    return status
+def record_engine_health() -> bool:
+    """Ping the Engine (at most 3 s) and record the answer. Returns True when that ends an
+    outage (see `record`)."""
+    return record(engine_status())
+
+
+def outage_seconds(now: datetime | None = None) -> float:
+    """How long the recorded Engine outage has lasted (seconds; 0 when there is none)."""
+    since = EngineHealth.objects.filter(pk=1).values_list("unreachable_since", flat=True).first()
+    if since is None:
+        return 0.0
+    return max(0.0, ((now or timezone.now()) - since).total_seconds())
 
 
 def record_engine_unreachable() -> None:

@@ -54,6 +54,8 @@ class EngineHealth(models.Model):
     reachable = models.BooleanField(default=False)
     version = models.CharField(max_length=64, blank=True, default="")
     checked_at = models.DateTimeField(default=timezone.now)
+    # When the current outage began (None while reachable): how long work has been held.
+    unreachable_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "engine health"

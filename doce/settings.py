@@ -251,6 +251,10 @@ DOCE_EVENTS_PRUNE_AFTER_HOURS = env.float("DOCE_EVENTS_PRUNE_AFTER_HOURS", 24.0,
 # How often a worker pings the Docker Engine and records the answer (seconds); the web
 # process reads that record (dashboard, /healthz) and never calls the Engine per request.
 DOCE_ENGINE_HEALTH_SECONDS = env.float("DOCE_ENGINE_HEALTH_SECONDS", 10.0, minimum=1.0)
+# While the Docker Engine is unreachable, Docker steps wait instead of failing: each retries
+# after about as long as the outage has lasted, at most this long (seconds). When a worker
+# sees the Engine answer again, the held steps run at once.
+DOCE_DOCKER_WAIT_MAX_SECONDS = env.float("DOCE_DOCKER_WAIT_MAX_SECONDS", 120.0, minimum=1.0)
 # /healthz shows anonymous callers only its status; staff, or a caller sending this token in
 # the `X-Doce-Health-Token` header, also get each check's details. Empty: staff only.
 DOCE_HEALTHZ_TOKEN = env.str("DOCE_HEALTHZ_TOKEN", "")

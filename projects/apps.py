@@ -10,14 +10,16 @@ class ProjectsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from doce.engine_health import record_engine_health
         from jobqueue import register_periodic
         from projects import housekeeping
 
         # Run by one worker of the deployment at these intervals (seconds).
         register_periodic("projects.reconcile", 30, housekeeping.reconcile_and_restart)
         register_periodic("projects.stop_idle", 30, housekeeping.stop_idle)
-        # What the web process shows of the Docker Engine (it never pings it per request).
+        # What the web process shows of the Docker Engine (it never pings it per request);
+        # resumes the steps held during an outage.
         register_periodic(
-            "docker.engine_health", settings.DOCE_ENGINE_HEALTH_SECONDS, record_engine_health
+            "docker.engine_health",
+            settings.DOCE_ENGINE_HEALTH_SECONDS,
+            housekeeping.record_engine_health,
         )

@@ -11,7 +11,8 @@ Handlers are safe to re-run: a step that finds its work done moves on. A start-c
 (`docker.composeUp`, `docker.waitReady`, `opencode.sessionCreate`) that finds the project
 stopping, stopped or being deleted (the user stopped it after the chain began) does nothing.
 Docker failures are `StackError`s whose `permanent` flag tells the queue whether to retry; a
-project whose stack cannot start ends in status `error` with the failure's message.
+project whose stack cannot start ends in status `error` with the failure's message. An
+unreachable Docker Engine is not a failure: the step waits for it (`holds_while_docker_is_down`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import BaseModel, Field
 from accounts.services import opencode_provider_config
 from doce import events
 from doce.docker.failures import FailureKind, StackError
+from doce.engine_health import outage_seconds, record_engine_unreachable
 from doce.opencode.agents import client_for_project
 from doce.opencode.client import close_clients
 from doce.opencode.completion import check_completion, record_completion
@@ -38,7 +40,7 @@ from projects import runtime
 from projects.models import Project
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
-from projects.services import enqueue_step, set_status
+from projects.services import WAITING_FOR_DOCKER, enqueue_step, set_status
 from projects.streams import project_topic
 
 log = structlog.get_logger(__name__)
@@ -126,6 +128,40 @@ def project_fails_with_job(ctx: JobContext, project: Project) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def holds_while_docker_is_down(ctx: JobContext, project: Project | None) -> Iterator[None]:
+    """Hold the step while the Docker Engine is unreachable instead of failing it.
+
+    The step is rescheduled (no attempt spent) after about as long as the outage has lasted
+    (2 s at first, at most `DOCE_DOCKER_WAIT_MAX_SECONDS`); a starting project shows
+    `WAITING_FOR_DOCKER`. A worker that sees the Engine back runs held steps at once
+    (`housekeeping.record_engine_health`). Every other failure passes through.
+    """
+    try:
+        yield
+    except StackError as exc:
+        if exc.failure.kind != FailureKind.ENGINE_UNREACHABLE:
+            raise
+        record_engine_unreachable()
+        delay = min(settings.DOCE_DOCKER_WAIT_MAX_SECONDS, max(2.0, outage_seconds()))
+        ctx.log("Docker Engine unreachable: waiting for it", retry_in_s=round(delay, 1))
+        if project is not None:
+            _show_waiting_for_docker(project)
+        ctx.reschedule(delay)
+
+
+def _show_waiting_for_docker(project: Project) -> None:
+    with transaction.atomic():
+        current = Project.objects.select_for_update().filter(pk=project.pk).first()
+        if current is None or current.status not in (
+            Project.Status.CREATED,
+            Project.Status.STARTING,
+        ):
+            return
+        if current.status_reason != WAITING_FOR_DOCKER:
+            set_status(current, Project.Status.STARTING, WAITING_FOR_DOCKER)
+
+
 def _render(project: Project) -> None:
     """Write the stack files with the owner's current provider credentials."""
     runtime.render_stack(project, provider_config=opencode_provider_config(project.owner))
@@ -143,6 +179,9 @@ def _bring_up(ctx: JobContext, project: Project) -> None:
             release_ports(project)  # the next attempt allocates free ones
         ctx.log("compose up failed", kind=str(exc.failure.kind), retryable=not exc.permanent)
         raise
+    if project.status_reason == WAITING_FOR_DOCKER:
+        with transaction.atomic():
+            set_status(project, Project.Status.STARTING)  # Docker answered: no longer waiting
     ctx.enqueue(
         "docker.waitReady",
         {"project_id": project.id, "started_at": time.time(), "then_session": True},
@@ -156,7 +195,7 @@ def _bring_up(ctx: JobContext, project: Project) -> None:
 def create(ctx: JobContext) -> None:
     """Scaffold the site from the template (once), allocate ports, render the stack."""
     project = _project(ctx)
-    with project_fails_with_job(ctx, project):
+    with project_fails_with_job(ctx, project), holds_while_docker_is_down(ctx, project):
         if scaffold_site(project):
             ctx.log("site scaffolded from the template")
         ensure_ports(project)
@@ -170,9 +209,10 @@ def compose_up(ctx: JobContext) -> None:
     project = _project(ctx)
     if _halted(ctx, project):
         return
-    with transaction.atomic():
-        set_status(project, Project.Status.STARTING)
-    with project_fails_with_job(ctx, project):
+    if project.status != Project.Status.STARTING:
+        with transaction.atomic():
+            set_status(project, Project.Status.STARTING)
+    with project_fails_with_job(ctx, project), holds_while_docker_is_down(ctx, project):
         _bring_up(ctx, project)
 
 
@@ -186,9 +226,10 @@ def ensure_running(ctx: JobContext) -> None:
         with transaction.atomic():
             set_status(project, Project.Status.RUNNING)
         return
-    with transaction.atomic():
-        set_status(project, Project.Status.STARTING)
-    with project_fails_with_job(ctx, project):
+    if project.status != Project.Status.STARTING:
+        with transaction.atomic():
+            set_status(project, Project.Status.STARTING)
+    with project_fails_with_job(ctx, project), holds_while_docker_is_down(ctx, project):
         if not project.site_dir.is_dir():
             scaffold_site(project)
         _bring_up(ctx, project)
@@ -381,7 +422,8 @@ def stop(ctx: JobContext) -> None:
     project = _project(ctx, allow_missing=True)
     if project is None:
         return
-    runtime.stack_stop(project)
+    with holds_while_docker_is_down(ctx, None):
+        runtime.stack_stop(project)
     _close_agent_clients(project)
     with transaction.atomic():
         set_status(project, Project.Status.STOPPED)
@@ -391,7 +433,8 @@ def stop(ctx: JobContext) -> None:
 def restart_preview(ctx: JobContext) -> None:
     """Restart the preview container, then wait for both services again."""
     project = _project(ctx)
-    runtime.restart_service(project, "preview")
+    with holds_while_docker_is_down(ctx, None):
+        runtime.restart_service(project, "preview")
     ctx.enqueue(
         "docker.waitReady",
         {"project_id": project.id, "started_at": time.time(), "then_session": False},
@@ -407,7 +450,8 @@ def delete(ctx: JobContext) -> None:
     project = _project(ctx, allow_missing=True)
     if project is None:
         return
-    runtime.stack_down(project, delete=True)
+    with holds_while_docker_is_down(ctx, None):
+        runtime.stack_down(project, delete=True)
     _close_agent_clients(project)
     runtime.delete_files(project)
     release_ports(project)

@@ -82,7 +82,9 @@ def set_status(project: Project, status: str, reason: str = "") -> None:
     Call inside a transaction; the event commits with the change.
     """
     project.status = status
-    project.status_reason = reason if status == Project.Status.ERROR else ""
+    # An error says why; a start may say what it waits for (WAITING_FOR_DOCKER).
+    keeps_reason = status in (Project.Status.ERROR, Project.Status.STARTING)
+    project.status_reason = reason if keeps_reason else ""
     project.save(update_fields=["status", "status_reason", "updated_at"])
     events.emit(
         project_topic(project.id),
@@ -94,6 +96,32 @@ def set_status(project: Project, status: str, reason: str = "") -> None:
             "preview_port": project.preview_port,
         },
     )
+
+
+WAITING_FOR_DOCKER = (
+    "Waiting for Docker: the Docker Engine is unreachable. doce keeps trying and carries on "
+    "by itself when it answers again."
+)
+# Steps that call the Docker Engine: held (rescheduled) while it is unreachable.
+DOCKER_STEPS = (
+    "project.create",
+    "docker.composeUp",
+    "docker.ensureRunning",
+    "docker.stop",
+    "docker.restartPreview",
+    "project.delete",
+)
+
+
+def resume_held_steps() -> int:
+    """Make every Docker step waiting for a later retry due now (the Engine is back).
+
+    Returns how many jobs were made due.
+    """
+    from jobqueue.models import Job
+
+    held = Job.objects.queued().filter(type__in=DOCKER_STEPS, run_at__gt=timezone.now())
+    return sum(jobqueue.run_job_now(job) for job in held)
 
 
 def name_from_prompt(prompt: str) -> str:
