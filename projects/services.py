@@ -323,6 +323,28 @@ def _cancel_jobs(
 
 
 @transaction.atomic
+def retry_project(project: Project) -> None:
+    """Run the latest failed or cancelled step of a project in `error` again (`retry_step`).
+
+    Raises `ProjectActionError` (409) when the project is not in error or has no such step.
+    """
+    from jobqueue.models import RETRYABLE_STATES, Job
+
+    project = _locked(project)
+    if project.status != Project.Status.ERROR:
+        raise ProjectActionError("Only a project in error can be retried.", status=409)
+    failed = (
+        Job.objects.filter(serial_key=serial_key(project), state__in=RETRYABLE_STATES)
+        .order_by("-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if failed is None:
+        raise ProjectActionError("No failed step of this project to retry.", status=409)
+    retry_step(project, failed)
+
+
+@transaction.atomic
 def retry_step(project: Project, job_id: int) -> None:
     """Run a failed or cancelled job of this project again (new job, same payload).
 
