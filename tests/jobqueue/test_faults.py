@@ -81,9 +81,9 @@ def test_a_worker_process_survives_a_bad_row_and_keeps_working(tmp_path):
     spoil_payload(bad)
     process = start_worker_process(tmp_path, "--concurrency", "2")
     try:
-        wait_for(lambda: row(bad)["state"] == JobState.FAILED, timeout=20)
+        wait_for(lambda: row(bad)["state"] == JobState.FAILED, timeout=60)
         later = enqueue("test.noop", {"n": 2})
-        wait_for(lambda: row(later)["state"] == JobState.SUCCEEDED, timeout=20)
+        wait_for(lambda: row(later)["state"] == JobState.SUCCEEDED, timeout=60)
         assert process.poll() is None
     finally:
         process.kill()
