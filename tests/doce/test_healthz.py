@@ -136,10 +136,9 @@ def test_the_dashboard_reads_the_recorded_engine_health(alice_client, engine_dow
 @pytest.mark.docker
 @pytest.mark.django_db
 def test_the_worker_task_records_the_real_docker_engine(alice_client):
-    status = engine_health.record_engine_health()
-    assert status.reachable
+    engine_health.record_engine_health()
     row = EngineHealth.objects.get()
-    assert row.reachable and row.version == status.version
+    assert row.reachable and row.version
     docker_check = alice_client.get("/healthz").json()["checks"]["docker"]
     assert docker_check["ok"] is True
-    assert docker_check["version"] == status.version
+    assert docker_check["version"] == row.version
