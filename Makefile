@@ -7,6 +7,11 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 TEST_DATA := $(CURDIR)/.test-data
 # Server for the queue tests' Postgres pass; each run creates (and drops) its own database.
 QUEUE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432
+# Tests besides tests/jobqueue that the Postgres pass runs too (Postgres refuses NUL and
+# other input that SQLite stores: the text-input tests and the API fuzz run on both; the
+# project status transitions race two writers by compare-and-set on both).
+POSTGRES_PASS_TESTS := tests/doce/test_text_input.py tests/projects/test_api_fuzz.py \
+  tests/projects/test_status.py
 
 .PHONY: run test lint uv deps deps-dev
 
@@ -27,12 +32,17 @@ run: deps
 
 test: deps-dev
 	@rm -rf "$(TEST_DATA)" && mkdir -p "$(TEST_DATA)"
+	@# Layers point one way (contracts in pyproject.toml); a broken contract fails the run.
+	$(UV) run --frozen lint-imports
+	@# Types: mypy with django-stubs and the pydantic plugin (config in pyproject.toml).
+	DOCE_DATA_DIR="$(TEST_DATA)" $(UV) run --frozen mypy
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@# Tests marked `postgres` need Postgres as Django's database: they run in the second pass.
 	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING $(UV) run --frozen pytest -m "not postgres"
-	@# The queue tests again, with Postgres as Django's database.
+	@# Again with Postgres as Django's database: the queue tests and POSTGRES_PASS_TESTS.
 	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING \
-	  DATABASE_URL="$(QUEUE_TEST_POSTGRES)/doce_queue_$$$$" $(UV) run --frozen pytest tests/jobqueue
+	  DATABASE_URL="$(QUEUE_TEST_POSTGRES)/doce_queue_$$$$" $(UV) run --frozen pytest \
+	  tests/jobqueue $(POSTGRES_PASS_TESTS)
 else
 	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING $(UV) run --frozen pytest $(PYTEST_ARGS)
 endif

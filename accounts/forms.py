@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -10,6 +11,7 @@ from django.contrib.auth.forms import BaseUserCreationForm
 from django.core.exceptions import ValidationError
 
 from accounts.models import DEFAULT_MODELS, ProviderCredential, ProviderKind
+from doce.text import LineField, validate_line
 
 
 class SetupForm(BaseUserCreationForm):
@@ -45,10 +47,9 @@ class ProviderForm(forms.Form):
     """Add a model provider: a hosted one (key) or an OpenAI-compatible endpoint (URL)."""
 
     kind = forms.ChoiceField(label="Provider", choices=ProviderKind.choices)
-    api_key = forms.CharField(
+    api_key = LineField(
         label="API key",
         required=False,
-        strip=True,
         max_length=500,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Stored encrypted. Optional for local servers that need none.",
@@ -57,6 +58,7 @@ class ProviderForm(forms.Form):
         label="Base URL",
         required=False,
         max_length=300,
+        validators=[validate_line],
         assume_scheme="http",
         help_text="OpenAI-compatible only, e.g. http://localhost:11434/v1 (Ollama). "
         "Addresses on this machine are reached from the agent's container automatically.",
@@ -68,7 +70,7 @@ class ProviderForm(forms.Form):
         help_text="OpenAI-compatible only: a short name for this endpoint, e.g. ollama. "
         "Models are then chosen as ollama/<model>.",
     )
-    label = forms.CharField(label="Display name", required=False, max_length=80)
+    label = LineField(label="Display name", required=False, max_length=80)
     model_names = forms.CharField(
         label="Models",
         required=False,
@@ -92,7 +94,7 @@ class ProviderForm(forms.Form):
         return list(dict.fromkeys(names))
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = super().clean() or {}
         kind = data.get("kind")
         if kind is None:
             return data
@@ -140,10 +142,10 @@ class DefaultModelForm(forms.Form):
 
     def __init__(self, *args, models: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["default_model"].choices = [(m, m) for m in models]
+        cast(forms.ChoiceField, self.fields["default_model"]).choices = [(m, m) for m in models]
 
 
 class ApiTokenForm(forms.Form):
-    name = forms.CharField(
+    name = LineField(
         label="Token name", max_length=80, help_text="What will use it, e.g. deploy script."
     )

@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiToken, Instance, Preferences, ProviderCredential, ProviderKind
+from accounts.models import ApiToken, Instance, Preferences, ProviderCredential
 
 
 class SetupAlreadyDone(Exception):
@@ -39,11 +38,6 @@ def create_first_admin(*, username: str, email: str, password: str):
 
 # --- Providers and models -----------------------------------------------------------------
 
-# Loopback addresses as a user types them mean "this machine"; inside an agent container they
-# would mean the container itself, so agent configs address the host by this name instead.
-CONTAINER_HOST_ALIAS = "host.docker.internal"
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}  # noqa: S104
-
 
 def available_models(user) -> list[str]:
     """Every `provider/model` reference the user has credentials for, in a stable order."""
@@ -69,43 +63,6 @@ def set_default_model(user, model_ref: str) -> None:
     prefs = Preferences.for_user(user)
     prefs.default_model = model_ref
     prefs.save(update_fields=["default_model"])
-
-
-def container_reachable_url(url: str) -> str:
-    """Rewrite a loopback base URL (http://localhost:11434/v1) to address the Docker host."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if host not in _LOOPBACK_HOSTS and f"[{host}]" not in _LOOPBACK_HOSTS:
-        return url
-    netloc = CONTAINER_HOST_ALIAS + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def opencode_provider_config(user) -> dict:
-    """The `provider` block of an agent's `opencode.json` with this user's credentials.
-
-    Shape (OpenCode config, https://opencode.ai/docs/providers/):
-    `{<provider_id>: {"options": {"apiKey": ...}}}` for hosted providers, and for
-    OpenAI-compatible endpoints `{<provider_id>: {"npm": "@ai-sdk/openai-compatible",
-    "name": ..., "options": {"baseURL": ..., "apiKey": ...}, "models": {<name>: {"name": ...}}}}`.
-    Contains secrets: write it only into that user's agent containers (files mode 0600).
-    """
-    block: dict[str, dict] = {}
-    for credential in ProviderCredential.objects.filter(user=user):
-        options: dict[str, str] = {}
-        if credential.api_key:
-            options["apiKey"] = credential.api_key
-        entry: dict = {"options": options}
-        if credential.kind == ProviderKind.OPENAI_COMPATIBLE:
-            options["baseURL"] = container_reachable_url(credential.base_url)
-            # The SDK wants some key even when a local server ignores it.
-            options.setdefault("apiKey", "not-needed")
-            entry["npm"] = "@ai-sdk/openai-compatible"
-            entry["name"] = credential.display_name
-        if credential.model_names:
-            entry["models"] = {name: {"name": name} for name in credential.model_names}
-        block[credential.provider_id] = entry
-    return block
 
 
 # --- API tokens ---------------------------------------------------------------------------

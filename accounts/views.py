@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login, update_session_auth_hash
 from django.contrib.auth.decorators import login_required, user_passes_test
 from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -21,6 +22,12 @@ from accounts.services import (
     revoke_api_token,
     set_default_model,
 )
+
+
+class SignedInRequest(HttpRequest):
+    """The request of a `login_required` view: `user` is a signed-in `User`."""
+
+    user: User
 
 
 def _setup_done() -> bool:
@@ -71,7 +78,7 @@ def users(request: HttpRequest) -> HttpResponse:
 # --- Settings -----------------------------------------------------------------------------
 
 
-def _settings_page(request: HttpRequest, status: int = 200, **forms) -> HttpResponse:
+def _settings_page(request: SignedInRequest, status: int = 200, **forms) -> HttpResponse:
     user = request.user
     models = available_models(user)
     context = {
@@ -90,14 +97,14 @@ def _settings_page(request: HttpRequest, status: int = 200, **forms) -> HttpResp
 
 @login_required
 @require_GET
-def settings_page(request: HttpRequest) -> HttpResponse:
+def settings_page(request: SignedInRequest) -> HttpResponse:
     """Providers, default model, password and API tokens of the signed-in user."""
     return _settings_page(request)
 
 
 @login_required
 @require_POST
-def add_provider(request: HttpRequest) -> HttpResponse:
+def add_provider(request: SignedInRequest) -> HttpResponse:
     form = ProviderForm(request.POST, user=request.user)
     if not form.is_valid():
         return _settings_page(request, status=400, provider_form=form)
@@ -126,7 +133,7 @@ def delete_provider(request: HttpRequest, credential_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def change_default_model(request: HttpRequest) -> HttpResponse:
+def change_default_model(request: SignedInRequest) -> HttpResponse:
     form = DefaultModelForm(request.POST, models=available_models(request.user))
     if not form.is_valid():
         return _settings_page(request, status=400, default_form=form)
@@ -137,7 +144,7 @@ def change_default_model(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def change_password(request: HttpRequest) -> HttpResponse:
+def change_password(request: SignedInRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request.POST)
     if not form.is_valid():
         return _settings_page(request, status=400, password_form=form)
@@ -149,7 +156,7 @@ def change_password(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def add_api_token(request: HttpRequest) -> HttpResponse:
+def add_api_token(request: SignedInRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST)
     if not form.is_valid():
         return _settings_page(request, status=400, token_form=form)
@@ -160,7 +167,7 @@ def add_api_token(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
+def revoke_token(request: SignedInRequest, token_id: int) -> HttpResponse:
     if not revoke_api_token(request.user, token_id):
         raise Http404("No such token")
     messages.success(request, "Token revoked.")

@@ -126,7 +126,7 @@ def timed_start(project) -> dict:
     probes = {
         "preview": lambda: health.preview_ready(host, project.preview_port, timeout=1.0),
         "agent": lambda: health.agent_ready(
-            project.agent_port, project.agent_password, timeout=1.0
+            settings.DOCE_AGENT_HOST, project.agent_port, project.agent_password, timeout=1.0
         ),
     }
     started = time.monotonic()

@@ -7,6 +7,7 @@ but malformed, so a typo stops start-up instead of silently falling back.
 
 from __future__ import annotations
 
+import builtins
 import os
 import secrets
 from collections.abc import Sequence
@@ -35,17 +36,20 @@ class Env:
     `Env(path)` loads `path` if it exists; variables already in the environment win.
     """
 
+    # The readers are named after the types they return (`env.str`, `env.int`), which hides
+    # those builtins inside the class: its annotations name them as `builtins.<type>`.
+
     def __init__(self, dotenv: Path | None = None) -> None:
         self._env = environ.Env()
         if dotenv is not None and dotenv.is_file():
             environ.Env.read_env(str(dotenv), overwrite=False)
 
     @staticmethod
-    def _raw(name: str) -> str | None:
+    def _raw(name: builtins.str) -> builtins.str | None:
         value = os.environ.get(name)
         return None if value is None or value.strip() == "" else value.strip()
 
-    def _parse(self, name: str, default: Any, parse) -> Any:
+    def _parse(self, name: builtins.str, default: Any, parse) -> Any:
         raw = self._raw(name)
         if raw is None:
             return default
@@ -54,15 +58,15 @@ class Env:
         except (ValueError, TypeError, environ.ImproperlyConfigured) as exc:
             raise ImproperlyConfigured(f"{name} has a malformed value: {exc}") from None
 
-    def str(self, name: str, default: str) -> str:
+    def str(self, name: builtins.str, default: builtins.str) -> builtins.str:
         """Return the variable as text, or `default` when unset or empty."""
         raw = self._raw(name)
         return default if raw is None else raw
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         """Accept true/false, yes/no, on/off, 1/0 (any case); anything else is an error."""
 
-        def parse(raw: str) -> bool:
+        def parse(raw: builtins.str) -> builtins.bool:
             low = raw.lower()
             if low in {"1", "true", "yes", "on"}:
                 return True
@@ -72,10 +76,12 @@ class Env:
 
         return self._parse(name, default, parse)
 
-    def int(self, name: str, default: int, *, minimum: int | None = 0) -> int:
+    def int(
+        self, name: builtins.str, default: builtins.int, *, minimum: builtins.int | None = 0
+    ) -> builtins.int:
         """Return a whole number; below `minimum` (default 0) is an error."""
 
-        def parse(raw: str) -> int:
+        def parse(raw: builtins.str) -> builtins.int:
             value = int(raw)
             if minimum is not None and value < minimum:
                 raise ValueError(f"must be at least {minimum}, got {value}")
@@ -83,10 +89,12 @@ class Env:
 
         return self._parse(name, default, parse)
 
-    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def float(
+        self, name: builtins.str, default: builtins.float, *, minimum: builtins.float = 0.0
+    ) -> builtins.float:
         """Return a number; below `minimum` is an error."""
 
-        def parse(raw: str) -> float:
+        def parse(raw: builtins.str) -> builtins.float:
             value = float(raw)
             if value < minimum:
                 raise ValueError(f"must be at least {minimum}, got {value}")
@@ -94,17 +102,21 @@ class Env:
 
         return self._parse(name, default, parse)
 
-    def list(self, name: str, default: Sequence[str]) -> list[str]:
+    def list(
+        self, name: builtins.str, default: Sequence[builtins.str]
+    ) -> builtins.list[builtins.str]:
         """Return comma-separated values, blanks dropped."""
         raw = self._raw(name)
         if raw is None:
             return list(default)
         return [item.strip() for item in raw.split(",") if item.strip()]
 
-    def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
+    def choice(
+        self, name: builtins.str, default: builtins.str, choices: Sequence[builtins.str]
+    ) -> builtins.str:
         """Return one of `choices` (compared case-insensitively, returned as listed)."""
 
-        def parse(raw: str) -> str:
+        def parse(raw: builtins.str) -> builtins.str:
             for choice in choices:
                 if raw.lower() == choice.lower():
                     return choice
@@ -112,16 +124,18 @@ class Env:
 
         return self._parse(name, default, parse)
 
-    def path(self, name: str, default: Path, *, base: Path) -> Path:
+    def path(self, name: builtins.str, default: Path, *, base: Path) -> Path:
         """Return an absolute path; a relative value is taken from `base`."""
         raw = self._raw(name)
         path = default if raw is None else Path(raw).expanduser()
         return (base / path).resolve() if not path.is_absolute() else path
 
-    def port_range(self, name: str, default: tuple[int, int]) -> tuple[int, int]:
+    def port_range(
+        self, name: builtins.str, default: tuple[builtins.int, builtins.int]
+    ) -> tuple[builtins.int, builtins.int]:
         """Parse `LOW-HIGH` (inclusive TCP ports, 1024..65535, LOW <= HIGH)."""
 
-        def parse(raw: str) -> tuple[int, int]:
+        def parse(raw: builtins.str) -> tuple[builtins.int, builtins.int]:
             low_text, sep, high_text = raw.partition("-")
             if not sep:
                 raise ValueError(f"expected LOW-HIGH, got {raw!r}")
@@ -132,7 +146,7 @@ class Env:
 
         return self._parse(name, default, parse)
 
-    def database(self, name: str, default_url: str) -> dict[str, Any]:
+    def database(self, name: builtins.str, default_url: builtins.str) -> dict[builtins.str, Any]:
         """Parse a database URL (sqlite:///path or postgres://…) into a DATABASES entry.
 
         SQLite gets WAL, a 20 s busy timeout and IMMEDIATE transactions.
@@ -162,7 +176,7 @@ class Env:
             config["CONN_HEALTH_CHECKS"] = True
         return config
 
-    def secret_key(self, name: str, keep_file: Path) -> str:
+    def secret_key(self, name: builtins.str, keep_file: Path) -> builtins.str:
         """Return the variable, else a key generated once and kept in `keep_file` (mode 0600)."""
         raw = self._raw(name)
         if raw is not None:

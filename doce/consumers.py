@@ -18,7 +18,6 @@ from doce import events
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
-CLOSE_BAD_REQUEST = 4400
 
 
 class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):

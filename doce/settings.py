@@ -290,7 +290,7 @@ DOCE_EMBEDDED_WORKER = env.bool("DOCE_EMBEDDED_WORKER", True)
 
 # Host where agent containers publish their API port (`http://<host>:<agent_port>`).
 DOCE_AGENT_HOST = env.str("DOCE_AGENT_HOST", "127.0.0.1")
-# Timeouts of agent API calls, in seconds; the long one covers synchronous message/summarize.
+# Timeouts of agent API calls, in seconds; the long one covers reading a session's messages.
 DOCE_OPENCODE_TIMEOUT_SECONDS = env.float("DOCE_OPENCODE_TIMEOUT_SECONDS", 30.0, minimum=1.0)
 DOCE_OPENCODE_MESSAGE_TIMEOUT_SECONDS = env.float(
     "DOCE_OPENCODE_MESSAGE_TIMEOUT_SECONDS", 300.0, minimum=1.0

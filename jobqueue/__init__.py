@@ -9,6 +9,8 @@ any module once Django is set up):
   `def handle(ctx: JobContext) -> None` in an app's `jobs.py`
 - `JobContext`, `PermanentJobError`, `is_permanent`
 - `register_periodic(name, every_seconds, fn)`: worker housekeeping every N seconds
+- `register_visible_keys(name, fn)`: which serial keys (so which jobs) a user may see, for
+  the monitor and `Job.objects.for_user` (installed by a domain app's `AppConfig.ready`)
 - service functions: `cancel_job`, `force_cancel_job`, `run_job_now`, `retry_job`,
   `pause_queue`, `resume_queue`, `is_paused`
 """
@@ -30,6 +32,7 @@ _EXPORTS = {
     "job_handler": "jobqueue.registry",
     "JobContext": "jobqueue.context",
     "register_periodic": "jobqueue.periodic",
+    "register_visible_keys": "jobqueue.visibility",
     "PermanentJobError": "jobqueue.errors",
     "UnknownJobType": "jobqueue.errors",
     "InvalidJobPayload": "jobqueue.errors",

@@ -6,7 +6,7 @@ from channels.db import database_sync_to_async
 from django.http import Http404
 
 from doce.consumers import EventStreamConsumer
-from jobqueue.outbox import QUEUE_TOPIC
+from jobqueue.views import get_job_for_user, job_topics, monitor_topics
 
 
 class QueueEventsConsumer(EventStreamConsumer):
@@ -14,8 +14,6 @@ class QueueEventsConsumer(EventStreamConsumer):
     topics of their own projects. Resumes after `?after=<event id>`."""
 
     async def authorize(self) -> bool:
-        from jobqueue.views import monitor_topics
-
         self.topics = await database_sync_to_async(monitor_topics)(self.user)
         return True
 
@@ -27,15 +25,13 @@ class JobEventsConsumer(EventStreamConsumer):
     """
 
     async def authorize(self) -> bool:
-        from jobqueue.views import get_job_for_user
-
         job_id = self.scope["url_route"]["kwargs"]["job_id"]
         try:
             job = await database_sync_to_async(get_job_for_user)(self.user, job_id)
         except Http404:
             return False
         self.job_id = job.pk
-        self.topics = [QUEUE_TOPIC] if self.user.is_staff else [job.serial_key]
+        self.topics = job_topics(self.user, job)
         return True
 
     async def send_json(self, content, close: bool = False) -> None:

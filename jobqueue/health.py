@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from jobqueue.models import Job, WorkerHeartbeat
+
 
 def check_worker() -> tuple[bool, dict]:
     """(ok, details) from the freshest worker heartbeat.
@@ -18,8 +20,6 @@ def check_worker() -> tuple[bool, dict]:
     hangs). Only `alive` is healthy: without a worker no job runs. `heartbeat_age_s` is
     the age of the newest heartbeat in seconds (null when there is none).
     """
-    from jobqueue.models import Job, WorkerHeartbeat
-
     try:
         newest = WorkerHeartbeat.objects.order_by("-heartbeat_at").first()
         queued = Job.objects.queued().filter(run_at__lte=timezone.now()).count()

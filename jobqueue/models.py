@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from jobqueue.visibility import visible_serial_keys
+
 MAX_LOG_MESSAGE_CHARS = 5_000
 
 
@@ -62,20 +64,13 @@ class JobQuerySet(models.QuerySet):
         return self.running().filter(locked_by__in=dead)
 
     def for_user(self, user) -> JobQuerySet:
-        """Jobs `user` may see: all for staff; else jobs of the user's own projects.
-
-        A project's jobs carry serialization key `project:<id>`; the queue knows keys, so
-        the ownership lookup happens through the projects app's `for_user`.
-        """
+        """Jobs `user` may see: all for staff; else the jobs whose serial key a domain app
+        says the user owns (`jobqueue.visibility`); none for an anonymous user."""
         if not getattr(user, "is_authenticated", False):
             return self.none()
         if user.is_staff:
             return self
-        from projects.models import Project
-        from projects.streams import project_topic
-
-        own = Project.objects.for_user(user).values_list("pk", flat=True)
-        return self.filter(serial_key__in=[project_topic(pid) for pid in own])
+        return self.filter(serial_key__in=visible_serial_keys(user))
 
 
 class Job(models.Model):

@@ -55,7 +55,12 @@ def _emit(topics: list[str], type: str, payload: dict) -> None:
 def wake_after_commit(topics: list[str]) -> None:
     """Wake the consumers of `topics` once the current transaction commits."""
     if wake_consumers:
-        transaction.on_commit(lambda: [events.wake(t) for t in topics])
+
+        def wake() -> None:
+            for topic in topics:
+                events.wake(topic)
+
+        transaction.on_commit(wake)
 
 
 def notify_workers() -> None:

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from doce.redact import redact_text
+from jobqueue.models import PeriodicRun
 
 log = structlog.get_logger(__name__)
 
@@ -68,8 +69,6 @@ def run_due_tasks() -> list[str]:
 
 
 def _claim_run(task: PeriodicTask) -> bool:
-    from jobqueue.models import PeriodicRun
-
     now = timezone.now()
     due_before = now - timedelta(seconds=task.every_seconds)
     claimed = PeriodicRun.objects.filter(name=task.name, last_run_at__lte=due_before).update(
@@ -88,8 +87,6 @@ def _claim_run(task: PeriodicTask) -> bool:
 
 
 def _run(task: PeriodicTask) -> None:
-    from jobqueue.models import PeriodicRun
-
     started = time.monotonic()
     error = ""
     try:

@@ -12,6 +12,7 @@ Everything else (enqueue, retries, operator actions) goes through the ORM.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 
@@ -73,7 +74,7 @@ def claim(worker_id: str, now: datetime, lease_seconds: float) -> int | None:
     Only the id comes back: decoding the row (its JSON payload) is the caller's business, so
     a row that does not decode cannot break the claim itself.
     """
-    params = {
+    params: dict[str, Any] = {
         "worker": worker_id,
         "now": now,
         "expires": now + timedelta(seconds=lease_seconds),
@@ -92,7 +93,7 @@ def claim(worker_id: str, now: datetime, lease_seconds: float) -> int | None:
 
 def succeed(job: Job, worker_id: str, now: datetime) -> bool:
     """Mark `job` succeeded if `worker_id` still holds it; False when the lease was lost."""
-    params = {"id": job.pk, "worker": worker_id, "now": now, "change": "succeeded"}
+    params: dict[str, Any] = {"id": job.pk, "worker": worker_id, "now": now, "change": "succeeded"}
     with connection.cursor() as cursor:
         cursor.execute(SUCCEED, params)
         done = cursor.fetchone() is not None

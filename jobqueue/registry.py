@@ -16,6 +16,7 @@ installed app at start-up (web and worker alike, so `enqueue` can validate paylo
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ class HandlerSpec:
 
     type: str
     fn: Callable[[JobContext], None]
-    payload_model: type[BaseModel] | None
+    payload_model: builtins.type[BaseModel] | None  # the field `type` hides the builtin
     max_attempts: int | None
 
     def validate(self, payload: dict | BaseModel | None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import traceback as tb
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -203,13 +204,10 @@ _PLAIN_FIELDS = (
 def plain_job(**row) -> Job:
     """An unsaved `Job` carrying only `_PLAIN_FIELDS` values (times None, payload empty):
     enough for outcome writes and events when the full row may not decode."""
-    return Job(
-        **row,
-        payload={},
-        run_at=None,
-        created_at=None,
-        updated_at=None,
-    )
+    job = Job(**row, payload={})
+    for name in ("run_at", "created_at", "updated_at"):
+        setattr(job, name, None)  # unknown: the stored values may not decode
+    return job
 
 
 def _load_claimed(pk: int, worker_id: str) -> Job:
@@ -330,7 +328,7 @@ def _finish_owned(job: Job, worker_id: str, change: str, *, quiet: bool = False,
     return True
 
 
-def complete_job(job: Job, worker_id: str, follow_ups: list[Job] = ()) -> bool:
+def complete_job(job: Job, worker_id: str, follow_ups: Sequence[Job] = ()) -> bool:
     """Mark `job` succeeded and enqueue `follow_ups` (its chain) in the same transaction."""
     now = timezone.now()
     if not follow_ups and connection.vendor == "postgresql":
@@ -653,6 +651,7 @@ def _reclaim(pk: int, now: datetime, silent_seconds: float) -> bool:
             return False  # its worker extended the lease or finished it meanwhile
         cancel = row.pop("cancel")
         job = plain_job(**row)
+        fields: dict[str, Any]
         if cancel:
             state, change, fields = JobState.CANCELLED, "cancelled", {"finished_at": now}
         elif job.attempts >= job.max_attempts:

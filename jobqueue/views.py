@@ -1,7 +1,8 @@
 """The queue monitor at `/queue`: job list, job detail with its log, and job actions.
 
-Staff see every job; other users see the jobs of their own projects (serialization key
-`project:<id>`), and another user's job is a 404. Pause/resume and force cancel are staff
+Staff see every job; other users see the jobs whose serial keys a domain app says they own
+(`jobqueue.visibility`: projects registers `project:<id>` of each own project), and another
+user's job is a 404. Pause/resume and force cancel are staff
 only. Pages render the current state; `monitor.js` keeps them live over the WebSocket
 routes in `jobqueue.routing` and re-fetches `?partial=1` fragments on each change.
 """
@@ -11,30 +12,36 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from doce import events
+from doce.text import InvalidText, query_line
 from jobqueue import services
 from jobqueue.models import Job, JobState
 from jobqueue.outbox import QUEUE_TOPIC
+from jobqueue.visibility import visible_serial_keys
 
 PAGE_SIZE = 25
 
 
 def monitor_topics(user) -> list[str]:
-    """Outbox topics of the jobs `user` may watch: `queue` for staff, else own projects'."""
+    """Outbox topics of the jobs `user` may watch: `queue` for staff, else the serial keys
+    of the jobs they own (a job's events go to its serial key's topic too)."""
     if user.is_staff:
         return [QUEUE_TOPIC]
-    from projects.models import Project
-    from projects.streams import project_topic
+    return visible_serial_keys(user)
 
-    return [
-        project_topic(pid) for pid in Project.objects.for_user(user).values_list("pk", flat=True)
-    ]
+
+def job_topics(user, job: Job) -> list[str]:
+    """Outbox topics that carry `job`'s events to `user` (who may see it): `queue` for
+    staff, else the job's serial key."""
+    if user.is_staff:
+        return [QUEUE_TOPIC]
+    return [job.serial_key] if job.serial_key else []
 
 
 def get_job_for_user(user, job_id) -> Job:
@@ -45,19 +52,23 @@ def get_job_for_user(user, job_id) -> Job:
         raise Http404("No such job") from None
 
 
-def _filtered_jobs(request: HttpRequest):
-    jobs = Job.objects.for_user(request.user)
-    state = request.GET.get("state", "")
+def _filtered_jobs(user, params: QueryDict):
+    """The jobs `user` may see, filtered by `params` (state, type, q); raises `InvalidText`
+    for a filter with control characters."""
+    jobs = Job.objects.for_user(user)
+    state = params.get("state", "")
     if state in JobState.values:
         jobs = jobs.filter(state=state)
     else:
         state = ""
-    job_type = request.GET.get("type", "").strip()[:100]
+    job_type = query_line(params, "type", max_length=100)
     if job_type:
         jobs = jobs.filter(type=job_type)
-    query = request.GET.get("q", "").strip()[:200]
+    query = query_line(params, "q", max_length=200)
     if query:
-        if query.isdigit():
+        # A job id: ASCII or other decimal digits (`int` reads them; not "²", which
+        # `isdigit` accepts), short enough for a 64-bit column.
+        if query.isdecimal() and len(query) <= 18:
             jobs = jobs.filter(pk=int(query))
         else:
             jobs = jobs.filter(dedupe_key__icontains=query) | jobs.filter(
@@ -72,9 +83,16 @@ def _filtered_jobs(request: HttpRequest):
 def monitor(request: HttpRequest) -> HttpResponse:
     """`GET /queue/?state=&type=&q=&page=`: 25 jobs a page, newest first.
 
-    `?partial=1` returns only the table body (the live refresh).
+    `?partial=1` returns only the table body (the live refresh). A filter with control
+    characters is a 400 showing the unfiltered list and why.
     """
-    jobs, filters = _filtered_jobs(request)
+    status = 200
+    try:
+        jobs, filters = _filtered_jobs(request.user, request.GET)
+    except InvalidText as exc:
+        messages.error(request, f"That filter can't be used: {exc}")
+        jobs, filters = _filtered_jobs(request.user, QueryDict())
+        status = 400
     page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page": page,
@@ -88,8 +106,8 @@ def monitor(request: HttpRequest) -> HttpResponse:
         "after": events.last_event_id(monitor_topics(request.user)),
     }
     if request.GET.get("partial"):
-        return render(request, "queue/_rows.html", context)
-    return render(request, "queue/monitor.html", context)
+        return render(request, "queue/_rows.html", context, status=status)
+    return render(request, "queue/monitor.html", context, status=status)
 
 
 @require_GET
@@ -97,7 +115,7 @@ def monitor(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     """`GET /queue/jobs/<id>/`: the job, its payload and its log (`?partial=1`: summary)."""
     job = get_job_for_user(request.user, job_id)
-    topics = [QUEUE_TOPIC] if request.user.is_staff else [job.serial_key]
+    topics = job_topics(request.user, job)
     context = {"job": job, "logs": job.logs.all()[:1000], "after": events.last_event_id(topics)}
     if request.GET.get("partial"):
         return render(request, "queue/_job_summary.html", context)

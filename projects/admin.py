@@ -1,5 +1,15 @@
+"""Projects in Django admin: operators look, rename, fix a model; lifecycle goes through
+`projects.services` like everywhere else.
+
+The status is read-only here (only `services.set_status` writes it, by compare-and-set), a
+project is not added here (`services.create_project` starts its chain), and deleting one,
+alone or in bulk, runs `services.delete_project`: stack down with its volumes, files removed,
+ports freed, then the row (by the `project.delete` job).
+"""
+
 from django.contrib import admin
 
+from projects import services
 from projects.models import Project
 
 
@@ -10,5 +20,27 @@ class ProjectAdmin(admin.ModelAdmin):
     search_fields = ("id", "name", "owner__username")
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)
-    readonly_fields = ("id", "created_at", "updated_at", "agent_session_id")
+    readonly_fields = (
+        "id",
+        "status",
+        "status_reason",
+        "created_at",
+        "updated_at",
+        "agent_session_id",
+    )
     exclude = ("agent_password",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Only what the form changed: a full save would write back the status it read.
+        if form.changed_data:
+            obj.save(update_fields=[*form.changed_data, "updated_at"])
+
+    def delete_model(self, request, obj) -> None:
+        services.delete_project(obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for project in queryset:
+            services.delete_project(project)

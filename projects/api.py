@@ -1,10 +1,12 @@
 """doce's JSON API (django-ninja), mounted at `/api/`; OpenAPI schema at `/api/openapi.json`,
 interactive docs at `/api/docs`.
 
-Authentication: a personal API token (`Authorization: Bearer doce_…`, made in Settings) or
-the browser session (then Django's CSRF token is required on unsafe methods). Errors are
-JSON `{"detail": str}`; validation errors are 422 with `errors: [{field, message}]`. Another
-user's project is a 404, exactly like a missing one.
+Authentication: a personal API token (`Authorization: Bearer doce_…`, made in Settings; the
+scheme name in any case) or the browser session (then Django's CSRF token is required on
+unsafe methods). A missing, unknown or revoked token, or one of a deactivated user, is a 401;
+a signed-in session without the CSRF token a 403. Errors are JSON `{"detail": str}`;
+validation errors are 422 with `errors: [{field, message}]`. Another user's project is a
+404, exactly like a missing one. Text fields refuse control characters (`doce.text`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import structlog
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
 from ninja import Field, NinjaAPI, Schema, Status
@@ -21,6 +24,7 @@ from ninja.parser import Parser
 from ninja.security import HttpBearer, SessionAuth
 
 from accounts.services import user_for_api_token
+from doce.text import Line, Text
 from projects import services
 from projects.models import Project, get_project_for_user
 from projects.presenters import preview_url
@@ -33,7 +37,23 @@ class TokenAuth(HttpBearer):
         user = user_for_api_token(token)
         if user is not None:
             request.user = user
+            # The session middleware saw no user: bind it for this request's log lines.
+            structlog.contextvars.bind_contextvars(user_id=user.pk)
         return user
+
+
+class BrowserSessionAuth(SessionAuth):
+    """The signed-in browser session, with Django's CSRF check on unsafe methods.
+
+    Without a signed-in session there is nothing to check: the request is unauthenticated
+    (401), not a CSRF failure (django-ninja's `SessionAuth` answers 403 "CSRF check Failed"
+    to any POST without a session, e.g. one with a wrong bearer token).
+    """
+
+    def __call__(self, request: HttpRequest):
+        if not request.user.is_authenticated:
+            return None
+        return super().__call__(request)
 
 
 class BodyNotJson(ValueError):
@@ -54,7 +74,7 @@ api = NinjaAPI(
     title="doce API",
     version="1",
     description="Create projects from prompts, talk to their agents, start and stop them.",
-    auth=[TokenAuth(), SessionAuth()],
+    auth=[TokenAuth(), BrowserSessionAuth()],
     urls_namespace="api",
     parser=JsonParser(),
 )
@@ -64,16 +84,20 @@ api = NinjaAPI(
 
 
 class ProjectIn(Schema):
-    prompt: str = Field(min_length=1, max_length=services.PROMPT_MAX, description="What to build.")
-    model: str | None = Field(
+    prompt: Text = Field(min_length=1, max_length=services.PROMPT_MAX, description="What to build.")
+    model: Line | None = Field(
         default=None, max_length=200, description="`provider/model`; default: yours."
     )
-    name: str | None = Field(default=None, max_length=120)
+    name: Line | None = Field(
+        default=None,
+        max_length=services.PROJECT_NAME_MAX,
+        description="One line (whitespace runs become one space); default: from the prompt.",
+    )
 
 
 class PromptIn(Schema):
-    text: str = Field(min_length=1, max_length=services.PROMPT_MAX)
-    model: str | None = Field(default=None, max_length=200)
+    text: Text = Field(min_length=1, max_length=services.PROMPT_MAX)
+    model: Line | None = Field(default=None, max_length=200)
 
 
 class Accepted(Schema):
@@ -96,6 +120,27 @@ class ProjectOut(Schema):
 
 class Error(Schema):
     detail: str
+
+
+class FieldError(Schema):
+    field: str
+    message: str
+
+
+class Invalid(Schema):
+    detail: str
+    errors: list[FieldError]
+
+
+def answers(success: dict, *errors: int) -> dict:
+    """An operation's documented responses: `success`, 401 (every route needs a token or a
+    session) and each status of `errors` (`Invalid` for 422, else `Error`). 403 belongs to
+    unsafe methods (a session without its CSRF token), 404 to routes of one project, 422 to
+    routes with a body."""
+    documented = {**success, 401: Error}
+    for status in errors:
+        documented[status] = Invalid if status == 422 else Error
+    return documented
 
 
 def _out(request: HttpRequest, project: Project) -> dict:
@@ -164,7 +209,7 @@ def form_body(request: HttpRequest, exc: RawPostDataException):
 ID = "{project_id}"
 
 
-@api.post("/projects", response={202: Accepted, 400: Error, 412: Error}, tags=["projects"])
+@api.post("/projects", response=answers({202: Accepted}, 400, 403, 412, 422), tags=["projects"])
 def create_project(request: HttpRequest, payload: ProjectIn):
     """Create a project from a prompt; the agent starts building it at once (202)."""
     project = services.create_project(
@@ -173,14 +218,14 @@ def create_project(request: HttpRequest, payload: ProjectIn):
     return _accepted(project)
 
 
-@api.get("/projects", response=list[ProjectOut], tags=["projects"])
+@api.get("/projects", response=answers({200: list[ProjectOut]}), tags=["projects"])
 def list_projects(request: HttpRequest):
     """Your projects, most recently changed first."""
     projects = Project.objects.for_user(request.user).order_by("-updated_at")
     return [_out(request, project) for project in projects]
 
 
-@api.get(f"/projects/{ID}", response={200: ProjectOut, 404: Error}, tags=["projects"])
+@api.get(f"/projects/{ID}", response=answers({200: ProjectOut}, 404), tags=["projects"])
 def get_project(request: HttpRequest, project_id: str):
     """One project: status, preview URL and prompt flags."""
     return _out(request, get_project_for_user(request.user, project_id))
@@ -188,7 +233,7 @@ def get_project(request: HttpRequest, project_id: str):
 
 @api.post(
     f"/projects/{ID}/prompt",
-    response={202: Accepted, 400: Error, 404: Error, 409: Error},
+    response=answers({202: Accepted}, 400, 403, 404, 409, 422),
     tags=["projects"],
 )
 def prompt(request: HttpRequest, project_id: str, payload: PromptIn):
@@ -199,7 +244,7 @@ def prompt(request: HttpRequest, project_id: str, payload: PromptIn):
 
 
 @api.post(
-    f"/projects/{ID}/stop", response={202: Accepted, 404: Error, 409: Error}, tags=["projects"]
+    f"/projects/{ID}/stop", response=answers({202: Accepted}, 403, 404, 409), tags=["projects"]
 )
 def stop(request: HttpRequest, project_id: str):
     """Stop the project's containers (files and conversation are kept)."""
@@ -209,7 +254,7 @@ def stop(request: HttpRequest, project_id: str):
 
 
 @api.post(
-    f"/projects/{ID}/start", response={202: Accepted, 404: Error, 409: Error}, tags=["projects"]
+    f"/projects/{ID}/start", response=answers({202: Accepted}, 403, 404, 409), tags=["projects"]
 )
 def start(request: HttpRequest, project_id: str):
     """Start the project's containers."""
@@ -219,7 +264,7 @@ def start(request: HttpRequest, project_id: str):
 
 
 @api.post(
-    f"/projects/{ID}/retry", response={202: Accepted, 404: Error, 409: Error}, tags=["projects"]
+    f"/projects/{ID}/retry", response=answers({202: Accepted}, 403, 404, 409), tags=["projects"]
 )
 def retry(request: HttpRequest, project_id: str):
     """Run a project in error again from its failed step (409 when it is not in error)."""
@@ -228,7 +273,7 @@ def retry(request: HttpRequest, project_id: str):
     return _accepted(project)
 
 
-@api.delete(f"/projects/{ID}", response={202: Accepted, 404: Error}, tags=["projects"])
+@api.delete(f"/projects/{ID}", response=answers({202: Accepted}, 403, 404), tags=["projects"])
 def delete(request: HttpRequest, project_id: str):
     """Delete the project: containers, files and the project itself (202; done by a job)."""
     project = get_project_for_user(request.user, project_id)

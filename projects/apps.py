@@ -10,8 +10,12 @@ class ProjectsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from jobqueue import register_periodic
+        from jobqueue import register_periodic, register_visible_keys
         from projects import housekeeping
+        from projects.models import visible_topics
+
+        # The queue monitor shows a user the jobs of their own projects (serial key = topic).
+        register_visible_keys("projects", visible_topics)
 
         # Run by one worker of the deployment at these intervals (seconds).
         register_periodic("projects.reconcile", 30, housekeeping.reconcile_and_restart)

@@ -187,7 +187,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._queue_prompt(project, message)
             return
         target = agent_target(project) if project is not None else None
-        if target is None:
+        if project is None or target is None:
             await self._send_diagnostic(
                 make_diagnostic(
                     "runtime_unreachable",

@@ -3,7 +3,12 @@
 Every path from a user goes through `resolve_in_site`, which refuses anything that would
 leave the project's `site/` directory: absolute paths, `..`, NUL bytes, encoded traversal
 (callers pass decoded paths; `%2e%2e` arrives here as `..`), and symlinks whose target lies
-outside. Errors are `FileAccessError` with a message fit for users.
+outside; and anything longer than the file system takes (a name over 255 bytes, a path over
+4,096). Errors are `FileAccessError` with a message fit for users.
+
+The agent writes the site, so names are whatever a shell can make: a name that is not
+UTF-8 (`bad\xffname.txt`) cannot be shown, linked or put in a zip, and is skipped by the
+tree, the assets list and the export.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ SECRET_FILE_PATTERNS = (
     re.compile(r"^\.doce-internal-token$"),
 )
 MAX_TREE_ENTRIES = 2000
+# Linux's NAME_MAX and PATH_MAX (bytes): longer paths fail with ENAMETOOLONG.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
 MAX_VIEW_BYTES = 512 * 1024
 
 PUBLIC_DIR = "public"
@@ -73,18 +81,26 @@ def resolve_in_site(project: Project, relative: str, *, base: str = "") -> Path:
     """Return the absolute path of `relative` inside the site (optionally under `base`).
 
     Raises `FileAccessError` for absolute paths, NUL bytes, `..` segments, hidden/secret
-    names, and anything (symlinks included) that resolves outside the site directory.
+    names, names or paths too long for the file system, symlink loops, and anything
+    (symlinks included) that resolves outside the site directory.
     """
     if "\x00" in relative or "\\" in relative:
         raise FileAccessError("That path is not allowed.")
     pure = PurePosixPath(relative)
+    if len(relative.encode(errors="replace")) > MAX_PATH_BYTES or any(
+        len(part.encode(errors="replace")) > MAX_NAME_BYTES for part in pure.parts
+    ):
+        raise FileAccessError("That path is too long.")
     if pure.is_absolute() or any(part in ("..", "") for part in pure.parts if part != "."):
         raise FileAccessError("That path is not allowed.")
     parts = [p for p in pure.parts if p != "."]
     if any(p in HIDDEN_DIRS or is_secret_file(p) for p in parts):
         raise FileAccessError("That file is not available.")
-    root = (project.site_dir / base).resolve()
-    candidate = (root.joinpath(*parts)).resolve()
+    try:
+        root = (project.site_dir / base).resolve()
+        candidate = (root.joinpath(*parts)).resolve()
+    except RuntimeError:  # a symlink loop (the agent can make one); Python 3.11 raises this
+        raise FileAccessError("That path is not allowed.") from None
     if candidate != root and root not in candidate.parents:
         raise FileAccessError("That path is not allowed.")
     site_root = project.site_dir.resolve()
@@ -114,6 +130,8 @@ def _walk(root: Path, directory: Path, depth: int) -> Iterator[TreeEntry]:
     for child in children:
         if child.is_symlink() or child.name in HIDDEN_DIRS or is_secret_file(child.name):
             continue
+        if not _utf8(child.name):
+            continue
         path = Path(child.path)
         relative = path.relative_to(root).as_posix()
         if child.is_dir():
@@ -121,6 +139,15 @@ def _walk(root: Path, directory: Path, depth: int) -> Iterator[TreeEntry]:
             yield from _walk(root, path, depth + 1)
         elif child.is_file():
             yield TreeEntry(relative, child.name, False, depth, child.stat().st_size)
+
+
+def _utf8(name: str) -> bool:
+    """Whether a name read from the disk is UTF-8 (`os` decodes other bytes to surrogates)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -270,7 +297,8 @@ class LimitedUploadHandler(FileUploadHandler):
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         if start + len(raw_data) > MAX_ASSET_BYTES:
-            self.request.upload_too_large = True
+            # A flag for the view (read with getattr); HttpRequest declares no such field.
+            self.request.upload_too_large = True  # type: ignore[union-attr]
             raise StopUpload(connection_reset=False)
         return raw_data
 
@@ -281,12 +309,18 @@ class LimitedUploadHandler(FileUploadHandler):
 # --- Export ------------------------------------------------------------------------------
 
 
+def export_name(project: Project) -> str:
+    """The export's folder and file name: the project name in ASCII letters, digits, `_` and
+    `-` (a name stored before names were checked may hold anything), else the id."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", project.name).strip("-") or project.id
+
+
 def export_zip(project: Project) -> tempfile.SpooledTemporaryFile:
     """The site as a zip (rewound, ready to stream): no node_modules, build output, VCS data,
     logs, or files that may hold secrets; symlinks are skipped. Paths are `<name>/…`.
     """
     spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 (caller streams it)
-    folder = re.sub(r"[^A-Za-z0-9_-]+", "-", project.name).strip("-") or project.id
+    folder = export_name(project)
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         root = project.site_dir
         for entry in _walk(root, root, 0) if root.is_dir() else ():

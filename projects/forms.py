@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 
+from doce.text import validate_text
 from projects.services import PROMPT_MAX
 
 
@@ -13,6 +16,7 @@ class CreateProjectForm(forms.Form):
     prompt = forms.CharField(
         label="Describe your website",
         max_length=PROMPT_MAX,
+        validators=[validate_text],
         widget=forms.Textarea(
             attrs={"rows": 4, "placeholder": "A one-page site for a neighbourhood bakery…"}
         ),
@@ -21,4 +25,4 @@ class CreateProjectForm(forms.Form):
 
     def __init__(self, *args, models: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["model"].choices = [(m, m) for m in models]
+        cast(forms.ChoiceField, self.fields["model"]).choices = [(m, m) for m in models]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from doce import engine_health
-from projects import presence, services
+from projects import chain, presence, services
 from projects.models import Project
 from projects.reconcile import reconcile
 
@@ -18,7 +18,7 @@ def reconcile_and_restart() -> dict:
     report = reconcile()
     restarted = 0
     for project in Project.objects.filter(pk__in=report.needs_start):
-        services.enqueue_step(project, "docker.ensureRunning")
+        services.enqueue_step(project, chain.ENSURE_RUNNING)
         restarted += 1
     return {
         "removed": len(report.removed),

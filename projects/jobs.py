@@ -1,11 +1,9 @@
-"""Job handlers of a project's lifecycle (registered with the queue by type name).
+"""Job handlers of a project's lifecycle, one per step declared in `projects.chain`.
 
-Chains (each step enqueues the next; all share the serialization key `project:<id>`):
-
-- create: `project.create` → `docker.composeUp` → `docker.waitReady` →
-  `opencode.sessionCreate` → `opencode.sendUserPrompt` → `opencode.awaitIdle`
-- start: `docker.ensureRunning` → (`docker.composeUp` →) `docker.waitReady`
-- stop: `docker.stop`; delete: `project.delete`; `docker.restartPreview`
+The chains (type names, what follows each step, what retrying a step means) are declared
+there; a handler does its step's work and, on success, queues the step's `then`
+(`_enqueue_next`), unless its work says the chain ends here (e.g. the prompt was already
+sent). All of a project's jobs share the serialization key `project:<id>`.
 
 Handlers are safe to re-run: a step that finds its work done moves on. A start-chain step
 (`docker.composeUp`, `docker.waitReady`, `opencode.sessionCreate`) that finds the project
@@ -19,29 +17,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta
+from typing import Literal, overload
 
 import structlog
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from pydantic import BaseModel, Field
 
-from accounts.services import opencode_provider_config
 from doce import events
 from doce.docker.failures import FailureKind, StackError
 from doce.engine_health import outage_seconds, record_engine_unreachable
-from doce.opencode.agents import client_for_project
+from doce.opencode.agents import agent_base_url, client_for_project
 from doce.opencode.client import close_clients
-from doce.opencode.completion import check_completion, record_completion
+from doce.opencode.completion import check_completion
 from doce.opencode.errors import OpencodeError, make_diagnostic
 from doce.opencode.ids import MESSAGE_ID_PATTERN, ascending_message_id
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
-from projects import runtime
-from projects.models import Project
+from projects import chain, runtime
+from projects.agent_config import opencode_provider_config
+from projects.models import IllegalTransition, Project, project_topic
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
-from projects.services import WAITING_FOR_DOCKER, enqueue_step, set_status
-from projects.streams import project_topic
+from projects.services import WAITING_FOR_DOCKER, enqueue_step, record_completion, set_status
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +79,10 @@ class AwaitIdlePayload(ProjectPayload):
 # --- helpers ---------------------------------------------------------------------------------
 
 
+@overload
+def _project(ctx: JobContext, *, allow_missing: Literal[False] = False) -> Project: ...
+@overload
+def _project(ctx: JobContext, *, allow_missing: Literal[True]) -> Project | None: ...
 def _project(ctx: JobContext, *, allow_missing: bool = False) -> Project | None:
     """The payload's project; a vanished one ends the job (it was deleted meanwhile)."""
     structlog.contextvars.bind_contextvars(project_id=ctx.payload.project_id)
@@ -100,8 +104,20 @@ def _halted(ctx: JobContext, project: Project) -> bool:
     return False
 
 
+def _move(ctx: JobContext, project: Project, status: str) -> bool:
+    """Set `status` unless the project was stopped or deleted since the chain began (checked
+    by compare-and-set, not on the row this job read): then log and return False."""
+    try:
+        set_status(project, status, from_=Project.TRANSITIONS[status] - HALTED)
+    except IllegalTransition as exc:
+        ctx.log(f"skipped: the project is {exc.current} now")
+        return False
+    return True
+
+
 def _fail_project(project: Project, message: str) -> None:
-    with transaction.atomic():
+    # Stopped or deleted meanwhile: a project the user stopped is not put in error.
+    with suppress(IllegalTransition):
         set_status(project, Project.Status.ERROR, message)
 
 
@@ -145,21 +161,12 @@ def holds_while_docker_is_down(ctx: JobContext, project: Project | None) -> Iter
         record_engine_unreachable()
         delay = min(settings.DOCE_DOCKER_WAIT_MAX_SECONDS, max(2.0, outage_seconds()))
         ctx.log("Docker Engine unreachable: waiting for it", retry_in_s=round(delay, 1))
-        if project is not None:
-            _show_waiting_for_docker(project)
+        if project is not None and project.status_reason != WAITING_FOR_DOCKER:
+            # Only a project on its way up says so (a stopped or deleted one stays as it is).
+            with suppress(IllegalTransition):
+                waiting = (Project.Status.CREATED, Project.Status.STARTING)
+                set_status(project, Project.Status.STARTING, WAITING_FOR_DOCKER, from_=waiting)
         ctx.reschedule(delay)
-
-
-def _show_waiting_for_docker(project: Project) -> None:
-    with transaction.atomic():
-        current = Project.objects.select_for_update().filter(pk=project.pk).first()
-        if current is None or current.status not in (
-            Project.Status.CREATED,
-            Project.Status.STARTING,
-        ):
-            return
-        if current.status_reason != WAITING_FOR_DOCKER:
-            set_status(current, Project.Status.STARTING, WAITING_FOR_DOCKER)
 
 
 def _render(project: Project) -> None:
@@ -179,19 +186,23 @@ def _bring_up(ctx: JobContext, project: Project) -> None:
             release_ports(project)  # the next attempt allocates free ones
         ctx.log("compose up failed", kind=str(exc.failure.kind), retryable=not exc.permanent)
         raise
-    if project.status_reason == WAITING_FOR_DOCKER:
-        with transaction.atomic():
-            set_status(project, Project.Status.STARTING)  # Docker answered: no longer waiting
-    ctx.enqueue(
-        "docker.waitReady",
-        {"project_id": project.id, "started_at": time.time(), "then_session": True},
-    )
+    if project.status_reason == WAITING_FOR_DOCKER:  # Docker answered: no longer waiting
+        with suppress(IllegalTransition):
+            set_status(project, Project.Status.STARTING, from_=[Project.Status.STARTING])
+    _enqueue_next(ctx, {"project_id": project.id, "started_at": time.time(), "then_session": True})
+
+
+def _enqueue_next(ctx: JobContext, payload: dict, **kwargs) -> None:
+    """Queue the step that follows this job's in the declared chain (`chain.STEPS`)."""
+    then = chain.STEPS[ctx.job.type].then
+    assert then is not None, f"{ctx.job.type} ends its chain"
+    ctx.enqueue(then, payload, **kwargs)
 
 
 # --- create chain ---------------------------------------------------------------------------
 
 
-@job_handler("project.create", payload=ProjectPayload)
+@job_handler(chain.CREATE, payload=ProjectPayload)
 def create(ctx: JobContext) -> None:
     """Scaffold the site from the template (once), allocate ports, render the stack."""
     project = _project(ctx)
@@ -200,42 +211,44 @@ def create(ctx: JobContext) -> None:
             ctx.log("site scaffolded from the template")
         ensure_ports(project)
         _render(project)
-    ctx.enqueue("docker.composeUp", {"project_id": project.id})
+    _enqueue_next(ctx, {"project_id": project.id})
 
 
-@job_handler("docker.composeUp", payload=ProjectPayload)
+@job_handler(chain.COMPOSE_UP, payload=ProjectPayload)
 def compose_up(ctx: JobContext) -> None:
     """`compose up -d` the project's stack (idempotent)."""
     project = _project(ctx)
     if _halted(ctx, project):
         return
-    if project.status != Project.Status.STARTING:
-        with transaction.atomic():
-            set_status(project, Project.Status.STARTING)
+    # Already starting (e.g. held for Docker): keep its reason; the CAS guards the move.
+    if project.status != Project.Status.STARTING and not _move(
+        ctx, project, Project.Status.STARTING
+    ):
+        return
     with project_fails_with_job(ctx, project), holds_while_docker_is_down(ctx, project):
         _bring_up(ctx, project)
 
 
-@job_handler("docker.ensureRunning", payload=ProjectPayload)
+@job_handler(chain.ENSURE_RUNNING, payload=ProjectPayload)
 def ensure_running(ctx: JobContext) -> None:
     """Make a project's stack run: nothing to do when both services answer already."""
     project = _project(ctx)
     if project.status == Project.Status.DELETING:
         return
     if project.preview_port and project.agent_port and runtime.check_ready(project).ready:
-        with transaction.atomic():
-            set_status(project, Project.Status.RUNNING)
+        _move(ctx, project, Project.Status.RUNNING)
         return
-    if project.status != Project.Status.STARTING:
-        with transaction.atomic():
-            set_status(project, Project.Status.STARTING)
+    if project.status != Project.Status.STARTING and not _move(
+        ctx, project, Project.Status.STARTING
+    ):
+        return
     with project_fails_with_job(ctx, project), holds_while_docker_is_down(ctx, project):
         if not project.site_dir.is_dir():
             scaffold_site(project)
         _bring_up(ctx, project)
 
 
-@job_handler("docker.waitReady", payload=WaitReadyPayload, max_attempts=5)
+@job_handler(chain.WAIT_READY, payload=WaitReadyPayload, max_attempts=5)
 def wait_ready(ctx: JobContext) -> None:
     """Poll both services once a second; after `DOCE_READY_TIMEOUT_SECONDS`, status `error`."""
     project = _project(ctx)
@@ -249,10 +262,10 @@ def wait_ready(ctx: JobContext) -> None:
             _fail_project(project, message)
             raise PermanentJobError(message)
         ctx.reschedule(WAIT_POLL_SECONDS)
-    with transaction.atomic():
-        set_status(project, Project.Status.RUNNING)
+    if not _move(ctx, project, Project.Status.RUNNING):
+        return
     if ctx.payload.then_session:
-        ctx.enqueue("opencode.sessionCreate", {"project_id": project.id})
+        _enqueue_next(ctx, {"project_id": project.id})
 
 
 def _not_ready_message(readiness, waited: float) -> str:
@@ -265,7 +278,7 @@ def _not_ready_message(readiness, waited: float) -> str:
     )
 
 
-@job_handler("opencode.sessionCreate", payload=ProjectPayload)
+@job_handler(chain.SESSION_CREATE, payload=ProjectPayload)
 def session_create(ctx: JobContext) -> None:
     """Make sure the project has an agent session (a vanished one is recreated); then send
     the project's first prompt if it has not been sent."""
@@ -284,10 +297,10 @@ def session_create(ctx: JobContext) -> None:
             project.save(update_fields=["agent_session_id", "updated_at"])
             ctx.log("agent session created", session_id=session.id)
     if not project.prompt_sent:
-        ctx.enqueue(
-            "opencode.sendUserPrompt",
+        _enqueue_next(
+            ctx,
             {"project_id": project.id, "text": project.prompt, "model": project.model},
-            dedupe_key=f"opencode.sendUserPrompt:{project.id}",
+            dedupe_key=f"{chain.SEND_PROMPT}:{project.id}",
         )
 
 
@@ -308,7 +321,7 @@ def _agent_client(project: Project):
     return client
 
 
-@job_handler("opencode.sendUserPrompt", payload=PromptPayload)
+@job_handler(chain.SEND_PROMPT, payload=PromptPayload)
 def send_user_prompt(ctx: JobContext) -> None:
     """Send a prompt to the agent once it answers, then track its completion."""
     project = _project(ctx)
@@ -320,7 +333,7 @@ def send_user_prompt(ctx: JobContext) -> None:
             raise PermanentJobError("The agent did not become available to take the prompt.")
         if project.status == Project.Status.RUNNING and not project.agent_session_id:
             # Enqueued now, not as a follow-up: follow-ups are dropped when a job reschedules.
-            enqueue_step(project, "opencode.sessionCreate")
+            enqueue_step(project, chain.SESSION_CREATE)
         ctx.reschedule(WAIT_POLL_SECONDS)
     client = _agent_client(project)
     session_id, message_id = project.agent_session_id, ctx.payload.message_id
@@ -343,7 +356,7 @@ def send_user_prompt(ctx: JobContext) -> None:
     project.prompt_completed = False
     project.save(update_fields=["prompt_sent", "prompt_completed", "updated_at"])
     ctx.log("prompt sent to the agent", chars=len(ctx.payload.text))
-    ctx.enqueue("opencode.awaitIdle", {"project_id": project.id, "since_ms": since_ms})
+    _enqueue_next(ctx, {"project_id": project.id, "since_ms": since_ms})
 
 
 # How long a sent prompt may take to appear in the agent's session (seconds).
@@ -371,7 +384,7 @@ def _await_message(client, session_id: str, message_id: str) -> None:
         time.sleep(0.05)
 
 
-@job_handler("opencode.awaitIdle", payload=AwaitIdlePayload, max_attempts=20)
+@job_handler(chain.AWAIT_IDLE, payload=AwaitIdlePayload, max_attempts=20)
 def await_idle(ctx: JobContext) -> None:
     """Check once a second whether the agent has answered the prompt; record completion.
 
@@ -397,7 +410,7 @@ def await_idle(ctx: JobContext) -> None:
     if check.busy_seen and not ctx.payload.busy_seen:
         # Carry what we learned into the next check: a fresh job with the new payload.
         ctx.enqueue(
-            "opencode.awaitIdle",
+            chain.AWAIT_IDLE,
             {"project_id": project.id, "since_ms": ctx.payload.since_ms, "busy_seen": True},
             run_at=_in(COMPLETION_POLL_SECONDS),
         )
@@ -405,18 +418,14 @@ def await_idle(ctx: JobContext) -> None:
     ctx.reschedule(COMPLETION_POLL_SECONDS)
 
 
-def _in(seconds: float):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
+def _in(seconds: float) -> datetime:
     return timezone.now() + timedelta(seconds=seconds)
 
 
 # --- stop, restart, delete --------------------------------------------------------------------
 
 
-@job_handler("docker.stop", payload=ProjectPayload)
+@job_handler(chain.STOP, payload=ProjectPayload)
 def stop(ctx: JobContext) -> None:
     """Stop the stack's containers (`compose stop`); files and volumes are kept."""
     project = _project(ctx, allow_missing=True)
@@ -425,23 +434,23 @@ def stop(ctx: JobContext) -> None:
     with holds_while_docker_is_down(ctx, None):
         runtime.stack_stop(project)
     _close_agent_clients(project)
-    with transaction.atomic():
+    try:
         set_status(project, Project.Status.STOPPED)
+    except IllegalTransition as exc:
+        # Started again (or deleted) while this stop ran: the start chain that follows wins.
+        ctx.log(f"stack stopped; the project is {exc.current} now")
 
 
-@job_handler("docker.restartPreview", payload=ProjectPayload)
+@job_handler(chain.RESTART_PREVIEW, payload=ProjectPayload)
 def restart_preview(ctx: JobContext) -> None:
     """Restart the preview container, then wait for both services again."""
     project = _project(ctx)
     with holds_while_docker_is_down(ctx, None):
         runtime.restart_service(project, "preview")
-    ctx.enqueue(
-        "docker.waitReady",
-        {"project_id": project.id, "started_at": time.time(), "then_session": False},
-    )
+    _enqueue_next(ctx, {"project_id": project.id, "started_at": time.time(), "then_session": False})
 
 
-@job_handler("project.delete", payload=ProjectPayload, max_attempts=5)
+@job_handler(chain.DELETE, payload=ProjectPayload, max_attempts=5)
 def delete(ctx: JobContext) -> None:
     """Take the stack down with its volumes, remove the files, free the ports, delete the row.
 
@@ -462,8 +471,6 @@ def delete(ctx: JobContext) -> None:
 
 
 def _close_agent_clients(project: Project) -> None:
-    from doce.opencode.agents import agent_base_url
-
     base_url = agent_base_url(project)
     if base_url:
         close_clients(base_url)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.http import Http404
+from django.utils import timezone
 
 from doce.crypto import EncryptedTextField
 
@@ -15,6 +19,12 @@ PROJECT_ID_LENGTH = 16
 # Project ids are lowercase hex: safe in paths, compose project names and command lines
 # (they can never start with "-").
 PROJECT_ID_PATTERN = r"[0-9a-f]{16}"
+
+
+def project_topic(project_id: str) -> str:
+    """`project:<id>`: the outbox topic of a project's events, and the queue serialization
+    key of its jobs (so a job's events reach the project's viewers too)."""
+    return f"project:{project_id}"
 
 
 def new_project_id() -> str:
@@ -28,6 +38,31 @@ class ProjectQuerySet(models.QuerySet):
         if not getattr(user, "is_authenticated", False):
             return self.none()
         return self.filter(owner=user)
+
+
+def visible_topics(user) -> list[str]:
+    """The topics (= job serial keys) of `user`'s own projects; [] for an anonymous user.
+
+    The one answer to "which project topics may this user see": the dashboard's stream uses
+    it, and the queue's monitor gets it through `jobqueue.register_visible_keys`.
+    """
+    ids = Project.objects.for_user(user).values_list("pk", flat=True)
+    return [project_topic(project_id) for project_id in ids]
+
+
+class IllegalTransition(Exception):
+    """A status change the transition table does not allow from the project's current status
+    (or another writer changed the status first: compare-and-set). Nothing was written.
+
+    `current` is the status found in the database, `to` the one asked for.
+    """
+
+    def __init__(self, project_id: str, current: str, to: str) -> None:
+        current, to = str(current), str(to)
+        super().__init__(f"Project {project_id} cannot go from {current!r} to {to!r}.")
+        self.project_id = project_id
+        self.current = current
+        self.to = to
 
 
 class Project(models.Model):
@@ -69,6 +104,45 @@ class Project(models.Model):
 
     objects = ProjectQuerySet.as_manager()
 
+    # The status may only change along these arrows (to: the statuses it may come from);
+    # `projects.services.set_status` is the one writer and checks them by compare-and-set.
+    # Every status may be recorded again (a new reason, a re-run step), except that nothing
+    # leaves `deleting`: the delete job removes the row.
+    TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {
+        # the initial status, recorded once when the row is created
+        Status.CREATED: frozenset({Status.CREATED}),
+        # a start (user, first viewer, retry) or a start-chain step
+        Status.STARTING: frozenset(
+            {
+                Status.CREATED,
+                Status.STARTING,
+                Status.RUNNING,
+                Status.STOPPING,
+                Status.STOPPED,
+                Status.ERROR,
+            }
+        ),
+        # both services answer (a start that ends well, or a failed step put right)
+        Status.RUNNING: frozenset({Status.STARTING, Status.RUNNING, Status.ERROR}),
+        # the user (or idle stop) asks to stop
+        Status.STOPPING: frozenset(
+            {
+                Status.CREATED,
+                Status.STARTING,
+                Status.RUNNING,
+                Status.STOPPING,
+                Status.STOPPED,
+                Status.ERROR,
+            }
+        ),
+        # the stop job finished, or reconciliation found the containers gone
+        Status.STOPPED: frozenset({Status.STOPPING, Status.RUNNING, Status.STOPPED}),
+        # a step's last failure; a stopped or deleted project is never put in error
+        Status.ERROR: frozenset({Status.CREATED, Status.STARTING, Status.RUNNING, Status.ERROR}),
+        # delete is allowed from anywhere
+        Status.DELETING: frozenset(Status),
+    }
+
     class Meta:
         ordering = ["-updated_at"]
         indexes = [
@@ -78,11 +152,6 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
-
-    @property
-    def compose_project(self) -> str:
-        """The compose project name of this project's stack: `doce_<id>`."""
-        return f"doce_{self.id}"
 
     @property
     def root_dir(self) -> Path:
@@ -103,22 +172,22 @@ def get_project_for_user(user, project_id: str, *, queryset=None) -> Project:
     """Return `user`'s project `project_id`, or raise `Http404`.
 
     The one ownership check every view, API route and consumer goes through: another
-    user's project (or a malformed id) is indistinguishable from a missing one.
+    user's project (or a malformed id) is indistinguishable from a missing one. A malformed
+    id never reaches the database (Postgres refuses some, such as one holding NUL).
     """
+    project_id = str(project_id)
+    if not re.fullmatch(PROJECT_ID_PATTERN, project_id):
+        raise Http404("No such project")
     qs = Project.objects.all() if queryset is None else queryset
     try:
-        return qs.for_user(user).get(pk=str(project_id))
-    except (Project.DoesNotExist, ValueError, TypeError):
+        return qs.for_user(user).get(pk=project_id)
+    except Project.DoesNotExist:
         raise Http404("No such project") from None
 
 
 class ViewerQuerySet(models.QuerySet):
     def live(self, now=None) -> ViewerQuerySet:
         """Viewers whose heartbeat is fresher than `DOCE_VIEWER_TTL_SECONDS`."""
-        from datetime import timedelta
-
-        from django.utils import timezone
-
         now = now or timezone.now()
         return self.filter(
             heartbeat_at__gt=now - timedelta(seconds=settings.DOCE_VIEWER_TTL_SECONDS)

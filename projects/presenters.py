@@ -6,7 +6,9 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.http.request import split_domain_port
 
-from projects.models import Project
+from jobqueue.models import Job
+from projects import chain
+from projects.models import Project, project_topic
 
 SHOWN_STATUSES_WITH_PREVIEW = {Project.Status.RUNNING, Project.Status.STARTING}
 
@@ -30,41 +32,28 @@ def preview_url(request: HttpRequest, project: Project) -> str | None:
     return f"http://{host}:{project.preview_port}/"
 
 
-STEP_LABELS = {
-    "project.create": "Create the project's files",
-    "docker.composeUp": "Start the containers",
-    "docker.waitReady": "Wait for the preview and the agent",
-    "opencode.sessionCreate": "Open an agent session",
-    "opencode.sendUserPrompt": "Hand your prompt to the agent",
-    "opencode.awaitIdle": "The agent builds your site",
-}
-
-
 def setup_checklist(project: Project) -> dict:
-    """The create chain's steps with the newest job of each (one query).
+    """The create chain's steps (`projects.chain`) with the newest job of each (one query).
 
     Returns `{"steps": [{type, label, state, error, job_id}], "done": bool}`; a step with no
     job yet has state `pending`. `done` once the first prompt has been answered.
     """
-    from jobqueue.models import Job
-    from projects.services import CREATE_CHAIN, serial_key
-
     newest: dict[str, Job] = {}
-    jobs = Job.objects.filter(serial_key=serial_key(project), type__in=CREATE_CHAIN).only(
-        "id", "type", "state", "last_error"
-    )
+    jobs = Job.objects.filter(
+        serial_key=project_topic(project.id), type__in=chain.CREATE_CHAIN
+    ).only("id", "type", "state", "last_error")
     for job in jobs.order_by("-id"):
         newest.setdefault(job.type, job)
     steps = []
-    for type in CREATE_CHAIN:
-        job = newest.get(type)
+    for type in chain.CREATE_CHAIN:
+        latest = newest.get(type)
         steps.append(
             {
                 "type": type,
-                "label": STEP_LABELS[type],
-                "state": job.state if job else "pending",
-                "error": (job.last_error or "") if job and job.state == "failed" else "",
-                "job_id": job.id if job else None,
+                "label": chain.STEPS[type].label,
+                "state": latest.state if latest else "pending",
+                "error": (latest.last_error or "") if latest and latest.state == "failed" else "",
+                "job_id": latest.id if latest else None,
             }
         )
     return {"steps": steps, "done": project.prompt_completed}

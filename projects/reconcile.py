@@ -18,14 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import structlog
-from django.db import transaction
-from django.utils import timezone
 
-from doce import events
 from doce.docker.failures import StackError
 from doce.docker.stacks import follow_stack_logs, list_stacks, remove_stack
-from projects.models import Project
-from projects.streams import project_topic
+from projects.models import IllegalTransition, Project
+from projects.services import set_status
 
 GONE_REASON = (
     "The project's containers were removed outside doce. Open the project to start it again."
@@ -105,15 +102,9 @@ def reconcile(*, follow_logs: bool = True) -> ReconcileReport:
 
 
 def _mark_gone(project: Project) -> bool:
-    # Conditional on the status we read, so a start job that moved on in the meantime wins.
-    with transaction.atomic():
-        updated = Project.objects.filter(pk=project.pk, status=Project.Status.RUNNING).update(
-            status=Project.Status.STOPPED, status_reason=GONE_REASON, updated_at=timezone.now()
-        )
-        if updated:
-            events.emit(
-                project_topic(project.id),
-                "project.status",
-                {"status": "stopped", "label": "Stopped", "reason": GONE_REASON},
-            )
-    return bool(updated)
+    # Only from the `running` we read: a start or stop that moved on in the meantime wins.
+    try:
+        set_status(project, Project.Status.STOPPED, GONE_REASON, from_={Project.Status.RUNNING})
+    except (IllegalTransition, Project.DoesNotExist):
+        return False
+    return True

@@ -46,19 +46,18 @@ from doce.docker.compose import (
 from doce.docker.images import COMPOSE_DIR
 from doce.docker.logs import stop_following
 from doce.docker.stacks import (
-    StackStatus,
     follow_stack_logs,
     instance_id,
     remove_stack,
     stack_status,
     start_existing_stack,
 )
+from projects.agent_config import opencode_config
 from projects.models import Project
 from projects.scaffold import npm_cache_dir
 
 STACK_TEMPLATE = COMPOSE_DIR / "project-stack.yml"
 CA_TEMPLATE = COMPOSE_DIR / "project-stack.ca.yml"
-OPENCODE_SCHEMA = "https://opencode.ai/config.json"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Names the stack sets itself; extra env may not override them.
 _RESERVED_AGENT_ENV = {"HOME", "OPENCODE_CONFIG", "OPENCODE_SERVER_PASSWORD", "NODE_EXTRA_CA_CERTS"}
@@ -133,7 +132,7 @@ def render_stack(
         "agent.env": _env_text(agent_env),
         "runtime.env": _env_text(_runtime_env()),
         "opencode.json": json.dumps(
-            _agent_config(model or project.model, provider_config), indent=2
+            opencode_config(model or project.model, provider_config), indent=2
         )
         + "\n",
         "docker-compose.yml": STACK_TEMPLATE.read_text(),
@@ -183,15 +182,6 @@ def _runtime_env() -> dict[str, str]:
     if settings.DOCE_NPM_REGISTRY:
         env["npm_config_registry"] = settings.DOCE_NPM_REGISTRY
     return env
-
-
-def _agent_config(model: str, provider_config: Mapping[str, Any] | None) -> dict[str, Any]:
-    config: dict[str, Any] = {"$schema": OPENCODE_SCHEMA, "autoupdate": False, "share": "disabled"}
-    if model:
-        config["model"] = model
-    if provider_config:
-        config["provider"] = dict(provider_config)
-    return config
 
 
 def _env_text(values: Mapping[str, str]) -> str:
@@ -297,26 +287,29 @@ def _stop_followers(project: Project) -> None:
     stop_following(container.id for container in status.containers.values())
 
 
-def status(project: Project) -> StackStatus:
-    """The project's containers and their states (SDK, by label). Raises `StackError`."""
-    return stack_status(project.id)
-
-
 def check_ready(project: Project) -> health.Readiness:
-    """Probe the preview (any HTTP answer) and the agent (`/doc` 200 with its password) once."""
+    """Probe the preview (any HTTP answer) and the agent (`/doc` 200 with its password) once.
+    Neither is ready while the project has no ports."""
+    if project.preview_port is None or project.agent_port is None:
+        return health.Readiness(preview=False, agent=False)
     return health.check_ready(
         preview_host=health.probe_host(settings.DOCE_BIND_ADDRESS),
         preview_port=project.preview_port,
+        agent_host=settings.DOCE_AGENT_HOST,
         agent_port=project.agent_port,
         agent_password=project.agent_password,
     )
 
 
 def wait_ready(project: Project, *, timeout: float, interval: float = 0.1) -> health.Readiness:
-    """Probe until both services are ready or `timeout` seconds pass (check `.ready`)."""
+    """Probe until both services are ready or `timeout` seconds pass (check `.ready`).
+    Raises `ValueError` when the project has no ports (`ensure_ports` first)."""
+    if project.preview_port is None or project.agent_port is None:
+        raise ValueError("the project has no ports: call ensure_ports() first")
     return health.wait_ready(
         preview_host=health.probe_host(settings.DOCE_BIND_ADDRESS),
         preview_port=project.preview_port,
+        agent_host=settings.DOCE_AGENT_HOST,
         agent_port=project.agent_port,
         agent_password=project.agent_password,
         timeout=timeout,

@@ -20,12 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from docker.errors import ContainerError, DockerException, ImageNotFound
-from requests.exceptions import RequestException
 
-from doce.docker.engine import engine_client
-from doce.docker.failures import FailureKind, StackError, failure
-from doce.docker.stacks import LABEL_INSTANCE, LABEL_MANAGED, instance_id
+from doce.docker.oneoff import run_oneoff
 from projects.models import Project
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "template" / "site"
@@ -170,29 +166,11 @@ def _npm_ci_in_container(work: Path) -> None:
         environment["NODE_EXTRA_CA_CERTS"] = CA_MOUNT
     if settings.DOCE_NPM_REGISTRY:
         environment["npm_config_registry"] = settings.DOCE_NPM_REGISTRY
-    try:
-        client = engine_client(timeout=PREWARM_TIMEOUT_S)
-    except DockerException:
-        raise StackError(failure(FailureKind.ENGINE_UNREACHABLE)) from None
-    try:
-        client.containers.run(
-            settings.DOCE_PREVIEW_IMAGE,
-            ["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
-            volumes=volumes,
-            environment=environment,
-            user=f"{os.getuid()}:{os.getgid()}",
-            working_dir="/app",
-            labels={LABEL_MANAGED: "true", LABEL_INSTANCE: instance_id()},
-            remove=True,
-            stdout=True,
-            stderr=True,
-        )
-    except ImageNotFound:
-        raise StackError(failure(FailureKind.IMAGE_MISSING, settings.DOCE_PREVIEW_IMAGE)) from None
-    except ContainerError as exc:
-        output = (exc.stderr or b"").decode("utf-8", "replace")
-        raise StackError(failure(FailureKind.OTHER, f"npm ci failed: {output}")) from None
-    except (DockerException, RequestException, OSError):
-        raise StackError(failure(FailureKind.ENGINE_UNREACHABLE)) from None
-    finally:
-        client.close()
+    run_oneoff(
+        settings.DOCE_PREVIEW_IMAGE,
+        ["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
+        volumes=volumes,
+        environment=environment,
+        working_dir="/app",
+        timeout=PREWARM_TIMEOUT_S,
+    )

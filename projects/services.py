@@ -9,7 +9,7 @@ HTTP status).
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from datetime import timedelta
 
 import structlog
@@ -20,22 +20,17 @@ from django.utils import timezone
 import jobqueue
 from accounts.services import available_models, default_model
 from doce import events
-from projects.models import Project
-from projects.streams import project_topic
+from doce.opencode.completion import CompletionCheck
+from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
+from jobqueue.models import RETRYABLE_STATES, Job, JobState
+from projects import chain
+from projects.models import IllegalTransition, Project, Viewer, project_topic
 
 log = structlog.get_logger(__name__)
 
-NAME_MAX = 60
+NAME_MAX = 60  # of a name made from the prompt
+PROJECT_NAME_MAX = 120  # of a name given by the user
 PROMPT_MAX = 20_000
-# The chain that takes a new project from nothing to an agent answering its prompt.
-CREATE_CHAIN = (
-    "project.create",
-    "docker.composeUp",
-    "docker.waitReady",
-    "opencode.sessionCreate",
-    "opencode.sendUserPrompt",
-    "opencode.awaitIdle",
-)
 
 
 class ProjectActionError(Exception):
@@ -76,26 +71,41 @@ def enqueue_step(
     )
 
 
-def set_status(project: Project, status: str, reason: str = "") -> None:
-    """Change the project's status (and error reason) and record `project.status`.
+def set_status(
+    project: Project, status: str, reason: str = "", *, from_: Iterable[str] | None = None
+) -> None:
+    """Move the project to `status` (with `reason`, e.g. why it is in `error`) and record
+    `project.status`: the one writer of `Project.status`.
 
-    Call inside a transaction; the event commits with the change.
+    A compare-and-set: the row is updated only while its status is one that
+    `Project.TRANSITIONS[status]` allows (narrowed to `from_` when given: the statuses the
+    caller's decision was based on), so two writers racing settle on one. Raises
+    `IllegalTransition` (nothing written) otherwise, `Project.DoesNotExist` when the row is
+    gone. The event commits with the change; `project` gets the new status, reason and time.
     """
-    project.status = status
-    # An error says why; a start may say what it waits for (WAITING_FOR_DOCKER).
-    keeps_reason = status in (Project.Status.ERROR, Project.Status.STARTING)
-    project.status_reason = reason if keeps_reason else ""
-    project.save(update_fields=["status", "status_reason", "updated_at"])
-    events.emit(
-        project_topic(project.id),
-        "project.status",
-        {
-            "status": status,
-            "label": project.get_status_display(),
-            "reason": project.status_reason,
-            "preview_port": project.preview_port,
-        },
-    )
+    sources = Project.TRANSITIONS[status]
+    if from_ is not None:
+        sources = sources & frozenset(from_)
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Project.objects.filter(pk=project.pk, status__in=sources).update(
+            status=status, status_reason=reason, updated_at=now
+        )
+        if not updated:
+            current = Project.objects.values_list("status", flat=True).get(pk=project.pk)
+            raise IllegalTransition(project.pk, current, status)
+        project.refresh_from_db(fields=["status", "status_reason", "updated_at", "preview_port"])
+        events.emit(project_topic(project.id), "project.status", _status_payload(project))
+
+
+def _status_payload(project: Project) -> dict:
+    # The one shape of a `project.status` event (workspace.js and dashboard.js read it).
+    return {
+        "status": project.status,
+        "label": project.get_status_display(),
+        "reason": project.status_reason,
+        "preview_port": project.preview_port,
+    }
 
 
 WAITING_FOR_DOCKER = (
@@ -104,12 +114,12 @@ WAITING_FOR_DOCKER = (
 )
 # Steps that call the Docker Engine: held (rescheduled) while it is unreachable.
 DOCKER_STEPS = (
-    "project.create",
-    "docker.composeUp",
-    "docker.ensureRunning",
-    "docker.stop",
-    "docker.restartPreview",
-    "project.delete",
+    chain.CREATE,
+    chain.COMPOSE_UP,
+    chain.ENSURE_RUNNING,
+    chain.STOP,
+    chain.RESTART_PREVIEW,
+    chain.DELETE,
 )
 
 
@@ -118,22 +128,49 @@ def resume_held_steps() -> int:
 
     Returns how many jobs were made due.
     """
-    from jobqueue.models import Job
-
     held = Job.objects.queued().filter(type__in=DOCKER_STEPS, run_at__gt=timezone.now())
     return sum(jobqueue.run_job_now(job) for job in held)
 
 
 def name_from_prompt(prompt: str) -> str:
-    """A short project name from the first words of the prompt (at most 60 chars)."""
-    words = re.sub(r"\s+", " ", prompt).strip().split(" ")
+    """A short project name from the first words of the prompt (at most 60 chars); the
+    prompt's text-direction controls are dropped (a name refuses them)."""
+    words = clean_line(without_bidi_controls(prompt)).split(" ")
     name = ""
     for word in words:
         if len(name) + len(word) + 1 > NAME_MAX:
             break
         name = f"{name} {word}".strip()
-    name = name or prompt.strip()[:NAME_MAX]
+    name = name or " ".join(words)[:NAME_MAX]
     return name[:1].upper() + name[1:] if name else "Untitled site"
+
+
+def clean_prompt(text: str, *, empty: str = "Write a message for the agent.") -> str:
+    """The prompt `text` stripped; raises `ProjectActionError` when it is empty (message
+    `empty`), longer than `PROMPT_MAX` or holds control characters (`doce.text.clean_text`)."""
+    text = text.strip()
+    if not text:
+        raise ProjectActionError(empty)
+    if len(text) > PROMPT_MAX:
+        raise ProjectActionError(f"Keep the prompt under {PROMPT_MAX:,} characters.")
+    return _checked(clean_text, text)
+
+
+def clean_name(name: str) -> str:
+    """A project name as one line (`doce.text.clean_line`: whitespace runs collapsed,
+    control and text-direction characters refused); "" stays "". Raises
+    `ProjectActionError` for refused characters or more than `PROJECT_NAME_MAX` characters."""
+    name = _checked(clean_line, name)
+    if len(name) > PROJECT_NAME_MAX:
+        raise ProjectActionError(f"A name needs 1 to {PROJECT_NAME_MAX} characters.")
+    return name
+
+
+def _checked(rule, value: str) -> str:
+    try:
+        return rule(value)
+    except InvalidText as exc:
+        raise ProjectActionError(str(exc)) from None
 
 
 def resolve_model(user, model: str | None) -> str:
@@ -156,22 +193,17 @@ def resolve_model(user, model: str | None) -> str:
 
 @transaction.atomic
 def create_project(user, *, prompt: str, model: str | None = None, name: str = "") -> Project:
-    """Create a project from a prompt and start its create chain (`CREATE_CHAIN`).
+    """Create a project from a prompt and start its create chain (`chain.CREATE_CHAIN`).
 
-    Raises `NoProviderConfigured` or `ProjectActionError` (empty or too long prompt,
-    unknown model) before anything is written.
+    Raises `NoProviderConfigured` or `ProjectActionError` (empty, too long or control
+    characters in the prompt or name, unknown model) before anything is written.
     """
-    prompt = prompt.strip()
-    if not prompt:
-        raise ProjectActionError("Describe the website you want.")
-    if len(prompt) > PROMPT_MAX:
-        raise ProjectActionError(f"Keep the prompt under {PROMPT_MAX:,} characters.")
+    prompt = clean_prompt(prompt, empty="Describe the website you want.")
+    name = clean_name(name) or name_from_prompt(prompt)
     model = resolve_model(user, model)
-    project = Project.objects.create(
-        owner=user, prompt=prompt, model=model, name=(name.strip() or name_from_prompt(prompt))
-    )
+    project = Project.objects.create(owner=user, prompt=prompt, model=model, name=name)
     set_status(project, Project.Status.CREATED)
-    enqueue_step(project, "project.create")
+    enqueue_step(project, chain.CREATE)
     log.info("project.created", project_id=project.id)
     return project
 
@@ -184,7 +216,7 @@ def start_project(project: Project) -> None:
         raise ProjectActionError("This project is being deleted.", status=409)
     if project.status != Project.Status.RUNNING:
         set_status(project, Project.Status.STARTING)
-    enqueue_step(project, "docker.ensureRunning")
+    enqueue_step(project, chain.ENSURE_RUNNING)
 
 
 @transaction.atomic
@@ -193,9 +225,9 @@ def stop_project(project: Project) -> None:
     project = _locked(project)
     if project.status == Project.Status.DELETING:
         raise ProjectActionError("This project is being deleted.", status=409)
-    _cancel_jobs(project, ("docker.ensureRunning", "docker.composeUp", "docker.waitReady"))
+    _cancel_jobs(project, chain.STOP_CANCELS)
     set_status(project, Project.Status.STOPPING)
-    enqueue_step(project, "docker.stop")
+    enqueue_step(project, chain.STOP)
 
 
 @transaction.atomic
@@ -204,7 +236,7 @@ def restart_preview(project: Project) -> None:
     project = _locked(project)
     if project.status != Project.Status.RUNNING:
         raise ProjectActionError("Start the project first.", status=409)
-    enqueue_step(project, "docker.restartPreview")
+    enqueue_step(project, chain.RESTART_PREVIEW)
 
 
 @transaction.atomic
@@ -212,20 +244,17 @@ def send_prompt(project: Project, text: str, *, model: str | None = None) -> Non
     """Queue a prompt for the agent; starts the stack first when it is not running.
 
     The job waits for the agent to answer HTTP, sends the prompt, then tracks completion
-    server-side. Raises `ProjectActionError` for an empty prompt or an unknown model.
+    server-side. Raises `ProjectActionError` for an empty or too long prompt, one with
+    control characters (`clean_prompt`), or an unknown model.
     """
+    text = clean_prompt(text)
     project = _locked(project)
-    text = text.strip()
-    if not text:
-        raise ProjectActionError("Write a message for the agent.")
-    if len(text) > PROMPT_MAX:
-        raise ProjectActionError(f"Keep the message under {PROMPT_MAX:,} characters.")
     if project.status == Project.Status.DELETING:
         raise ProjectActionError("This project is being deleted.", status=409)
     chosen = resolve_model(project.owner, model) if model else project.model
     if project.status != Project.Status.RUNNING:
         start_project(project)
-    enqueue_step(project, "opencode.sendUserPrompt", {"text": text, "model": chosen}, dedupe=False)
+    enqueue_step(project, chain.SEND_PROMPT, {"text": text, "model": chosen}, dedupe=False)
 
 
 @transaction.atomic
@@ -241,10 +270,10 @@ def change_model(project: Project, model: str) -> None:
 
 @transaction.atomic
 def rename_project(project: Project, name: str) -> None:
-    """Rename the project (1 to 120 characters)."""
-    name = re.sub(r"\s+", " ", name).strip()
-    if not name or len(name) > 120:
-        raise ProjectActionError("A name needs 1 to 120 characters.")
+    """Rename the project (1 to 120 characters, one line: see `clean_name`)."""
+    name = clean_name(name)
+    if not name:
+        raise ProjectActionError(f"A name needs 1 to {PROJECT_NAME_MAX} characters.")
     project.name = name
     project.save(update_fields=["name", "updated_at"])
     events.emit(project_topic(project.id), "project.renamed", {"name": name})
@@ -256,7 +285,7 @@ def delete_project(project: Project) -> None:
     project = _locked(project)
     _cancel_jobs(project, None, include_running=True)
     set_status(project, Project.Status.DELETING)
-    enqueue_step(project, "project.delete")
+    enqueue_step(project, chain.DELETE)
 
 
 @transaction.atomic
@@ -265,7 +294,19 @@ def record_prompt_sent(project: Project, *, since_ms: int) -> None:
     Project.objects.filter(pk=project.pk).update(
         prompt_sent=True, prompt_completed=False, updated_at=timezone.now()
     )
-    enqueue_step(project, "opencode.awaitIdle", {"since_ms": since_ms}, dedupe=False)
+    enqueue_step(project, chain.AWAIT_IDLE, {"since_ms": since_ms}, dedupe=False)
+
+
+def record_completion(project: Project, check: CompletionCheck) -> bool:
+    """Record a finished completion check (`prompt_completed = True`); False while pending.
+
+    A failed turn is over too: it is recorded as completed, and the chat shows its error.
+    """
+    if not check.finished:
+        return False
+    project.prompt_completed = True
+    project.save(update_fields=["prompt_completed", "updated_at"])
+    return True
 
 
 def mark_viewed(project: Project) -> None:
@@ -276,8 +317,6 @@ def mark_viewed(project: Project) -> None:
 def idle_projects(now=None) -> list[Project]:
     """Running projects with no live viewer, no view and no activity (status change, prompt)
     for `DOCE_IDLE_STOP_SECONDS`, and no prompt still being answered."""
-    from projects.models import Viewer
-
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.DOCE_IDLE_STOP_SECONDS)
     watched = Viewer.objects.live(now).values("project_id")
@@ -312,8 +351,6 @@ def _cancel_jobs(
 ) -> None:
     """Cancel the project's queued jobs (of `types`, or all); with `include_running`, ask
     running ones to stop at their next checkpoint too."""
-    from jobqueue.models import Job, JobState
-
     states = [JobState.QUEUED, JobState.RUNNING] if include_running else [JobState.QUEUED]
     jobs = Job.objects.filter(serial_key=serial_key(project), state__in=states)
     if types is not None:
@@ -328,8 +365,6 @@ def retry_project(project: Project) -> None:
 
     Raises `ProjectActionError` (409) when the project is not in error or has no such step.
     """
-    from jobqueue.models import RETRYABLE_STATES, Job
-
     project = _locked(project)
     if project.status != Project.Status.ERROR:
         raise ProjectActionError("Only a project in error can be retried.", status=409)
@@ -346,15 +381,22 @@ def retry_project(project: Project) -> None:
 
 @transaction.atomic
 def retry_step(project: Project, job_id: int) -> None:
-    """Run a failed or cancelled job of this project again (new job, same payload).
+    """Run a failed or cancelled job of this project again (new job, same payload), after
+    moving the project to the step's declared `retry_status` (`projects.chain`).
 
-    Raises `ProjectActionError` when the job is not this project's or not finished badly.
+    Raises `ProjectActionError` (409) when the job is not this project's, not finished
+    badly, or the project's status cannot move to `retry_status` (e.g. it is being deleted).
     """
-    from jobqueue.models import Job
-
     job = Job.objects.filter(pk=job_id, serial_key=serial_key(project)).first()
     if job is None or not job.is_retryable:
         raise ProjectActionError("Only a failed step can be retried.", status=409)
-    if job.type.startswith("docker.") or job.type == "project.create":
-        set_status(_locked(project), Project.Status.STARTING)
+    step = chain.STEPS.get(job.type)
+    if step is not None and step.retry_status is not None:
+        try:
+            set_status(_locked(project), step.retry_status)
+        except IllegalTransition as exc:
+            state = Project.Status(exc.current).label.lower()
+            raise ProjectActionError(
+                f"This step can't be retried while the project is {state}.", status=409
+            ) from None
     jobqueue.retry_job(job)

@@ -12,12 +12,7 @@ from django.http import Http404
 from doce.consumers import AuthenticatedConsumer, EventStreamConsumer
 from doce.docker.logs import read_log
 from projects import presence
-from projects.models import Project, get_project_for_user
-
-
-def project_topic(project_id: str) -> str:
-    """Outbox topic of a project's events; also the queue serialization key of its jobs."""
-    return f"project:{project_id}"
+from projects.models import get_project_for_user, project_topic, visible_topics
 
 
 class ProjectEventsConsumer(EventStreamConsumer):
@@ -62,12 +57,8 @@ class DashboardEventsConsumer(EventStreamConsumer):
     """`ws/projects/events/`: the events of all the user's projects, for the dashboard."""
 
     async def authorize(self) -> bool:
-        self.topics = await database_sync_to_async(self._own_topics)()
+        self.topics = await database_sync_to_async(visible_topics)(self.user)
         return True
-
-    def _own_topics(self) -> list[str]:
-        ids = Project.objects.for_user(self.user).values_list("id", flat=True)
-        return [project_topic(project_id) for project_id in ids]
 
 
 class ProjectLogsConsumer(AuthenticatedConsumer):

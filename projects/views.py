@@ -16,9 +16,8 @@ from doce.engine_health import recorded_engine
 from doce.events import last_event_id
 from projects import files, services
 from projects.forms import CreateProjectForm
-from projects.models import Project, get_project_for_user
+from projects.models import Project, get_project_for_user, project_topic
 from projects.presenters import preview_host, preview_url, setup_checklist
-from projects.streams import project_topic
 
 
 @login_required
@@ -85,7 +84,7 @@ def _assets_page(request: HttpRequest, project: Project, status: int = 200) -> H
     }
     response = render(request, "projects/assets.html", context, status=status)
     # The POST views re-render this page inside the Assets tab too (what the decorator sets).
-    response.xframe_options_sameorigin = True
+    response["X-Frame-Options"] = "SAMEORIGIN"
     return response
 
 
@@ -156,8 +155,7 @@ def export(request: HttpRequest, project_id: str) -> FileResponse:
     """Download the site as a zip, without dependencies, build output or secrets."""
     project = get_project_for_user(request.user, project_id)
     archive = files.export_zip(project)
-    filename = f"{project.name or project.id}.zip".replace('"', "")
-    return FileResponse(archive, as_attachment=True, filename=filename)
+    return FileResponse(archive, as_attachment=True, filename=f"{files.export_name(project)}.zip")
 
 
 # --- Create and workspace ----------------------------------------------------------------------

@@ -8,12 +8,14 @@ means the real thing was exercised.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 from django.conf import settings
 
 from doce.docker.engine import engine_status
+from doce.logging import configure_logging
 
 REQUIRE_REAL = settings.DOCE_REQUIRE_DOCKER
 POSTGRES_URL = os.environ.get(
@@ -80,6 +82,23 @@ def _test_settings(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def json_logs(capsys):
+    """Log lines as dicts: call `json_logs.start()` in the test body (the handler binds the
+    stdout of that phase), then `json_logs()` for what was logged since."""
+
+    class Capture:
+        def start(self):
+            configure_logging(level="INFO", fmt="json")
+
+        def __call__(self):
+            out = capsys.readouterr().out
+            return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    yield Capture()
+    configure_logging(level="WARNING", fmt="json")
 
 
 @pytest.fixture

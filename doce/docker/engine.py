@@ -20,12 +20,13 @@ ENGINE_UNREACHABLE = (
 def engine_client(timeout: float = 30.0) -> docker.DockerClient:
     """Return a docker SDK client for DOCE_DOCKER_HOST (else the SDK's defaults).
 
-    `timeout` is the per-request timeout in seconds. Raises `docker.errors.DockerException`
+    `timeout` is the per-request timeout in seconds (the SDK hands it to requests, which
+    takes fractions; its stubs say int). Raises `docker.errors.DockerException`
     when no Engine answers.
     """
     if settings.DOCE_DOCKER_HOST:
-        return docker.DockerClient(base_url=settings.DOCE_DOCKER_HOST, timeout=timeout)
-    return docker.from_env(timeout=timeout)
+        return docker.DockerClient(base_url=settings.DOCE_DOCKER_HOST, timeout=timeout)  # type: ignore[arg-type]
+    return docker.from_env(timeout=timeout)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,13 @@ def preview_ready(host: str, port: int, *, timeout: float = PROBE_TIMEOUT_S) -> 
     return True
 
 
-def agent_ready(port: int, password: str, *, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """True when `GET http://127.0.0.1:port/doc` answers 200 with basic auth `password`."""
+def agent_ready(host: str, port: int, password: str, *, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """True when `GET http://<host>:<port>/doc` answers 200 with basic auth `password`
+    within `timeout` seconds. `host` is where agents publish their port (the caller passes
+    `DOCE_AGENT_HOST`, the address every other call to an agent uses)."""
     try:
         response = httpx.get(
-            f"http://127.0.0.1:{port}/doc", auth=(AGENT_USER, password), timeout=timeout
+            f"http://{host}:{port}/doc", auth=(AGENT_USER, password), timeout=timeout
         )
     except httpx.HTTPError:
         return False
@@ -66,12 +68,17 @@ class Readiness:
 
 
 def check_ready(
-    *, preview_host: str, preview_port: int, agent_port: int, agent_password: str
+    *,
+    preview_host: str,
+    preview_port: int,
+    agent_host: str,
+    agent_port: int,
+    agent_password: str,
 ) -> Readiness:
     """Probe both services once (each at most 1 s)."""
     return Readiness(
         preview=preview_ready(preview_host, preview_port),
-        agent=agent_ready(agent_port, agent_password),
+        agent=agent_ready(agent_host, agent_port, agent_password),
     )
 
 
@@ -79,6 +86,7 @@ def wait_ready(
     *,
     preview_host: str,
     preview_port: int,
+    agent_host: str,
     agent_port: int,
     agent_password: str,
     timeout: float,
@@ -90,7 +98,7 @@ def wait_ready(
     preview = agent = False
     while True:
         preview = preview or preview_ready(preview_host, preview_port, timeout=1.0)
-        agent = agent or agent_ready(agent_port, agent_password, timeout=1.0)
+        agent = agent or agent_ready(agent_host, agent_port, agent_password, timeout=1.0)
         if (preview and agent) or time.monotonic() >= deadline:
             return Readiness(preview, agent)
         time.sleep(interval)

@@ -8,5 +8,7 @@
 - `doce.opencode.sse` / `doce.opencode.stream`: SSE parser; `EventStream` (reconnecting).
 - `doce.opencode.normalize`: `Normalizer` (upstream events → `chat.*` envelopes).
 - `doce.opencode.relay`: `relay_hub()` (one upstream per project per web process).
-- `doce.opencode.completion`: `check_completion()`, `record_completion()`.
+- `doce.opencode.completion`: `check_completion()` (has the agent answered a prompt?).
+
+An adapter: it imports no domain app; `projects` calls it and records what it finds.
 """

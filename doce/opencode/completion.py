@@ -2,7 +2,8 @@
 
 The queue job `opencode.awaitIdle` calls `check_completion()` about once a second after a
 prompt was sent (no browser needed) and stops when it returns `done` or `failed`;
-`record_completion()` writes the outcome to the project.
+`projects.services.record_completion()` writes the outcome to the project (this adapter
+knows sessions and messages, not projects).
 
 Inputs: a sync `OpencodeClient`, the session id, `since_ms` (epoch milliseconds taken just
 before `prompt_async` was called; agents run on the same host clock), and `busy_seen` from the
@@ -89,15 +90,3 @@ def _judge(messages: list[MessageWithParts], *, since_ms: int, busy_seen: bool) 
     if last.time.completed:
         return CompletionCheck("done", busy_seen, message_id=last.id)
     return CompletionCheck("pending", busy_seen)
-
-
-def record_completion(project, check: CompletionCheck) -> bool:
-    """Write a finished check to `project` (`prompt_completed = True`); False while pending.
-
-    A failed turn is over too: it is recorded as completed, and the chat shows its error.
-    """
-    if not check.finished:
-        return False
-    project.prompt_completed = True
-    project.save(update_fields=["prompt_completed", "updated_at"])
-    return True

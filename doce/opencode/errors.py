@@ -227,7 +227,8 @@ def diagnostic_for_agent_error(
     """
     error = error or {}
     name = str(error.get("name") or "UnknownError")
-    data = error.get("data") if isinstance(error.get("data"), dict) else {}
+    raw_data = error.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
     text = str(data.get("message") or name)
     status = data.get("statusCode") if isinstance(data.get("statusCode"), int) else None
     category = _ERROR_NAME_CATEGORY.get(name) or category_for_text(text)

@@ -377,7 +377,7 @@ class Normalizer:
         error = info.get("error")
         completed = (info.get("time") or {}).get("completed")
         if error or completed:
-            aborted = bool(error) and error.get("name") == "MessageAbortedError"
+            aborted = isinstance(error, dict) and error.get("name") == "MessageAbortedError"
             final = self._finalize(message, error or None, aborted=aborted)
             return [final] if final else []
         return []

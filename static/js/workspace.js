@@ -68,7 +68,8 @@
     var retry = step.querySelector("[data-step-retry]");
     retry.hidden = !(job.state === "failed" || job.state === "cancelled");
     retry.action = retry.dataset.actionTemplate.replace(/\/0\/retry$/, "/" + job.id + "/retry");
-    if (job.type === "opencode.awaitIdle" && job.state === "succeeded") {
+    // The server marks the chain's last step; when it succeeds the setup is done.
+    if (step.hasAttribute("data-step-last") && job.state === "succeeded") {
       setTimeout(function () { checklist.hidden = true; }, 1500);
     }
   }

@@ -3,10 +3,8 @@ import pytest
 from accounts.models import ApiToken, Preferences, ProviderCredential
 from accounts.services import (
     available_models,
-    container_reachable_url,
     create_api_token,
     default_model,
-    opencode_provider_config,
     user_for_api_token,
 )
 
@@ -101,38 +99,6 @@ def test_it_never_lets_one_user_remove_anothers_provider(bob, charlie, client):
     response = client.post(f"/settings/providers/{credential.pk}/delete")
     assert response.status_code == 404
     assert ProviderCredential.objects.filter(pk=credential.pk).exists()
-
-
-@pytest.mark.django_db
-def test_it_builds_the_agent_provider_block_for_its_owner_only(bob, charlie):
-    ProviderCredential.objects.create(
-        user=bob,
-        kind="openai-compatible",
-        provider_id="ollama",
-        base_url="http://127.0.0.1:11434/v1",
-        model_names=["llama3.1:8b"],
-    )
-    ProviderCredential.objects.create(
-        user=charlie, kind="openai", provider_id="openai", api_key="sk-charlie-key"
-    )
-    block = opencode_provider_config(bob)
-    assert block == {
-        "ollama": {
-            "npm": "@ai-sdk/openai-compatible",
-            "name": "OpenAI-compatible (Ollama, LM Studio, vLLM, …)",
-            "options": {"baseURL": "http://host.docker.internal:11434/v1", "apiKey": "not-needed"},
-            "models": {"llama3.1:8b": {"name": "llama3.1:8b"}},
-        }
-    }
-    assert "sk-charlie-key" not in str(block)
-
-
-def test_it_points_loopback_urls_at_the_docker_host():
-    assert (
-        container_reachable_url("http://localhost:1234/v1") == "http://host.docker.internal:1234/v1"
-    )
-    assert container_reachable_url("http://[::1]:8080/v1") == "http://host.docker.internal:8080/v1"
-    assert container_reachable_url("https://api.example.com/v1") == "https://api.example.com/v1"
 
 
 @pytest.mark.django_db

@@ -8,8 +8,7 @@ from django.db import transaction
 from doce import events
 from doce.asgi import application
 from doce.models import Event
-from projects.models import Project
-from projects.streams import project_topic
+from projects.models import Project, project_topic
 from tests.ws import session_cookie
 
 

@@ -4,24 +4,6 @@ import logging
 import pytest
 import structlog
 
-from doce.logging import configure_logging
-
-
-@pytest.fixture
-def json_logs(capsys):
-    """Call `json_logs.start()` in the test body (the handler binds the stdout of that phase)."""
-
-    class Capture:
-        def start(self):
-            configure_logging(level="INFO", fmt="json")
-
-        def __call__(self):
-            out = capsys.readouterr().out
-            return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-
-    yield Capture()
-    configure_logging(level="WARNING", fmt="json")
-
 
 @pytest.mark.django_db
 def test_it_logs_each_request_with_its_request_id(client, alice, json_logs):

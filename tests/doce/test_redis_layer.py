@@ -20,8 +20,7 @@ from channels_redis.core import RedisChannelLayer
 from django.conf import settings as django_settings
 
 from doce.asgi import application
-from projects.models import Project
-from projects.streams import project_topic
+from projects.models import Project, project_topic
 from tests.conftest import REDIS_URL
 from tests.ws import session_cookie
 

@@ -11,8 +11,7 @@ from django.contrib.auth.models import AnonymousUser
 from doce.routing import websocket_urlpatterns
 from jobqueue import enqueue
 from jobqueue.models import Job, JobState
-from projects.models import Project
-from projects.streams import project_topic
+from projects.models import Project, project_topic
 from tests.ws import refusal_code
 
 pytestmark = pytest.mark.django_db

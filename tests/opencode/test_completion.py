@@ -1,5 +1,6 @@
-from doce.opencode.completion import CompletionCheck, _judge, record_completion
+from doce.opencode.completion import CompletionCheck, _judge
 from doce.opencode.models import MessageWithParts
+from projects.services import record_completion
 
 
 def message(mid, role, created, completed=None, error=None):

@@ -240,8 +240,50 @@ def test_it_refuses_the_token_of_a_deactivated_user(alice, alice_provider):
     _, token = create_api_token(alice, "tests")
     alice.is_active = False
     alice.save()
-    response = Client(HTTP_AUTHORIZATION=f"Bearer {token}").get("/api/projects")
-    assert response.status_code == 401
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get("/api/projects").status_code == 401
+    assert post(client, "/api/projects", {"prompt": "a"}).status_code == 401
+    assert not Project.objects.exists()
+
+
+def test_it_answers_unsafe_requests_with_a_bad_token_with_401_not_a_csrf_error(
+    alice, alice_provider
+):
+    project = Project.objects.create(owner=alice, name="Site", prompt="p", model=MODEL)
+    token_row, token = create_api_token(alice, "tests")
+    revoke_api_token(alice, token_row.pk)
+    for header in ("Bearer doce_not-a-real-token", f"Bearer {token}", "Bearer "):
+        client = Client(HTTP_AUTHORIZATION=header, enforce_csrf_checks=True)
+        for response in (
+            post(client, "/api/projects", {"prompt": "a"}),
+            post(client, f"/api/projects/{project.id}/stop"),
+            client.delete(f"/api/projects/{project.id}"),
+        ):
+            assert response.status_code == 401, header
+            assert response.json() == {"detail": "Unauthorized"}
+    assert project_jobs(project) == []
+
+
+def test_it_still_wants_the_csrf_token_from_a_signed_in_browser(alice, alice_provider):
+    browser = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION="Bearer doce_wrong")
+    browser.force_login(alice)
+    assert post(browser, "/api/projects", {"prompt": "a"}).status_code == 403
+    assert not Project.objects.exists()
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_it_reads_the_bearer_scheme_in_any_case(alice, alice_provider, scheme):
+    _, token = create_api_token(alice, "tests")
+    client = Client(HTTP_AUTHORIZATION=f"{scheme} {token}", enforce_csrf_checks=True)
+    assert client.get("/api/projects").status_code == 200
+    assert post(client, "/api/projects", {"prompt": "a bakery"}).status_code == 202
+
+
+def test_it_logs_the_user_of_a_token_request(api, alice, json_logs):
+    json_logs.start()
+    api.get("/api/projects")
+    line = next(line for line in json_logs() if line.get("event") == "request")
+    assert line["user_id"] == alice.pk and line["path"] == "/api/projects"
 
 
 def test_it_publishes_an_openapi_schema_of_its_routes(client, alice):
@@ -261,6 +303,21 @@ def test_it_publishes_an_openapi_schema_of_its_routes(client, alice):
     }
     create = paths["/api/projects"]["post"]
     assert "202" in create["responses"] and "412" in create["responses"]
+
+
+def test_it_documents_every_error_status_an_operation_can_answer(client, alice):
+    paths = client.get("/api/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            documented = set(operation["responses"])
+            expected = {"401"}  # every route needs a token or a session
+            if method in ("post", "delete"):
+                expected.add("403")  # a signed-in session without its CSRF token
+            if "{project_id}" in path:
+                expected.add("404")
+            if "requestBody" in operation:
+                expected.add("422")
+            assert expected <= documented, (method, path, documented)
 
 
 @pytest.mark.django_db

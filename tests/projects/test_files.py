@@ -5,6 +5,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from projects import files
+from projects.models import Project
 
 pytestmark = pytest.mark.django_db
 
@@ -262,3 +263,68 @@ def test_it_refuses_a_link_to_another_asset_instead_of_changing_its_target(
     assert response.status_code == 400
     assert (alice_project.site_dir / "public" / "logo.png").is_file()
     assert not (alice_project.site_dir / "public" / "renamed.png").exists()
+
+
+def test_it_answers_a_path_too_long_for_the_file_system_with_404(alice_client, alice_project):
+    base = f"/projects/{alice_project.id}"
+    for path in ("a" * 5000, "a" * 256, "/".join(["src"] * 1100)):
+        response = alice_client.get(f"{base}/files/", {"path": path})
+        assert response.status_code == 404
+        assert "too long" in response.content.decode()
+
+
+@pytest.mark.parametrize("action", ["rename", "delete"])
+def test_it_answers_an_asset_name_too_long_for_the_file_system_with_400(
+    alice_client, alice_project, action
+):
+    response = alice_client.post(
+        f"/projects/{alice_project.id}/assets/{action}",
+        {"path": "public/" + "a" * 300 + ".png", "name": "b.png"},
+    )
+    assert response.status_code == 400
+    assert "too long" in response.content.decode()
+    assert (alice_project.site_dir / "public" / "logo.png").is_file()
+
+
+def test_it_skips_site_files_whose_names_are_not_utf8(alice_client, alice_project):
+    # The agent can create any name its shell can: here `site/bad\xffname.txt`.
+    site = bytes(alice_project.site_dir)
+    for name in (b"bad\xffname.txt", b"public/also\xfe.png"):
+        with open(site + b"/" + name, "wb") as handle:
+            handle.write(b"x")
+    base = f"/projects/{alice_project.id}"
+    response = alice_client.get(f"{base}/files/")
+    assert response.status_code == 200
+    assert "package.json" in response.content.decode()
+    response = alice_client.get(f"{base}/assets/")
+    assert response.status_code == 200 and "logo.png" in response.content.decode()
+    response = alice_client.get(f"{base}/export")
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert sorted(archive.namelist()) == [
+        "Alice-s-bakery/package.json",
+        "Alice-s-bakery/public/logo.png",
+        "Alice-s-bakery/src/pages/index.astro",
+    ]
+
+
+def test_it_names_the_export_of_a_name_with_a_newline_safely(alice_client, alice_project):
+    # Names stored before names were checked may hold a newline (a header injection).
+    Project.objects.filter(pk=alice_project.pk).update(name="Bakery\r\nX-Evil: 1")
+    response = alice_client.get(f"/projects/{alice_project.id}/export")
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="Bakery-X-Evil-1.zip"'
+
+
+def test_it_refuses_a_symlink_loop_the_agent_made(alice_client, alice_project):
+    (alice_project.site_dir / "loop").symlink_to("loop")
+    (alice_project.site_dir / "public" / "spin.png").symlink_to("spin.png")
+    base = f"/projects/{alice_project.id}"
+    assert alice_client.get(f"{base}/files/", {"path": "loop"}).status_code == 404
+    assert alice_client.get(f"{base}/files/", {"path": "loop/x"}).status_code == 404
+    for action in ("rename", "delete"):
+        response = alice_client.post(
+            f"{base}/assets/{action}", {"path": "public/spin.png", "name": "b.png"}
+        )
+        assert response.status_code == 400
+    assert alice_client.get(f"{base}/export").status_code == 200

@@ -12,13 +12,13 @@ from django.utils import timezone
 from doce.docker.failures import FailureKind, StackError, failure
 from doce.docker.health import Readiness
 from jobqueue.models import Job, JobLog, JobState
-from projects import runtime, services
+from projects import chain, runtime, services
 from projects.models import Project
 from tests.projects.conftest import MODEL, make_project, project_jobs
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 
-CREATE_CHAIN = list(services.CREATE_CHAIN)
+CREATE_CHAIN = list(chain.CREATE_CHAIN)
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobqueue.models import JobState
-from projects import services
+from projects import chain, services
 from projects.models import Project
 from tests.projects.conftest import MODEL
 
@@ -60,7 +60,7 @@ def test_it_keeps_the_dashboard_query_count_independent_of_the_project_count(
 def test_it_renders_the_workspace_in_a_bounded_number_of_queries(
     alice_client, alice, alice_provider, alice_project, django_assert_max_num_queries
 ):
-    for step in services.CREATE_CHAIN:
+    for step in chain.CREATE_CHAIN:
         job = services.enqueue_step(alice_project, step, _payload(step), dedupe=False)
         job.state = JobState.FAILED
         job.save()

@@ -5,6 +5,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from jobqueue.services import prune_finished_jobs
+
 
 class Command(BaseCommand):
     help = (
@@ -16,8 +18,6 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=float, default=None, help="Age in days (default 7).")
 
     def handle(self, *, days: float | None, **options) -> None:
-        from jobqueue.services import prune_finished_jobs
-
         days = settings.DOCE_QUEUE_PRUNE_AFTER_DAYS if days is None else days
         if days < 0:
             raise CommandError("--days must not be negative")

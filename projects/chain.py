@@ -1,0 +1,91 @@
+"""The project job chain, declared once: each step's job type, the label users see, the step
+that follows it, and what retrying it means.
+
+Everything else reads this table: the handlers (`projects.jobs`) register under these type
+names and queue `Step.then` on success; the workspace's setup checklist
+(`projects.presenters.setup_checklist`) shows `CREATE_CHAIN` with each `Step.label` (the
+browser gets the labels in the page, not a copy); `services.stop_project` cancels the queued
+steps with `stop_cancels`; `services.retry_step` moves the project to `retry_status`.
+
+    project.create → docker.composeUp → docker.waitReady → opencode.sessionCreate
+                   → opencode.sendUserPrompt → opencode.awaitIdle        (create)
+    docker.ensureRunning → docker.waitReady (→ opencode.sessionCreate …)  (start)
+    docker.restartPreview → docker.waitReady                              (restart preview)
+    docker.stop, project.delete                                           (one step each)
+
+Type names are the seeds' (the upstream job names), so logs and the queue monitor read the
+same in both systems. All steps of a project share the serial key `project:<id>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from projects.models import Project
+
+CREATE = "project.create"
+COMPOSE_UP = "docker.composeUp"
+ENSURE_RUNNING = "docker.ensureRunning"
+WAIT_READY = "docker.waitReady"
+SESSION_CREATE = "opencode.sessionCreate"
+SEND_PROMPT = "opencode.sendUserPrompt"
+AWAIT_IDLE = "opencode.awaitIdle"
+STOP = "docker.stop"
+RESTART_PREVIEW = "docker.restartPreview"
+DELETE = "project.delete"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: `type` (the job type), `label` (shown to the user), `then` (the type a
+    success queues next; None ends the chain, and a handler may end it early, e.g. a prompt
+    already sent), `retry_status` (the project status a user's "retry this step" moves to
+    first; None leaves it), `stop_cancels` (a stop cancels this step while it is queued:
+    it would bring the stack up again)."""
+
+    type: str
+    label: str
+    then: str | None = None
+    retry_status: str | None = None
+    stop_cancels: bool = False
+
+
+STEPS: dict[str, Step] = {
+    step.type: step
+    for step in (
+        Step(CREATE, "Create the project's files", COMPOSE_UP, Project.Status.STARTING),
+        Step(COMPOSE_UP, "Start the containers", WAIT_READY, Project.Status.STARTING, True),
+        Step(ENSURE_RUNNING, "Start the project", WAIT_READY, Project.Status.STARTING, True),
+        Step(
+            WAIT_READY,
+            "Wait for the preview and the agent",
+            SESSION_CREATE,
+            Project.Status.STARTING,
+            True,
+        ),
+        Step(SESSION_CREATE, "Open an agent session", SEND_PROMPT),
+        Step(SEND_PROMPT, "Hand your prompt to the agent", AWAIT_IDLE),
+        Step(AWAIT_IDLE, "The agent builds your site"),
+        Step(STOP, "Stop the project", retry_status=Project.Status.STOPPING),
+        Step(
+            RESTART_PREVIEW,
+            "Restart the preview",
+            WAIT_READY,
+            Project.Status.STARTING,
+        ),
+        Step(DELETE, "Delete the project", retry_status=Project.Status.DELETING),
+    )
+}
+
+
+def _follow(first: str) -> tuple[str, ...]:
+    types = [first]
+    while (after := STEPS[types[-1]].then) is not None and after not in types:
+        types.append(after)
+    return tuple(types)
+
+
+# The chain that takes a new project from nothing to an agent answering its prompt.
+CREATE_CHAIN: tuple[str, ...] = _follow(CREATE)
+# Queued steps a stop cancels (they would bring the stack up again).
+STOP_CANCELS: tuple[str, ...] = tuple(t for t, step in STEPS.items() if step.stop_cancels)
