@@ -31,8 +31,8 @@ def test_it_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        worker = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=30)
-        wait_for(lambda: _answers(port), timeout=30)
+        worker = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=90)
+        wait_for(lambda: _answers(port), timeout=90)
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends to the command
         assert process.wait(30) == 0
     finally:
