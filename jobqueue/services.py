@@ -603,14 +603,17 @@ def resume_queue() -> bool:
 # --- Housekeeping ---------------------------------------------------------------------------
 
 
-# A worker whose heartbeat row is this many heartbeats old is dead: its jobs are reclaimed.
+# A worker whose heartbeat row is this many heartbeats old (and at least this many seconds)
+# is dead: its jobs are reclaimed. The floor keeps a tiny heartbeat setting on a loaded
+# machine from reclaiming the jobs of a worker that is merely slow.
 DEAD_AFTER_HEARTBEATS = 3
+DEAD_AFTER_MIN_SECONDS = 10.0
 
 
 def reap_expired_leases(now: datetime | None = None) -> int:
     """Recover running jobs whose worker is gone: the lease expired (the worker died or
     hangs), the lease has no expiry at all, or the worker's own heartbeat row says it
-    stopped or has been silent for `DEAD_AFTER_HEARTBEATS` heartbeats.
+    stopped or has been silent for `DEAD_AFTER_HEARTBEATS` heartbeats (at least 10 s).
 
     A job whose cancel was requested ends `cancelled`; with attempts spent it ends `failed`
     (freeing its dedupe key); otherwise it returns to `queued` (the attempt counts). A job
@@ -619,7 +622,9 @@ def reap_expired_leases(now: datetime | None = None) -> int:
     of jobs recovered.
     """
     now = now or timezone.now()
-    silent = DEAD_AFTER_HEARTBEATS * settings.DOCE_QUEUE_HEARTBEAT_SECONDS
+    silent = max(
+        DEAD_AFTER_HEARTBEATS * settings.DOCE_QUEUE_HEARTBEAT_SECONDS, DEAD_AFTER_MIN_SECONDS
+    )
     expired = Job.objects.lease_expired(now).values_list("pk", flat=True)
     dead = Job.objects.held_by_dead_workers(now, silent).values_list("pk", flat=True)
     candidates = sorted(set(expired[:500]) | set(dead[:500]))

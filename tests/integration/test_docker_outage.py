@@ -106,6 +106,7 @@ def wait_until(predicate, timeout: float) -> None:
         time.sleep(0.5)
 
 
+@pytest.mark.timeout(900)  # a 60 s outage, then a real stack start on a loaded machine
 def test_a_project_started_during_a_docker_outage_runs_by_itself_when_docker_returns(
     make_runtime_project, alice, docker_proxy
 ):
