@@ -10,7 +10,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.core.exceptions import ValidationError
 
-from accounts.models import DEFAULT_MODELS, ProviderCredential, ProviderKind
+from accounts.models import (
+    DEFAULT_MODELS,
+    ProviderCredential,
+    ProviderKind,
+    reject_url_credentials,
+    url_without_credentials,
+)
 from doce.text import LineField, validate_line
 
 
@@ -58,7 +64,7 @@ class ProviderForm(forms.Form):
         label="Base URL",
         required=False,
         max_length=300,
-        validators=[validate_line],
+        validators=[validate_line, reject_url_credentials],
         assume_scheme="http",
         help_text="OpenAI-compatible only, e.g. http://localhost:11434/v1 (Ollama). "
         "Addresses on this machine are reached from the agent's container automatically.",
@@ -95,6 +101,8 @@ class ProviderForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean() or {}
+        if self.has_error("base_url", "url_credentials"):
+            self._forget_url_credentials()
         kind = data.get("kind")
         if kind is None:
             return data
@@ -113,6 +121,19 @@ class ProviderForm(forms.Form):
             )
         return data
 
+    def _clean_compatible_url(self, data: dict) -> None:
+        if "base_url" in self.errors:
+            return  # refused by the field already, with its own reason
+        if not data.get("base_url"):
+            self.add_error("base_url", "An OpenAI-compatible provider needs its base URL.")
+        elif not data["base_url"].lower().startswith(("http://", "https://")):
+            self.add_error("base_url", "Use an http:// or https:// URL.")
+
+    def _forget_url_credentials(self) -> None:
+        """Show a refused URL again without its credentials: the secret is not sent back."""
+        name = self.add_prefix("base_url")
+        self.data = {**self.data, name: url_without_credentials(str(self.data.get(name, "")))}
+
     def _clean_hosted(self, data: dict, kind: str) -> None:
         if not data.get("api_key"):
             self.add_error("api_key", "This provider needs an API key.")
@@ -122,10 +143,7 @@ class ProviderForm(forms.Form):
             data["model_names"] = list(DEFAULT_MODELS.get(kind, []))
 
     def _clean_compatible(self, data: dict) -> None:
-        if not data.get("base_url"):
-            self.add_error("base_url", "An OpenAI-compatible provider needs its base URL.")
-        elif not data["base_url"].lower().startswith(("http://", "https://")):
-            self.add_error("base_url", "Use an http:// or https:// URL.")
+        self._clean_compatible_url(data)
         provider_id = data.get("provider_id")
         if not provider_id:
             self.add_error("provider_id", "Give this endpoint a short id, e.g. ollama.")

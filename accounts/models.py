@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from doce.crypto import EncryptedTextField
@@ -28,6 +31,36 @@ class Instance(models.Model):
         """Return the instance row, creating it if a database was made without migrations."""
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
+
+
+URL_CREDENTIALS_MESSAGE = (
+    "Remove the user name and password from this URL: URLs are stored and shown in clear. "
+    "Put the secret in the API key field, which is stored encrypted."
+)
+
+
+def reject_url_credentials(url: str) -> None:
+    """Refuse a URL carrying credentials (`http://user:pass@host/v1`, also a bare `user@`).
+
+    URLs are stored and shown in clear (Settings, admin); secrets belong in the encrypted
+    key field. Raises `ValidationError` (code `url_credentials`). Malformed URLs are left
+    to the URL validator.
+    """
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return
+    if "@" in parts.netloc:
+        raise ValidationError(URL_CREDENTIALS_MESSAGE, code="url_credentials")
+
+
+def url_without_credentials(url: str) -> str:
+    """`url` without its `user:pass@` part (unchanged when it has none or is malformed)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 class ProviderKind(models.TextChoices):
@@ -60,7 +93,9 @@ class ProviderCredential(models.Model):
     provider_id = models.SlugField(max_length=40)
     label = models.CharField(max_length=80, blank=True, default="")
     # OpenAI-compatible endpoints only, e.g. http://127.0.0.1:11434/v1
-    base_url = models.URLField(max_length=300, blank=True, default="")
+    base_url = models.URLField(
+        max_length=300, blank=True, default="", validators=[reject_url_credentials]
+    )
     api_key = EncryptedTextField(blank=True, default="")
     # Model names as the provider knows them (without the provider prefix).
     model_names = models.JSONField(default=list)

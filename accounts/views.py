@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login, update_session_auth_hash
-from django.contrib.auth.decorators import login_required, user_passes_test
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.models import User
+from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.decorators import staff_required
 from accounts.forms import AddUserForm, ApiTokenForm, DefaultModelForm, ProviderForm, SetupForm
 from accounts.models import ApiToken, ProviderCredential
 from accounts.services import (
@@ -22,6 +25,7 @@ from accounts.services import (
     revoke_api_token,
     set_default_model,
 )
+from doce.pages import form_status
 
 
 class SignedInRequest(HttpRequest):
@@ -54,15 +58,22 @@ def setup(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome, {user.username}. doce is ready.")
         return redirect("dashboard")
-    return render(request, "accounts/setup.html", {"form": form})
+    return render(request, "accounts/setup.html", {"form": form}, status=form_status(form))
 
 
-def _is_staff(user) -> bool:
-    return user.is_active and user.is_staff
+class LoginView(auth_views.LoginView):
+    """Django's sign-in page; a refused sign-in answers 400 like every other form."""
+
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form) -> HttpResponse:
+        response = super().form_invalid(form)
+        response.status_code = form_status(form)
+        return response
 
 
-@login_required
-@user_passes_test(_is_staff)
+@staff_required
 @require_http_methods(["GET", "POST"])
 def users(request: HttpRequest) -> HttpResponse:
     """Administrators list users and add new ones."""
@@ -72,13 +83,16 @@ def users(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Added {user.username}.")
         return redirect("users")
     people = get_user_model().objects.order_by("username")
-    return render(request, "accounts/users.html", {"form": form, "people": people})
+    return render(
+        request, "accounts/users.html", {"form": form, "people": people}, status=form_status(form)
+    )
 
 
 # --- Settings -----------------------------------------------------------------------------
 
 
-def _settings_page(request: SignedInRequest, status: int = 200, **forms) -> HttpResponse:
+def _settings_page(request: SignedInRequest, **forms) -> HttpResponse:
+    """The settings page; a submitted form passed in `forms` shows its errors (and 400)."""
     user = request.user
     models = available_models(user)
     context = {
@@ -92,7 +106,8 @@ def _settings_page(request: SignedInRequest, status: int = 200, **forms) -> Http
         "new_token": forms.get("new_token"),
         "has_models": bool(models),
     }
-    return render(request, "accounts/settings.html", context, status=status)
+    submitted = [form for form in forms.values() if isinstance(form, BaseForm)]
+    return render(request, "accounts/settings.html", context, status=form_status(*submitted))
 
 
 @login_required
@@ -107,7 +122,7 @@ def settings_page(request: SignedInRequest) -> HttpResponse:
 def add_provider(request: SignedInRequest) -> HttpResponse:
     form = ProviderForm(request.POST, user=request.user)
     if not form.is_valid():
-        return _settings_page(request, status=400, provider_form=form)
+        return _settings_page(request, provider_form=form)
     data = form.cleaned_data
     credential = ProviderCredential.objects.create(
         user=request.user,
@@ -136,7 +151,7 @@ def delete_provider(request: HttpRequest, credential_id: int) -> HttpResponse:
 def change_default_model(request: SignedInRequest) -> HttpResponse:
     form = DefaultModelForm(request.POST, models=available_models(request.user))
     if not form.is_valid():
-        return _settings_page(request, status=400, default_form=form)
+        return _settings_page(request, default_form=form)
     set_default_model(request.user, form.cleaned_data["default_model"])
     messages.success(request, "Default model saved.")
     return redirect("settings")
@@ -147,7 +162,7 @@ def change_default_model(request: SignedInRequest) -> HttpResponse:
 def change_password(request: SignedInRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request.POST)
     if not form.is_valid():
-        return _settings_page(request, status=400, password_form=form)
+        return _settings_page(request, password_form=form)
     user = form.save()
     update_session_auth_hash(request, user)  # stay signed in here, sign out other sessions
     messages.success(request, "Password changed.")
@@ -159,7 +174,7 @@ def change_password(request: SignedInRequest) -> HttpResponse:
 def add_api_token(request: SignedInRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST)
     if not form.is_valid():
-        return _settings_page(request, status=400, token_form=form)
+        return _settings_page(request, token_form=form)
     _, plaintext = create_api_token(request.user, form.cleaned_data["name"])
     # Shown once, on this response only; never stored or logged.
     return _settings_page(request, new_token=plaintext)

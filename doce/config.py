@@ -10,11 +10,15 @@ from __future__ import annotations
 import builtins
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import environ
+from django.core.checks.security.base import (
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
 from django.core.exceptions import ImproperlyConfigured
 
 _SQLITE_OPTIONS = {
@@ -176,18 +180,44 @@ class Env:
             config["CONN_HEALTH_CHECKS"] = True
         return config
 
-    def secret_key(self, name: builtins.str, keep_file: Path) -> builtins.str:
-        """Return the variable, else a key generated once and kept in `keep_file` (mode 0600)."""
+    def secret_key(
+        self, name: builtins.str, keep_file: Path, *, debug: builtins.bool
+    ) -> builtins.str:
+        """Return the variable, else a key generated once and kept in `keep_file` (mode 0600).
+
+        Outside DEBUG a key shorter than Django's minimum (50 characters, 5 distinct ones;
+        the checks of `manage.py check --deploy`) raises `ImproperlyConfigured` naming the
+        variable: signed cookies and the derived encryption key are only as strong as it.
+        """
         raw = self._raw(name)
-        if raw is not None:
-            return raw
-        if keep_file.exists():
-            return keep_file.read_text().strip()
-        key = secrets.token_urlsafe(50)
-        try:
-            fd = os.open(keep_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another doce process (web or worker) won the race
-            return keep_file.read_text().strip()
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key)
-        return key
+        if raw is None:
+            return keep_generated(keep_file, lambda: secrets.token_urlsafe(50))
+        if not debug and (
+            len(raw) < SECRET_KEY_MIN_LENGTH or len(set(raw)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+        ):
+            raise ImproperlyConfigured(
+                f"{name} is too weak: {len(raw)} characters ({len(set(raw))} distinct); "
+                f"outside DEBUG it needs at least {SECRET_KEY_MIN_LENGTH} characters with "
+                f"{SECRET_KEY_MIN_UNIQUE_CHARACTERS} distinct ones. Generate one with "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(50))'`, or unset "
+                f"{name} to have doce generate one and keep it in {keep_file}."
+            )
+        return raw
+
+
+def keep_generated(keep_file: Path, make: Callable[[], str]) -> str:
+    """Return the text kept in `keep_file`, creating it once with `make()` (mode 0600).
+
+    Safe when several doce processes (web, workers) start at once: the first one to create
+    the file wins and the others read its value.
+    """
+    if keep_file.exists():
+        return keep_file.read_text().strip()
+    value = make()
+    try:
+        fd = os.open(keep_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another doce process (web or worker) won the race
+        return keep_file.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value

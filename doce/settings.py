@@ -9,6 +9,8 @@ the strict helpers in `doce.config`. A malformed value stops start-up with an
 from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONE, SELF
+
 from doce.config import Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -19,11 +21,17 @@ env = Env(BASE_DIR / ".env")
 DEBUG = env.bool("DEBUG", False)
 DATA_DIR = env.path("DOCE_DATA_DIR", BASE_DIR / "data", base=BASE_DIR)
 DATA_DIR.mkdir(parents=True, exist_ok=True)
-SECRET_KEY = env.secret_key("SECRET_KEY", DATA_DIR / "secret_key")
+# Outside DEBUG a SECRET_KEY shorter than 50 characters stops start-up.
+SECRET_KEY = env.secret_key("SECRET_KEY", DATA_DIR / "secret_key", debug=DEBUG)
+# Previous keys while replacing SECRET_KEY: sessions signed with them, and secrets encrypted
+# under a key derived from them, stay readable (and are re-encrypted after `migrate`).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", [])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
-# Encrypts provider keys and agent passwords at rest; derived from SECRET_KEY when unset.
+# Encrypts provider keys and agent passwords at rest: a Fernet key, or a passphrase stretched
+# with scrypt and the salt kept in DOCE_ENCRYPTION_SALT_FILE; derived from SECRET_KEY when unset.
 DOCE_ENCRYPTION_KEY = env.str("DOCE_ENCRYPTION_KEY", "")
+DOCE_ENCRYPTION_SALT_FILE = DATA_DIR / "encryption_salt"
 
 INSTALLED_APPS = [
     "daphne",
@@ -36,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "csp",
     # Listed so the API docs page serves Swagger UI from local static files, not a CDN.
     "ninja",
     "doce",
@@ -47,6 +56,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise, so static files get the policy too.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "doce.logging.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -141,9 +152,33 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# Content-Security-Policy on every response (django-csp). doce serves every script, style,
+# font and image itself and has no inline script or style, so the policy is "self" only.
+# Images may also be data: URLs (Swagger UI's icons, inline chat images). The workspace adds
+# its preview host to frame-src (projects.views). Framing of doce's own pages is governed
+# by X-Frame-Options (DENY, SAMEORIGIN for the Files and Assets tabs).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "frame-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+    }
+}
+
+# Failed sign-ins allowed per (username, address), and per address over all usernames
+# (accounts.throttling), within the cool-off.
 AXES_FAILURE_LIMIT = env.int("DOCE_LOGIN_FAILURE_LIMIT", 5)
+DOCE_LOGIN_ADDRESS_FAILURE_LIMIT = env.int("DOCE_LOGIN_ADDRESS_FAILURE_LIMIT", 20, minimum=1)
 AXES_COOLOFF_TIME = timedelta(seconds=env.int("DOCE_LOGIN_COOLOFF_SECONDS", 900))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "accounts.throttling.LoginThrottle"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False

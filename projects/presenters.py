@@ -22,14 +22,24 @@ def preview_host(request: HttpRequest) -> str:
     return host or "localhost"
 
 
+def _url_host(request: HttpRequest) -> str:
+    host = preview_host(request)
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def preview_url(request: HttpRequest, project: Project) -> str | None:
     """`http://<preview host>:<preview port>/`, or None while no port is allocated."""
     if not project.preview_port:
         return None
-    host = preview_host(request)
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"http://{host}:{project.preview_port}/"
+    return f"http://{_url_host(request)}:{project.preview_port}/"
+
+
+def preview_frame_source(request: HttpRequest) -> str:
+    """The Content-Security-Policy source of every preview URL: `http://<preview host>:*`.
+
+    Any port, because a project's preview port may be allocated after its page loaded.
+    """
+    return f"http://{_url_host(request)}:*"
 
 
 def setup_checklist(project: Project) -> dict:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
+from csp.decorators import csp_update
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -17,7 +21,12 @@ from doce.events import last_event_id
 from projects import files, services
 from projects.forms import CreateProjectForm
 from projects.models import Project, get_project_for_user, project_topic
-from projects.presenters import preview_host, preview_url, setup_checklist
+from projects.presenters import (
+    preview_frame_source,
+    preview_host,
+    preview_url,
+    setup_checklist,
+)
 
 
 @login_required
@@ -178,8 +187,20 @@ def create(request: HttpRequest) -> HttpResponse:
     return redirect("project-workspace", project_id=project.id)
 
 
+def _frames_previews(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponseBase]:
+    """Let the page `view` renders frame project previews (CSP frame-src, per request host)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
+        allow = csp_update({"frame-src": [preview_frame_source(request)]})
+        return allow(view)(request, *args, **kwargs)
+
+    return wrapper
+
+
 @login_required
 @require_GET
+@_frames_previews
 def workspace(request: HttpRequest, project_id: str) -> HttpResponse:
     """The project workspace: setup checklist, chat, preview, logs, files and assets."""
     project = get_project_for_user(request.user, project_id)

@@ -19,6 +19,11 @@
       event.preventDefault();
     }
   });
+  // Nesting depth (data-depth, e.g. the file tree) indents through a CSS variable set here:
+  // the Content-Security-Policy refuses inline style attributes.
+  document.querySelectorAll("[data-depth]").forEach(function (node) {
+    node.style.setProperty("--depth", node.dataset.depth);
+  });
   window.doce = window.doce || {};
   // A resumable outbox event stream: reconnects with backoff and resumes after the last id.
   window.doce.eventStream = function (url, onEvent, after) {

@@ -154,3 +154,79 @@ def test_it_rejects_a_wrong_old_password(bob_client, bob):
     assert response.status_code == 400
     bob.refresh_from_db()
     assert bob.check_password("bob-pass-1")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://bob:s3cret-pass@llm.example.org:8000/v1",
+        "https://only-a-token@llm.example.org/v1",
+        "http://:s3cret-pass@llm.example.org/v1",
+    ],
+)
+@pytest.mark.django_db
+def test_it_refuses_credentials_in_a_provider_url(bob_client, bob, url):
+    response = bob_client.post("/settings/providers/add", {**OLLAMA, "base_url": url})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Remove the user name and password from this URL" in page
+    assert "needs its base URL" not in page  # one reason, the right one
+    assert "s3cret-pass" not in page and "only-a-token" not in page  # not echoed back
+    assert 'value="http' in page and "llm.example.org" in page  # the rest of the URL is
+    assert not ProviderCredential.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_refuses_credentials_in_a_provider_url_in_model_validation(bob):
+    from django.core.exceptions import ValidationError
+
+    credential = ProviderCredential(
+        user=bob,
+        kind="openai-compatible",
+        provider_id="vllm",
+        base_url="http://bob:s3cret-pass@llm.example.org/v1",
+        model_names=["m"],
+    )
+    with pytest.raises(ValidationError) as raised:
+        credential.full_clean()
+    assert raised.value.error_dict["base_url"][0].code == "url_credentials"
+    credential.base_url = "http://llm.example.org/v1?user=@team"  # "@" outside the host part
+    credential.full_clean()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_moves_credentials_out_of_stored_provider_urls():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("accounts", "0002_apitoken_preferences_providercredential")]
+    after = [("accounts", "0003_provider_url_without_credentials")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        bob = old.get_model("auth", "User").objects.create(username="bob")
+        rows = old.get_model("accounts", "ProviderCredential").objects
+        common = {"user": bob, "kind": "openai-compatible", "model_names": ["m"]}
+        rows.create(**common, provider_id="vllm", base_url="http://bob:s3cret%40x@llm.test:8000/v1")
+        rows.create(
+            **common, provider_id="lite", base_url="https://u:p@lite.test/v1", api_key="sk-kept"
+        )
+        rows.create(**common, provider_id="plain", base_url="http://plain.test/v1?team=@x")
+
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+
+        moved = {c.provider_id: c for c in ProviderCredential.objects.all()}
+        assert moved["vllm"].base_url == "http://llm.test:8000/v1"
+        assert moved["vllm"].api_key == "s3cret@x"  # now encrypted at rest
+        assert moved["lite"].base_url == "https://lite.test/v1"
+        assert moved["lite"].api_key == "sk-kept"  # a key the user set is never replaced
+        assert moved["plain"].base_url == "http://plain.test/v1?team=@x"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT base_url || ' ' || api_key FROM accounts_providercredential")
+            stored = " ".join(row[0] for row in cursor.fetchall())
+        assert "s3cret" not in stored and "u:p@" not in stored
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())

@@ -45,6 +45,20 @@ def test_it_generates_and_keeps_a_secret_key(tmp_path):
     assert key_file.read_text() == first
 
 
+def test_it_refuses_a_short_secret_key_outside_debug(tmp_path):
+    result = load_settings(tmp_path, SECRET_KEY="short-but-set-by-hand", DEBUG="false")
+    assert result.returncode != 0
+    assert "SECRET_KEY is too weak: 21 characters" in result.stderr
+    assert "secrets.token_urlsafe(50)" in result.stderr  # how to make a good one
+    # Fifty characters of one letter are refused too (Django's distinct-character rule).
+    result = load_settings(tmp_path, SECRET_KEY="a" * 60)
+    assert result.returncode != 0 and "SECRET_KEY is too weak" in result.stderr
+    # DEBUG (a developer's machine) accepts it; a long random key is accepted everywhere.
+    assert load_settings(tmp_path, SECRET_KEY="short-but-set-by-hand", DEBUG="true").returncode == 0
+    assert load_settings(tmp_path, SECRET_KEY="k3y-s" * 11).returncode == 0
+    assert not (tmp_path / "secret_key").exists()  # a configured key is never replaced
+
+
 def test_it_configures_sqlite_with_wal_and_immediate_transactions(tmp_path):
     config = Env().database("DATABASE_URL_UNSET_FOR_TEST", f"sqlite:///{tmp_path / 'x.db'}")
     assert config["ENGINE"] == "django.db.backends.sqlite3"

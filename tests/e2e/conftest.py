@@ -113,20 +113,39 @@ def _wait_until_up(server: DoceServer, process: subprocess.Popen) -> None:
     pytest.fail(f"doce did not answer in {START_TIMEOUT_S} s:\n{server.log()[-3000:]}")
 
 
+def is_csp_violation(text: str) -> bool:
+    """True for Chromium's console report of something the Content-Security-Policy refused."""
+    return "Content Security Policy" in text
+
+
 @pytest.fixture
 def browser_page():
     """A page in a fresh Chromium. Playwright lives only for the test: its sync API runs an
-    event loop in the main thread, which would break async tests run after it."""
+    event loop in the main thread, which would break async tests run after it.
+
+    A Content-Security-Policy violation reported in the console (of the page or any of its
+    frames) fails the test: every page must work under doce's policy as it is.
+    """
     from playwright.sync_api import sync_playwright
 
+    violations: list[str] = []
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = chromium.new_context(viewport={"width": 1280, "height": 860})
         page = context.new_page()
         page.set_default_timeout(20_000)
+        page.on(
+            "console",
+            lambda message: (
+                violations.append(f"{page.url}: {message.text}")
+                if is_csp_violation(message.text)
+                else None
+            ),
+        )
         yield page
         context.close()
         chromium.close()
+    assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 @pytest.fixture

@@ -51,3 +51,54 @@ def test_it_serves_hashed_static_files_and_no_external_assets(doce_server):
     token = {"X-Doce-Health-Token": HEALTHZ_TOKEN}
     health = httpx.get(doce_server.url + "/healthz", headers=token, timeout=10).json()
     assert health["checks"]["database"]["ok"] is True
+
+
+def sign_in(page, url, username, password):
+    page.goto(url + "/login")
+    page.locator("#id_username").fill(username)
+    page.locator("#id_password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(url + "/")
+
+
+def test_it_serves_every_page_under_the_content_security_policy(doce_server, browser_page, shoot):
+    # Runs after the setup test above (alice exists). The fixture fails the test on any
+    # CSP violation Chromium reports while these pages load and run.
+    page, url = browser_page, doce_server.url
+    sign_in(page, url, "alice", "correct-horse-42")
+    assert (
+        "default-src 'self'"
+        in page.context.request.get(url + "/").headers["content-security-policy"]
+    )
+
+    # A provider URL with credentials is refused with the reason, nothing is stored.
+    page.goto(url + "/settings/")
+    page.locator("#id_kind").select_option("openai-compatible")
+    page.locator("#id_base_url").fill("http://bob:s3cret@llm.example.org/v1")
+    page.locator("#id_provider_id").fill("vllm")
+    page.locator("#id_model_names").fill("m")
+    page.get_by_role("button", name="Add provider").click()
+    page.get_by_text("Remove the user name and password from this URL").wait_for()
+    shoot(page, "provider-url-refused")
+
+    page.goto(url + "/users/")
+    page.locator("#id_username").fill("bob")
+    page.locator("#id_password1").fill("bob-pass-99xx")
+    page.locator("#id_password2").fill("bob-pass-99xx")
+    page.get_by_role("button", name="Add user").click()
+    page.get_by_role("cell", name="bob", exact=True).wait_for()
+
+    for path in ("/", "/queue/", "/admin/", "/admin/queue/job/", "/admin/auth/user/add/"):
+        page.goto(url + path)
+        page.wait_for_load_state("networkidle")
+    page.goto(url + "/api/docs")
+    page.locator(".swagger-ui .info .title").wait_for()  # Swagger UI ran its scripts
+    shoot(page, "api-docs")
+
+    # Bob is not an administrator: /users/ answers with a page, not a sign-in loop.
+    page.context.clear_cookies()  # signed out
+    sign_in(page, url, "bob", "bob-pass-99xx")
+    response = page.goto(url + "/users/")
+    assert response.status == 403 and page.url == url + "/users/"
+    assert page.get_by_role("heading", name="You can't open this page").is_visible()
+    shoot(page, "members-403")
