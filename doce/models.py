@@ -1,4 +1,4 @@
-"""Shared models: the event outbox."""
+"""Shared models: the event outbox, and the Docker Engine health a worker records."""
 
 from __future__ import annotations
 
@@ -40,3 +40,25 @@ class Event(models.Model):
             "time": self.created_at.isoformat(),
             "payload": self.payload,
         }
+
+
+class EngineHealth(models.Model):
+    """The Docker Engine as a worker last saw it (one row, id 1).
+
+    Written by a worker's housekeeping (`doce.engine_health.record_engine_health`) and when
+    a job finds the Engine unreachable; read by the web process (dashboard, `/healthz`),
+    which never calls the Engine per request.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    reachable = models.BooleanField(default=False)
+    version = models.CharField(max_length=64, blank=True, default="")
+    checked_at = models.DateTimeField(default=timezone.now)
+    # When the current outage began (None while reachable): how long work has been held.
+    unreachable_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "engine health"
+
+    def __str__(self) -> str:
+        return "reachable" if self.reachable else "unreachable"

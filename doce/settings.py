@@ -100,11 +100,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Channels -------------------------------------------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", "")
+# Seconds a Redis read may take. Above channels-redis's blocking receive (5 s) with room to
+# spare: a shorter timeout kills every idle consumer (redis-py 8 defaults make it 5 s).
+REDIS_SOCKET_TIMEOUT = 30
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_SOCKET_TIMEOUT}]},
         }
     }
 else:
@@ -285,6 +288,23 @@ DOCE_WS_MAX_MESSAGE_BYTES = env.int("DOCE_WS_MAX_MESSAGE_BYTES", 256 * 1024, min
 DOCE_EVENTS_POLL_SECONDS = env.float(
     "DOCE_EVENTS_POLL_SECONDS", 5.0 if REDIS_URL else 0.5, minimum=0.05
 )
+# Outbox events older than this (hours) are deleted by a worker's housekeeping (every 10
+# minutes). Events exist for live pages resuming after a reconnect; a page that was away
+# longer misses the pruned ones (a reload shows the current state).
+DOCE_EVENTS_PRUNE_AFTER_HOURS = env.float("DOCE_EVENTS_PRUNE_AFTER_HOURS", 24.0, minimum=0.1)
+
+# --- Health ---------------------------------------------------------------------------------
+
+# How often a worker pings the Docker Engine and records the answer (seconds); the web
+# process reads that record (dashboard, /healthz) and never calls the Engine per request.
+DOCE_ENGINE_HEALTH_SECONDS = env.float("DOCE_ENGINE_HEALTH_SECONDS", 10.0, minimum=1.0)
+# While the Docker Engine is unreachable, Docker steps wait instead of failing: each retries
+# after about as long as the outage has lasted, at most this long (seconds). When a worker
+# sees the Engine answer again, the held steps run at once.
+DOCE_DOCKER_WAIT_MAX_SECONDS = env.float("DOCE_DOCKER_WAIT_MAX_SECONDS", 120.0, minimum=1.0)
+# /healthz shows anonymous callers only its status; staff, or a caller sending this token in
+# the `X-Doce-Health-Token` header, also get each check's details. Empty: staff only.
+DOCE_HEALTHZ_TOKEN = env.str("DOCE_HEALTHZ_TOKEN", "")
 
 # --- Job queue (jobqueue/, `manage.py run_worker`) ------------------------------------------
 

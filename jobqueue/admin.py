@@ -82,7 +82,7 @@ class JobAdmin(admin.ModelAdmin):
         level = messages.SUCCESS if touched else messages.WARNING
         self.message_user(request, f"{verb} {touched} of {total} selected job(s).", level)
 
-    @admin.action(description="Retry (new job, same payload)")
+    @admin.action(description="Retry failed or cancelled (new job, same payload)")
     def retry_jobs(self, request, queryset) -> None:
         created = [services.retry_job(job) for job in queryset]
         self._report(request, "Retried", sum(1 for job in created if job is not None), len(created))

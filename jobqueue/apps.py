@@ -21,6 +21,7 @@ class JobQueueConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from doce import events
         from doce.health import register_check
         from jobqueue import health, periodic, registry, services
 
@@ -34,5 +35,11 @@ class JobQueueConfig(AppConfig):
             lambda: services.prune_finished_jobs(
                 timedelta(days=settings.DOCE_QUEUE_PRUNE_AFTER_DAYS)
             ),
+        )
+        # The outbox only serves live pages resuming after a reconnect: old events go.
+        periodic.register_periodic(
+            "events.prune",
+            600,
+            lambda: events.prune_events(timedelta(hours=settings.DOCE_EVENTS_PRUNE_AFTER_HOURS)),
         )
         register_check("worker", health.check_worker)

@@ -7,6 +7,8 @@ two web processes enqueueing at once, cannot break them whatever the timing.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -26,6 +28,9 @@ class JobState(models.TextChoices):
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 FINISHED_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+# Only a job that ended badly may be retried: re-running a succeeded one repeats its effect
+# (a `docker.stop` retried from history would stop a running project).
+RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELLED)
 
 
 class JobQuerySet(models.QuerySet):
@@ -43,8 +48,20 @@ class JobQuerySet(models.QuerySet):
         return self.filter(state__in=FINISHED_STATES)
 
     def lease_expired(self, now) -> JobQuerySet:
-        """Running jobs whose worker stopped extending the lease before `now`."""
-        return self.running().filter(lease_expires_at__lt=now)
+        """Running jobs whose worker stopped extending the lease before `now`, and running
+        jobs with no lease expiry at all (only a hand-edited row has none; left alone, it
+        would block its serialization key for ever)."""
+        return self.running().filter(Q(lease_expires_at__lt=now) | Q(lease_expires_at=None))
+
+    def held_by_dead_workers(self, now, silent_seconds: float) -> JobQuerySet:
+        """Running jobs whose worker's own heartbeat row says it is gone: stopped, or silent
+        for more than `silent_seconds` before `now`. A lock without a heartbeat row is not
+        evidence (that worker may not have written one yet)."""
+        silent_since = now - timedelta(seconds=silent_seconds)
+        dead = WorkerHeartbeat.objects.filter(
+            Q(stopped_at__isnull=False) | Q(heartbeat_at__lt=silent_since)
+        ).values("worker_id")
+        return self.running().filter(locked_by__in=dead)
 
     def for_user(self, user) -> JobQuerySet:
         """Jobs `user` may see: all for staff; else the jobs whose serial key a domain app
@@ -84,6 +101,9 @@ class Job(models.Model):
     # `project:<id>`, which is also that project's event topic).
     serial_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # Set while the job polls (its handler rescheduled it, e.g. "not ready yet"): its claims
+    # and reschedules write no events, since nothing a user sees changes; its outcome does.
+    polling = models.BooleanField(default=False)
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -139,6 +159,11 @@ class Job(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def is_retryable(self) -> bool:
+        """True for a failed or cancelled job (see `RETRYABLE_STATES`)."""
+        return self.state in RETRYABLE_STATES
 
     def as_event(self) -> dict:
         """The JSON shape of this job in outbox events and the monitor's live updates."""
@@ -223,8 +248,9 @@ class QueueSettings(models.Model):
 class WorkerHeartbeat(models.Model):
     """A `run_worker` process: written at start, every heartbeat, and at a clean stop.
 
-    `/healthz` reports the freshest heartbeat; a worker killed with SIGKILL simply stops
-    beating (its jobs are then reclaimed by lease expiry, not by this row).
+    `/healthz` reports the freshest heartbeat. A worker killed with SIGKILL simply stops
+    beating: once its row is silent for `DEAD_AFTER_HEARTBEATS` heartbeats, the reaper
+    reclaims its jobs without waiting for their leases to expire.
     """
 
     worker_id = models.CharField(primary_key=True, max_length=200)

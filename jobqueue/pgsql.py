@@ -1,7 +1,8 @@
 """The worker's two hot paths on Postgres, each one statement (one round trip).
 
 A claim and a plain success are each a single `WITH … UPDATE … RETURNING` whose
-data-modifying CTE also writes the outbox events: atomic without BEGIN/COMMIT round trips.
+data-modifying CTE also writes the outbox events (none for the claim of a polling job):
+atomic without BEGIN/COMMIT round trips.
 The claim is the same `FOR UPDATE SKIP LOCKED` selection the ORM would issue
 (`select_for_update(skip_locked=True)`), fused with its update, as procrastinate's
 `fetch_job` does. The event payload mirrors `Job.as_event()` (a test holds them equal).
@@ -30,7 +31,7 @@ _EVENTS_FROM = """
     SELECT t.topic, 'job.' || %(change)s,
            jsonb_build_object('change', %(change)s, 'job', {job_json}), %(now)s
     FROM {source} AS c CROSS JOIN LATERAL unnest(ARRAY['queue', c.serial_key]) AS t(topic)
-    WHERE t.topic IS NOT NULL
+    WHERE t.topic IS NOT NULL AND NOT c.polling
 """
 
 # Built from constant fragments only; every value is a query parameter.
@@ -52,13 +53,13 @@ WITH claimed AS (
         FOR UPDATE SKIP LOCKED)
     RETURNING *
 ), events AS ({_EVENTS_FROM.format(job_json=_JOB_JSON, source="claimed")})
-SELECT * FROM claimed
+SELECT id, serial_key, polling FROM claimed
 """  # noqa: S608
 
 SUCCEED = f"""
 WITH done AS (
     UPDATE queue_job
-    SET state = 'succeeded', finished_at = %(now)s, updated_at = %(now)s,
+    SET state = 'succeeded', finished_at = %(now)s, updated_at = %(now)s, polling = false,
         locked_by = NULL, locked_at = NULL, lease_expires_at = NULL
     WHERE id = %(id)s AND state = 'running' AND locked_by = %(worker)s
     RETURNING *
@@ -67,20 +68,27 @@ SELECT id FROM done
 """  # noqa: S608
 
 
-def claim(worker_id: str, now: datetime, lease_seconds: float) -> Job | None:
-    """Claim the next ready job for `worker_id` (see `services.claim_next`)."""
-    params = {
+def claim(worker_id: str, now: datetime, lease_seconds: float) -> int | None:
+    """Claim the next ready job for `worker_id`; return its id (see `services.claim_next`).
+
+    Only the id comes back: decoding the row (its JSON payload) is the caller's business, so
+    a row that does not decode cannot break the claim itself.
+    """
+    params: dict[str, Any] = {
         "worker": worker_id,
         "now": now,
         "expires": now + timedelta(seconds=lease_seconds),
         "change": "started",
     }
-    claimed = list(Job.objects.raw(CLAIM, params))
-    if not claimed:
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM, params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    job = claimed[0]
-    outbox.wake_after_commit(outbox.job_topics(job))
-    return job
+    pk, serial_key, polling = row
+    if not polling:  # a polling job's claim writes no event (see `services.reschedule_job`)
+        outbox.wake_after_commit(outbox.job_topics(Job(pk=pk, serial_key=serial_key)))
+    return pk
 
 
 def succeed(job: Job, worker_id: str, now: datetime) -> bool:

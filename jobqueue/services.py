@@ -16,8 +16,8 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import BaseModel
@@ -164,19 +164,87 @@ def claim_next(worker_id: str, lease_seconds: float) -> Job | None:
     transaction; two workers racing for one serialization key are settled by the unique
     constraint (the loser gets None and tries again). SQLite: one UPDATE … RETURNING in an
     immediate transaction (writers are serialized, so there is no race).
+
+    A claimed row that cannot be decoded (a payload nested too deep for `json.loads`, a
+    malformed time written by hand) fails alone, with the reason in `last_error` and its
+    log, and the next ready job is claimed instead.
     """
-    if connection.vendor != "postgresql":
-        return _claim_sqlite(worker_id, lease_seconds)
     # A lost race means another worker just started a job of that key; the next try no
-    # longer sees that key as free, so a few tries settle it.
+    # longer sees that key as free, so a few tries settle it. An undecodable row is failed
+    # by its claim, so the next try sees the next job.
     for _ in range(10):
-        job = _claim_postgres(worker_id, lease_seconds)
-        if job is not _CONTENDED:
+        if connection.vendor == "postgresql":
+            job = _claim_postgres(worker_id, lease_seconds)
+        else:
+            job = _claim_sqlite(worker_id, lease_seconds)
+        if job is not _CONTENDED and job is not _UNDECODABLE:
             return job
     return None
 
 
 _CONTENDED: Any = object()
+_UNDECODABLE: Any = object()
+
+# Columns whose values cannot fail to decode: no JSON, no times (SQLite stores those as text
+# that anyone with the database file can spoil).
+_PLAIN_FIELDS = (
+    "id",
+    "type",
+    "state",
+    "attempts",
+    "max_attempts",
+    "priority",
+    "dedupe_key",
+    "serial_key",
+    "locked_by",
+    "last_error",
+)
+
+
+def plain_job(**row) -> Job:
+    """An unsaved `Job` carrying only `_PLAIN_FIELDS` values (times None, payload empty):
+    enough for outcome writes and events when the full row may not decode."""
+    job = Job(**row, payload={})
+    for name in ("run_at", "created_at", "updated_at"):
+        setattr(job, name, None)  # unknown: the stored values may not decode
+    return job
+
+
+def _load_claimed(pk: int, worker_id: str) -> Job:
+    """The claimed row as a `Job`, or `_UNDECODABLE` after failing it (see `claim_next`)."""
+    try:
+        return Job.objects.get(pk=pk)
+    except DatabaseError:
+        raise
+    except Exception as exc:  # RecursionError, ValueError… from decoding a spoiled column
+        fail_undecodable(pk, worker_id, exc)
+        return _UNDECODABLE
+
+
+def fail_undecodable(pk: int, worker_id: str, exc: BaseException) -> bool:
+    """End running job `pk` (held by `worker_id`) as `failed`: its row cannot be decoded.
+
+    Touches no column that might not decode; logs `job.undecodable` at ERROR with the
+    cause, and writes the reason to `last_error` and the job's log.
+    """
+    row = Job.objects.filter(pk=pk).values(*_PLAIN_FIELDS).first()
+    if row is None:
+        return False
+    job = plain_job(**row)
+    reason = f"the stored job cannot be decoded, so it cannot run: {error_text(exc)}"
+    log.error("job.undecodable", job_id=pk, job_type=job.type, error=error_text(exc))
+    with transaction.atomic():
+        if not _finish_owned(
+            job,
+            worker_id,
+            "failed",
+            state=JobState.FAILED,
+            finished_at=timezone.now(),
+            last_error=reason[:MAX_ERROR_CHARS],
+        ):
+            return False
+        write_log(job, reason, level=JobLog.Level.ERROR)
+    return True
 
 
 def _claim_postgres(worker_id: str, lease_seconds: float) -> Job | None:
@@ -184,10 +252,16 @@ def _claim_postgres(worker_id: str, lease_seconds: float) -> Job | None:
         if connection.in_atomic_block:
             # Inside a transaction (tests): a savepoint keeps a lost race from aborting it.
             with transaction.atomic():
-                return pgsql.claim(worker_id, timezone.now(), lease_seconds)
-        return pgsql.claim(worker_id, timezone.now(), lease_seconds)
+                pk = pgsql.claim(worker_id, timezone.now(), lease_seconds)
+        else:
+            pk = pgsql.claim(worker_id, timezone.now(), lease_seconds)
     except IntegrityError:
         return _CONTENDED  # another worker started a job of this serialization key first
+    if pk is None:
+        return None
+    # The claim (and its `started` events) committed already; a row that does not decode
+    # is failed now rather than left running for the reaper.
+    return _load_claimed(pk, worker_id)
 
 
 _SQLITE_CLAIM = """
@@ -202,7 +276,7 @@ WHERE id = (
           SELECT 1 FROM queue_job AS r WHERE r.state = 'running' AND r.serial_key = j.serial_key))
     ORDER BY j.priority DESC, j.run_at, j.id
     LIMIT 1)
-RETURNING *
+RETURNING id
 """
 
 
@@ -212,25 +286,30 @@ def _claim_sqlite(worker_id: str, lease_seconds: float) -> Job | None:
     expires = now + timedelta(seconds=lease_seconds)
     params = [worker_id, adapt(now), adapt(expires), adapt(now), adapt(now), adapt(now)]
     with transaction.atomic():
-        claimed = list(Job.objects.raw(_SQLITE_CLAIM, params))
-        if not claimed:
+        with connection.cursor() as cursor:
+            cursor.execute(_SQLITE_CLAIM, params)
+            row = cursor.fetchone()
+        if row is None:
             return None
-        job = claimed[0]
-        outbox.emit_job_change(job, "started")
+        job = _load_claimed(row[0], worker_id)
+        if job is not _UNDECODABLE and not job.polling:
+            outbox.emit_job_change(job, "started")
         return job
 
 
 # --- Outcomes of a run (called by the worker that holds the lease) ----------------------------
 
 
-def _finish_owned(job: Job, worker_id: str, change: str, **fields) -> bool:
-    """CAS a running `job` held by `worker_id` to new `fields`; emit `job.<change>`.
+def _finish_owned(job: Job, worker_id: str, change: str, *, quiet: bool = False, **fields) -> bool:
+    """CAS a running `job` held by `worker_id` to new `fields`; emit `job.<change>` unless
+    `quiet`. Every outcome but a reschedule ends the job's polling.
 
     Returns False (and writes nothing) when the lease was lost meanwhile. Call inside a
     transaction.
     """
     now = timezone.now()
     fields.setdefault("updated_at", now)
+    fields.setdefault("polling", False)
     lease_cleared = {"locked_by": None, "locked_at": None, "lease_expires_at": None}
     changes = {**lease_cleared, **fields}
     touched = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, locked_by=worker_id).update(
@@ -244,7 +323,8 @@ def _finish_owned(job: Job, worker_id: str, change: str, **fields) -> bool:
             setattr(job, name, value)
     if "attempts" in changes:
         job.refresh_from_db(fields=["attempts"])
-    outbox.emit_job_change(job, change)
+    if not quiet:
+        outbox.emit_job_change(job, change)
     return True
 
 
@@ -278,13 +358,20 @@ def cancel_running_job(job: Job, worker_id: str) -> bool:
 
 
 def reschedule_job(job: Job, worker_id: str, delay_seconds: float) -> bool:
-    """Back to `queued` at now + `delay_seconds`, giving the attempt back, recording no error."""
+    """Back to `queued` at now + `delay_seconds`, giving the attempt back, recording no error.
+
+    The job is now `polling`: this and its next claims write no events (a readiness poll
+    once a second would otherwise send four outbox rows a second to every open page); to
+    watchers it stays running until its outcome.
+    """
     delay = max(0.0, float(delay_seconds))
     with transaction.atomic():
         return _finish_owned(
             job,
             worker_id,
             "rescheduled",
+            quiet=True,
+            polling=True,
             state=JobState.QUEUED,
             run_at=timezone.now() + timedelta(seconds=delay),
             attempts=F("attempts") - 1,
@@ -463,13 +550,15 @@ def run_job_now(job: Job | int) -> bool:
 
 
 def retry_job(job: Job | int) -> Job | None:
-    """Enqueue a new job with a finished job's type, payload, keys, priority and attempts.
+    """Enqueue a new job with a failed or cancelled job's type, payload, keys, priority and
+    attempts.
 
     Returns the new job (or the active job already holding the dedupe key); None when the
-    job is not finished or does not exist. The payload is validated again.
+    job does not exist or did not end failed or cancelled (a succeeded job is never re-run:
+    its effect would repeat). The payload is validated again.
     """
     current = _get(job)
-    if current is None or current.is_active:
+    if current is None or not current.is_retryable:
         return None
     return enqueue(
         current.type,
@@ -514,50 +603,89 @@ def resume_queue() -> bool:
 # --- Housekeeping ---------------------------------------------------------------------------
 
 
+# A worker whose heartbeat row is this many heartbeats old (and at least this many seconds)
+# is dead: its jobs are reclaimed. The floor keeps a tiny heartbeat setting on a loaded
+# machine from reclaiming the jobs of a worker that is merely slow.
+DEAD_AFTER_HEARTBEATS = 3
+DEAD_AFTER_MIN_SECONDS = 10.0
+
+
 def reap_expired_leases(now: datetime | None = None) -> int:
-    """Recover running jobs whose lease expired (their worker died or hung).
+    """Recover running jobs whose worker is gone: the lease expired (the worker died or
+    hangs), the lease has no expiry at all, or the worker's own heartbeat row says it
+    stopped or has been silent for `DEAD_AFTER_HEARTBEATS` heartbeats (at least 10 s).
 
     A job whose cancel was requested ends `cancelled`; with attempts spent it ends `failed`
     (freeing its dedupe key); otherwise it returns to `queued` (the attempt counts). A job
-    whose worker still heartbeats has a fresh lease and is never touched. Returns the
-    number of jobs recovered.
+    whose worker still heartbeats has a fresh lease and is never touched. Reads only columns
+    that always decode, and one job's failure does not stop the others. Returns the number
+    of jobs recovered.
     """
     now = now or timezone.now()
+    silent = max(
+        DEAD_AFTER_HEARTBEATS * settings.DOCE_QUEUE_HEARTBEAT_SECONDS, DEAD_AFTER_MIN_SECONDS
+    )
+    expired = Job.objects.lease_expired(now).values_list("pk", flat=True)
+    dead = Job.objects.held_by_dead_workers(now, silent).values_list("pk", flat=True)
+    candidates = sorted(set(expired[:500]) | set(dead[:500]))
     recovered = 0
-    for job in Job.objects.lease_expired(now).order_by("id")[:500]:
-        with transaction.atomic():
-            fields: dict[str, Any]
-            if job.cancel_requested_at is not None:
-                state, change, fields = JobState.CANCELLED, "cancelled", {"finished_at": now}
-            elif job.attempts >= job.max_attempts:
-                state, change = JobState.FAILED, "failed"
-                fields = {
-                    "finished_at": now,
-                    "last_error": f"lease expired on attempt {job.attempts} of "
-                    f"{job.max_attempts} (worker {job.locked_by} stopped heartbeating)",
-                }
-            else:
-                state, change, fields = JobState.QUEUED, "reclaimed", {"run_at": now}
-            touched = Job.objects.filter(
-                pk=job.pk, state=JobState.RUNNING, lease_expires_at__lt=now
-            ).update(
-                state=state,
-                locked_by=None,
-                locked_at=None,
-                lease_expires_at=None,
-                updated_at=now,
-                **fields,
-            )
-            if not touched:
-                continue  # its worker extended the lease or finished it meanwhile
-            log.warning("job.lease_expired", job_id=job.pk, worker_id=job.locked_by, to=state)
-            for name, value in {"state": state, "locked_by": None, **fields}.items():
-                setattr(job, name, value)
-            outbox.emit_job_change(job, change)
-            if state == JobState.QUEUED:
-                outbox.notify_workers()
-            recovered += 1
+    for pk in candidates:
+        try:
+            recovered += _reclaim(pk, now, silent)
+        except DatabaseError:
+            raise
+        except Exception:
+            log.exception("job.reclaim_failed", job_id=pk)
     return recovered
+
+
+_CANCEL_REQUESTED = ExpressionWrapper(Q(cancel_requested_at__isnull=False), BooleanField())
+
+
+def _reclaim(pk: int, now: datetime, silent_seconds: float) -> bool:
+    """Recover running job `pk` if its worker is still gone (compare-and-set)."""
+    gone = Job.objects.lease_expired(now) | Job.objects.held_by_dead_workers(now, silent_seconds)
+    with transaction.atomic():
+        row = (
+            gone.filter(pk=pk)
+            .annotate(cancel=_CANCEL_REQUESTED)
+            .values(*_PLAIN_FIELDS, "cancel")
+            .first()
+        )
+        if row is None:
+            return False  # its worker extended the lease or finished it meanwhile
+        cancel = row.pop("cancel")
+        job = plain_job(**row)
+        fields: dict[str, Any]
+        if cancel:
+            state, change, fields = JobState.CANCELLED, "cancelled", {"finished_at": now}
+        elif job.attempts >= job.max_attempts:
+            state, change = JobState.FAILED, "failed"
+            fields = {
+                "finished_at": now,
+                "last_error": f"worker {job.locked_by} stopped on attempt {job.attempts} of "
+                f"{job.max_attempts} (lease expired or heartbeat stopped)",
+            }
+        else:
+            state, change, fields = JobState.QUEUED, "reclaimed", {"run_at": now}
+        touched = gone.filter(pk=pk, locked_by=job.locked_by).update(
+            state=state,
+            polling=False,
+            locked_by=None,
+            locked_at=None,
+            lease_expires_at=None,
+            updated_at=now,
+            **fields,
+        )
+        if not touched:
+            return False
+        log.warning("job.reclaimed", job_id=pk, worker_id=job.locked_by, to=state)
+        for name, value in {"state": state, "locked_by": None, **fields}.items():
+            setattr(job, name, value)
+        outbox.emit_job_change(job, change)
+        if state == JobState.QUEUED:
+            outbox.notify_workers()
+    return True
 
 
 def prune_finished_jobs(older_than: timedelta) -> int:
@@ -585,7 +713,7 @@ def release_worker_jobs(worker_id: str) -> int:
     and at start (jobs a previous process with the same worker id left behind).
     """
     released = 0
-    for job in Job.objects.running().filter(locked_by=worker_id):
-        if release_job(job, worker_id):
+    for row in Job.objects.running().filter(locked_by=worker_id).values(*_PLAIN_FIELDS):
+        if release_job(plain_job(**row), worker_id):
             released += 1
     return released

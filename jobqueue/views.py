@@ -161,7 +161,11 @@ def retry(request: HttpRequest, job_id: int) -> HttpResponse:
         messages.error(request, f"Job #{job.pk} can't be retried: {exc}")
         return _back(request, reverse("queue:job", args=[job.pk]))
     if new is None:
-        messages.warning(request, f"Job #{job.pk} is not finished; nothing to retry.")
+        messages.warning(
+            request,
+            f"Job #{job.pk} is {job.get_state_display().lower()}: only a failed or cancelled "
+            "job can be retried.",
+        )
         return _back(request, reverse("queue:job", args=[job.pk]))
     messages.success(request, f"Job #{job.pk} retried as job #{new.pk}.")
     return HttpResponseRedirect(reverse("queue:job", args=[new.pk]))

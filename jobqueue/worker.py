@@ -114,6 +114,8 @@ class Worker:
         self.exiting = threading.Event()  # second signal: skip the grace period
         self.wakeup = Wakeup()
         self.jobs_done = 0
+        # Set when a runner thread died of a bug: the process must exit non-zero.
+        self.crashed = False
         self._claims = 0
         self._lock = threading.Lock()
         self._running: dict[int, JobContext] = {}
@@ -201,11 +203,12 @@ class Worker:
             log.exception("queue.worker_stop_unrecorded", worker_id=self.worker_id)
         finally:
             connection.close()
-        log.info(
+        (log.error if self.crashed else log.info)(
             "queue.worker_stopped",
             worker_id=self.worker_id,
             jobs_done=self.jobs_done,
             released=released,
+            crashed=self.crashed,
         )
 
     def _release_running(self) -> int:
@@ -230,26 +233,41 @@ class Worker:
 
     def _runner_loop(self) -> None:
         try:
-            while not self.stopping.is_set():
-                seen = self.wakeup.generation()
-                if not self._reserve_claim():
-                    break
-                try:
-                    did_work = self.run_one()
-                except DatabaseError:
-                    log.exception("queue.claim_failed", worker_id=self.worker_id)
-                    connection.close()
-                    did_work = False
-                if did_work:
-                    continue
-                with self._lock:
-                    self._claims -= 1  # the reservation was not used
-                if self.once:
-                    break
-                close_old_connections()
-                self.wakeup.wait(seen, self.poll_seconds)
+            self._claim_and_run()
+        except BaseException:
+            # Only a bug gets here (every job's own failure is recorded on the job): stop the
+            # whole worker loudly so its process manager restarts it, never exit quietly.
+            self.crashed = True
+            log.exception("queue.runner_crashed", worker_id=self.worker_id)
+            self.stop()
         finally:
             connection.close()
+
+    def _claim_and_run(self) -> None:
+        while not self.stopping.is_set():
+            seen = self.wakeup.generation()
+            if not self._reserve_claim():
+                break
+            try:
+                did_work = self.run_one()
+            except DatabaseError:
+                log.exception("queue.claim_failed", worker_id=self.worker_id)
+                connection.close()
+                did_work = False
+            except Exception:
+                # Recording an outcome failed outside the database: the job's lease runs
+                # out and the reaper retries it; this thread goes on with the next job.
+                log.exception("queue.run_failed", worker_id=self.worker_id)
+                connection.close()
+                did_work = False
+            if did_work:
+                continue
+            with self._lock:
+                self._claims -= 1  # the reservation was not used
+            if self.once:
+                break
+            close_old_connections()
+            self.wakeup.wait(seen, self.poll_seconds)
 
     def _reserve_claim(self) -> bool:
         with self._lock:

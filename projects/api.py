@@ -370,6 +370,16 @@ def start(request: HttpRequest, project_id: str):
     return _accepted(project)
 
 
+@api.post(
+    f"/projects/{ID}/retry", response=answers({202: Accepted}, 403, 404, 409), tags=["projects"]
+)
+def retry(request: HttpRequest, project_id: str):
+    """Run a project in error again from its failed step (409 when it is not in error)."""
+    project = get_project_for_user(request.user, project_id)
+    services.retry_project(project)
+    return _accepted(project)
+
+
 @api.delete(f"/projects/{ID}", response=answers({202: Accepted}, 403, 404), tags=["projects"])
 def delete(request: HttpRequest, project_id: str):
     """Delete the project: containers, files and the project itself (202; done by a job)."""

@@ -8,6 +8,8 @@ class ProjectsConfig(AppConfig):
     verbose_name = "Projects"
 
     def ready(self) -> None:
+        from django.conf import settings
+
         from jobqueue import register_periodic, register_visible_keys
         from projects import housekeeping
         from projects.models import visible_topics
@@ -18,3 +20,10 @@ class ProjectsConfig(AppConfig):
         # Run by one worker of the deployment at these intervals (seconds).
         register_periodic("projects.reconcile", 30, housekeeping.reconcile_and_restart)
         register_periodic("projects.stop_idle", 30, housekeeping.stop_idle)
+        # What the web process shows of the Docker Engine (it never pings it per request);
+        # resumes the steps held during an outage.
+        register_periodic(
+            "docker.engine_health",
+            settings.DOCE_ENGINE_HEALTH_SECONDS,
+            housekeeping.record_engine_health,
+        )

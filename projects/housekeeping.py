@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 
+from doce import engine_health
 from projects import chain, presence, services
 from projects.models import Project
 from projects.reconcile import reconcile
@@ -31,3 +32,13 @@ def stop_idle() -> dict:
     pruned = presence.prune_stale_viewers()
     stopped = services.stop_idle_projects()
     return {"stale_viewers": pruned, "stopped": stopped}
+
+
+def record_engine_health() -> dict:
+    """Record the Docker Engine's health (what the dashboard and /healthz show); when it
+    answers again after an outage, run the Docker steps held for it at once."""
+    came_back = engine_health.record_engine_health()
+    resumed = services.resume_held_steps() if came_back else 0
+    if came_back:
+        log.info("docker.engine_back", resumed_steps=resumed)
+    return {"came_back": came_back, "resumed": resumed}

@@ -9,7 +9,8 @@ Handlers are safe to re-run: a step that finds its work done moves on. A start-c
 (`docker.composeUp`, `docker.waitReady`, `opencode.sessionCreate`) that finds the project
 stopping, stopped or being deleted (the user stopped it after the chain began) does nothing.
 Docker failures are `StackError`s whose `permanent` flag tells the queue whether to retry; a
-project whose stack cannot start ends in status `error` with the failure's message.
+project whose stack cannot start ends in status `error` with the failure's message. An
+unreachable Docker Engine is not a failure: the step waits for it (`holds_while_docker_is_down`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from pydantic import BaseModel, Field
 
 from doce import events
 from doce.docker.failures import FailureKind, StackError
+from doce.engine_health import outage_seconds, record_engine_unreachable
 from doce.opencode.agents import agent_base_url, client_for_project
 from doce.opencode.client import close_clients
 from doce.opencode.completion import CompletionCheck, check_completion
-from doce.opencode.errors import OpencodeError
+from doce.opencode.errors import OpencodeError, make_diagnostic
+from doce.opencode.ids import MESSAGE_ID_PATTERN, ascending_message_id
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
 from projects import chain, runtime
 from projects.agent_config import opencode_provider_config
@@ -40,6 +43,7 @@ from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
 from projects.services import (
     PROMPT_MAX,
+    WAITING_FOR_DOCKER,
     enqueue_step,
     record_completion,
     set_prompt_state,
@@ -68,6 +72,9 @@ class PromptPayload(ProjectPayload):
     model: str = ""
     # Epoch seconds when the prompt was queued; the wait for the agent is bounded from there.
     queued_at: float = Field(default_factory=time.time)
+    # The user message's id in the agent, fixed when the job is queued: a re-run (the worker
+    # died after sending) finds the message there and does not send it twice.
+    message_id: str = Field(default_factory=ascending_message_id, pattern=MESSAGE_ID_PATTERN)
 
 
 class AwaitIdlePayload(ProjectPayload):
@@ -158,6 +165,31 @@ def project_fails_with_job(ctx: JobContext, project: Project) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def holds_while_docker_is_down(ctx: JobContext, project: Project | None) -> Iterator[None]:
+    """Hold the step while the Docker Engine is unreachable instead of failing it.
+
+    The step is rescheduled (no attempt spent) after about as long as the outage has lasted
+    (2 s at first, at most `DOCE_DOCKER_WAIT_MAX_SECONDS`); a starting project shows
+    `WAITING_FOR_DOCKER`. A worker that sees the Engine back runs held steps at once
+    (`housekeeping.record_engine_health`). Every other failure passes through.
+    """
+    try:
+        yield
+    except StackError as exc:
+        if exc.failure.kind != FailureKind.ENGINE_UNREACHABLE:
+            raise
+        record_engine_unreachable()
+        delay = min(settings.DOCE_DOCKER_WAIT_MAX_SECONDS, max(2.0, outage_seconds()))
+        ctx.log("Docker Engine unreachable: waiting for it", retry_in_s=round(delay, 1))
+        if project is not None and project.status_reason != WAITING_FOR_DOCKER:
+            # Only a project on its way up says so (a stopped or deleted one stays as it is).
+            with suppress(IllegalTransition):
+                waiting = (Project.Status.CREATED, Project.Status.STARTING)
+                set_status(project, Project.Status.STARTING, WAITING_FOR_DOCKER, from_=waiting)
+        ctx.reschedule(delay)
+
+
 def _render(project: Project) -> None:
     """Write the stack files with the owner's current provider credentials."""
     runtime.render_stack(project, provider_config=opencode_provider_config(project.owner))
@@ -175,6 +207,9 @@ def _bring_up(ctx: JobContext, project: Project) -> None:
             release_ports(project)  # the next attempt allocates free ones
         ctx.log("compose up failed", kind=str(exc.failure.kind), retryable=not exc.permanent)
         raise
+    if project.status_reason == WAITING_FOR_DOCKER:  # Docker answered: no longer waiting
+        with suppress(IllegalTransition):
+            set_status(project, Project.Status.STARTING, from_=[Project.Status.STARTING])
     _enqueue_next(ctx, {"project_id": project.id, "started_at": time.time(), "then_session": True})
 
 
@@ -192,7 +227,7 @@ def _enqueue_next(ctx: JobContext, payload: dict, **kwargs) -> None:
 def create(ctx: JobContext) -> None:
     """Scaffold the site from the template (once), allocate ports, render the stack."""
     project = _project(ctx)
-    with project_fails_with_job(ctx, project):
+    with project_fails_with_job(ctx, project), holds_while_docker_is_down(ctx, project):
         if scaffold_site(project):
             ctx.log("site scaffolded from the template")
         ensure_ports(project)
@@ -204,9 +239,14 @@ def create(ctx: JobContext) -> None:
 def compose_up(ctx: JobContext) -> None:
     """`compose up -d` the project's stack (idempotent)."""
     project = _project(ctx)
-    if _halted(ctx, project) or not _move(ctx, project, Project.Status.STARTING):
+    if _halted(ctx, project):
         return
-    with project_fails_with_job(ctx, project):
+    # Already starting (e.g. held for Docker): keep its reason; the CAS guards the move.
+    if project.status != Project.Status.STARTING and not _move(
+        ctx, project, Project.Status.STARTING
+    ):
+        return
+    with project_fails_with_job(ctx, project), holds_while_docker_is_down(ctx, project):
         _bring_up(ctx, project)
 
 
@@ -219,9 +259,11 @@ def ensure_running(ctx: JobContext) -> None:
     if project.preview_port and project.agent_port and runtime.check_ready(project).ready:
         _move(ctx, project, Project.Status.RUNNING)
         return
-    if not _move(ctx, project, Project.Status.STARTING):
+    if project.status != Project.Status.STARTING and not _move(
+        ctx, project, Project.Status.STARTING
+    ):
         return
-    with project_fails_with_job(ctx, project):
+    with project_fails_with_job(ctx, project), holds_while_docker_is_down(ctx, project):
         if not project.site_dir.is_dir():
             scaffold_site(project)
         _bring_up(ctx, project)
@@ -316,16 +358,53 @@ def send_user_prompt(ctx: JobContext) -> None:
                 enqueue_step(project, chain.SESSION_CREATE)
             ctx.reschedule(WAIT_POLL_SECONDS)
         client = _agent_client(project)
-        since_ms = int(time.time() * 1000)
-        client.prompt_async(
-            project.agent_session_id, ctx.payload.text, model=ctx.payload.model or project.model
-        )
+        session_id, message_id = project.agent_session_id, ctx.payload.message_id
+        sent = _sent_message(client, session_id, message_id)
+        if sent is not None:
+            ctx.log("the agent has this prompt already (sent before a restart); not resending")
+            since_ms = sent.info.time.created - 1
+        else:
+            since_ms = int(time.time() * 1000)
+            client.prompt_async(
+                session_id,
+                ctx.payload.text,
+                model=ctx.payload.model or project.model,
+                message_id=message_id,
+            )
+            # The agent stores the message a moment after its 204: wait for it, so that from
+            # here on a re-run of this job finds it and never sends it again.
+            _await_message(client, session_id, message_id)
     project.prompt_sent = True
     project.prompt_completed = False
     project.save(update_fields=["prompt_sent", "prompt_completed", "updated_at"])
     set_prompt_state(project, PromptState.RUNNING)
     ctx.log("prompt sent to the agent", chars=len(ctx.payload.text))
     _enqueue_next(ctx, {"project_id": project.id, "since_ms": since_ms})
+
+
+# How long a sent prompt may take to appear in the agent's session (seconds).
+SENT_MESSAGE_WAIT_SECONDS = 10.0
+
+
+def _sent_message(client, session_id: str, message_id: str):
+    """The session's message `message_id`, or None when the agent does not have it."""
+    try:
+        return client.get_message(session_id, message_id)
+    except OpencodeError as exc:
+        if exc.status_code == 404:
+            return None
+        raise
+
+
+def _await_message(client, session_id: str, message_id: str) -> None:
+    deadline = time.monotonic() + SENT_MESSAGE_WAIT_SECONDS
+    while _sent_message(client, session_id, message_id) is None:
+        if time.monotonic() > deadline:
+            diagnostic = make_diagnostic(
+                "unknown", "The agent accepted the prompt but did not record it.", retryable=True
+            )
+            raise OpencodeError(diagnostic, operation="send prompt")
+        time.sleep(0.05)
 
 
 @job_handler(chain.AWAIT_IDLE, payload=AwaitIdlePayload, max_attempts=20)
@@ -398,7 +477,8 @@ def stop(ctx: JobContext) -> None:
     project = _project(ctx, allow_missing=True)
     if project is None:
         return
-    runtime.stack_stop(project)
+    with holds_while_docker_is_down(ctx, None):
+        runtime.stack_stop(project)
     _close_agent_clients(project)
     try:
         set_status(project, Project.Status.STOPPED)
@@ -411,7 +491,8 @@ def stop(ctx: JobContext) -> None:
 def restart_preview(ctx: JobContext) -> None:
     """Restart the preview container, then wait for both services again."""
     project = _project(ctx)
-    runtime.restart_service(project, "preview")
+    with holds_while_docker_is_down(ctx, None):
+        runtime.restart_service(project, "preview")
     _enqueue_next(ctx, {"project_id": project.id, "started_at": time.time(), "then_session": False})
 
 
@@ -424,7 +505,8 @@ def delete(ctx: JobContext) -> None:
     project = _project(ctx, allow_missing=True)
     if project is None:
         return
-    runtime.stack_down(project, delete=True)
+    with holds_while_docker_is_down(ctx, None):
+        runtime.stack_down(project, delete=True)
     _close_agent_clients(project)
     runtime.delete_files(project)
     release_ports(project)

@@ -25,7 +25,7 @@ from doce.opencode.agents import client_for_project
 from doce.opencode.completion import CompletionCheck
 from doce.opencode.errors import OpencodeError
 from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
-from jobqueue.models import Job, JobState
+from jobqueue.models import RETRYABLE_STATES, Job, JobState
 from projects import chain
 from projects.models import IllegalTransition, Project, PromptState, Viewer, project_topic
 
@@ -110,6 +110,30 @@ def _status_payload(project: Project) -> dict:
         "reason": project.status_reason,
         "preview_port": project.preview_port,
     }
+
+
+WAITING_FOR_DOCKER = (
+    "Waiting for Docker: the Docker Engine is unreachable. doce keeps trying and carries on "
+    "by itself when it answers again."
+)
+# Steps that call the Docker Engine: held (rescheduled) while it is unreachable.
+DOCKER_STEPS = (
+    chain.CREATE,
+    chain.COMPOSE_UP,
+    chain.ENSURE_RUNNING,
+    chain.STOP,
+    chain.RESTART_PREVIEW,
+    chain.DELETE,
+)
+
+
+def resume_held_steps() -> int:
+    """Make every Docker step waiting for a later retry due now (the Engine is back).
+
+    Returns how many jobs were made due.
+    """
+    held = Job.objects.queued().filter(type__in=DOCKER_STEPS, run_at__gt=timezone.now())
+    return sum(jobqueue.run_job_now(job) for job in held)
 
 
 def name_from_prompt(prompt: str) -> str:
@@ -392,6 +416,26 @@ def _cancel_jobs(
 
 
 @transaction.atomic
+def retry_project(project: Project) -> None:
+    """Run the latest failed or cancelled step of a project in `error` again (`retry_step`).
+
+    Raises `ProjectActionError` (409) when the project is not in error or has no such step.
+    """
+    project = _locked(project)
+    if project.status != Project.Status.ERROR:
+        raise ProjectActionError("Only a project in error can be retried.", status=409)
+    failed = (
+        Job.objects.filter(serial_key=serial_key(project), state__in=RETRYABLE_STATES)
+        .order_by("-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if failed is None:
+        raise ProjectActionError("No failed step of this project to retry.", status=409)
+    retry_step(project, failed)
+
+
+@transaction.atomic
 def retry_step(project: Project, job_id: int) -> None:
     """Run a failed or cancelled job of this project again (new job, same payload), after
     moving the project to the step's declared `retry_status` (`projects.chain`).
@@ -400,7 +444,7 @@ def retry_step(project: Project, job_id: int) -> None:
     badly, or the project's status cannot move to `retry_status` (e.g. it is being deleted).
     """
     job = Job.objects.filter(pk=job_id, serial_key=serial_key(project)).first()
-    if job is None or job.state not in (JobState.FAILED, JobState.CANCELLED):
+    if job is None or not job.is_retryable:
         raise ProjectActionError("Only a failed step can be retried.", status=409)
     step = chain.STEPS.get(job.type)
     if step is not None and step.retry_status is not None:

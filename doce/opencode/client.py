@@ -162,15 +162,20 @@ class _Endpoints:
         *,
         model: str | None = None,
         parts: list[dict] | None = None,
+        message_id: str | None = None,
     ):
         """`POST /session/{id}/prompt_async` (204): queue a user message; returns None.
 
-        `model` is `provider/model`; `parts` are extra parts after the text part.
-        Raises `ValueError` for a malformed `model`.
+        `model` is `provider/model`; `parts` are extra parts after the text part;
+        `message_id` names the user message (`doce.opencode.ids.ascending_message_id`).
+        Sending one id twice stores one message but runs the model twice: check
+        `get_message` first. Raises `ValueError` for a malformed `model`.
         """
         body: dict[str, Any] = {"parts": [{"type": "text", "text": text}, *(parts or [])]}
         if model:
             body["model"] = split_model(model)
+        if message_id:
+            body["messageID"] = message_id
         return self._send(
             Call(
                 "POST",
@@ -191,6 +196,18 @@ class _Endpoints:
                 parse=_messages.validate_python,
                 long=True,
                 operation="read messages",
+            )
+        )
+
+    def get_message(self, session_id: str, message_id: str):
+        """`GET /session/{id}/message/{messageID}` → `MessageWithParts`; an `OpencodeError`
+        with `status_code` 404 when the session has no such message."""
+        return self._send(
+            Call(
+                "GET",
+                f"/session/{_seg(session_id)}/message/{_seg(message_id)}",
+                parse=MessageWithParts.model_validate,
+                operation="read message",
             )
         )
 

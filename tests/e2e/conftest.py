@@ -21,6 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+# Lets the tests read /healthz's details (anonymous callers get its status only).
+HEALTHZ_TOKEN = "e2e-healthz-token-3b8d"
 CHROMIUM = os.environ.get("DOCE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -72,6 +74,7 @@ def doce_server(tmp_path_factory) -> DoceServer:
             "DOCE_OFFLINE_IMAGES": "1",  # no container registry on CI machines
             # The e2e viewer leaves and comes back; don't let idle stop race the test.
             "DOCE_IDLE_STOP_SECONDS": "600",
+            "DOCE_HEALTHZ_TOKEN": HEALTHZ_TOKEN,
         }
     )
     log_path = data_dir / "server.log"

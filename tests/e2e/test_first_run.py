@@ -5,6 +5,8 @@ import re
 import httpx
 import pytest
 
+from tests.e2e.conftest import HEALTHZ_TOKEN
+
 pytestmark = pytest.mark.e2e
 
 
@@ -44,7 +46,10 @@ def test_it_serves_hashed_static_files_and_no_external_assets(doce_server):
     assert stylesheet, "collectstatic's hashed stylesheet is linked"
     css = httpx.get(doce_server.url + stylesheet.group(1), timeout=10)
     assert css.status_code == 200 and "--accent" in css.text
-    health = httpx.get(doce_server.url + "/healthz", timeout=10).json()
+    anonymous = httpx.get(doce_server.url + "/healthz", timeout=10).json()
+    assert set(anonymous) == {"status"}
+    token = {"X-Doce-Health-Token": HEALTHZ_TOKEN}
+    health = httpx.get(doce_server.url + "/healthz", headers=token, timeout=10).json()
     assert health["checks"]["database"]["ok"] is True
 
 

@@ -102,6 +102,16 @@ def test_the_owner_cancels_and_retries(bob_client, bobs_job):
     assert new.serial_key == bobs_job.serial_key
 
 
+def test_it_refuses_to_retry_a_succeeded_job(bob_client, bobs_job):
+    Job.objects.filter(pk=bobs_job.pk).update(state=JobState.SUCCEEDED)
+    assert f"/queue/jobs/{bobs_job.pk}/retry" not in bob_client.get("/queue/").content.decode()
+    page = bob_client.get(f"/queue/jobs/{bobs_job.pk}/").content.decode()
+    assert f"/queue/jobs/{bobs_job.pk}/retry" not in page
+    response = bob_client.post(f"/queue/jobs/{bobs_job.pk}/retry", follow=True)
+    assert "only a failed or cancelled job can be retried" in response.content.decode()
+    assert Job.objects.count() == 1
+
+
 def test_it_ignores_an_offsite_next(bob_client, bobs_job):
     response = bob_client.post(
         f"/queue/jobs/{bobs_job.pk}/cancel", {"next": "https://evil.example/"}

@@ -45,7 +45,7 @@ def test_a_job_of_a_killed_worker_is_reclaimed_after_its_lease_and_completes(tmp
     first = start_worker_process(tmp_path, "--concurrency", "1", **FAST_LEASES)
     second = None
     try:
-        wait_for(lambda: started_by(tmp_path, job), timeout=15)
+        wait_for(lambda: started_by(tmp_path, job), timeout=60)  # process start-up under load
         # A second worker (running the reaper) must leave the job alone while its worker
         # still heartbeats, even past the lease length.
         second = start_worker_process(tmp_path, "--concurrency", "1", **FAST_LEASES)
@@ -71,7 +71,7 @@ def test_sigterm_releases_the_lease_of_a_job_that_never_checks_and_exits(tmp_pat
         tmp_path, "--concurrency", "1", DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS="0.5"
     )
     try:
-        wait_for(lambda: started_by(tmp_path, job), timeout=15)
+        wait_for(lambda: started_by(tmp_path, job), timeout=60)  # process start-up under load
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
     finally:
@@ -88,7 +88,7 @@ def test_a_second_signal_exits_at_once_and_still_releases(tmp_path):
         tmp_path, "--concurrency", "1", DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS="60"
     )
     try:
-        wait_for(lambda: started_by(tmp_path, job), timeout=15)
+        wait_for(lambda: started_by(tmp_path, job), timeout=60)  # process start-up under load
         process.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         signalled = time.monotonic()

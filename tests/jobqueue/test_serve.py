@@ -31,14 +31,19 @@ def test_it_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        worker = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=30)
-        wait_for(lambda: _answers(port), timeout=30)
+        worker = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=90)
+        wait_for(lambda: _answers(port), timeout=90)
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends to the command
         assert process.wait(30) == 0
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            # SIGINT first: serve stops its children (killing serve would orphan them).
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
     worker.refresh_from_db()
     assert worker.stopped_at is not None  # the worker stopped gracefully, not killed
     assert not _answers(port)

@@ -151,7 +151,8 @@ def test_reschedule_spends_no_attempt_and_records_no_error(worker):
     assert job.attempts == 1
     assert job.last_error == ""
     assert handlers.SEEN[job.pk] == [1, 1, 1, 1, 1]
-    assert event_changes(job).count("rescheduled") == 4
+    # Polling is invisible to watchers: one start, one outcome, nothing per poll.
+    assert event_changes(job) == ["enqueued", "started", "succeeded"]
 
 
 def test_reschedule_sets_run_at_to_now_plus_the_delay():
@@ -251,6 +252,14 @@ def test_retry_enqueues_a_new_job_with_the_same_payload(worker):
         3,
     )
     assert again.state == JobState.QUEUED and again.attempts == 0
+
+
+def test_retry_refuses_a_succeeded_job(worker):
+    job = enqueue("test.noop", {})
+    worker.run_one()
+    assert refreshed(job).state == JobState.SUCCEEDED
+    assert retry_job(job) is None
+    assert Job.objects.count() == 1
 
 
 def test_an_unknown_type_at_run_time_fails_the_job(worker):

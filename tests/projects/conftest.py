@@ -103,6 +103,7 @@ class FakeRuntime:
         self.stop_error: Exception | None = None
         self.sessions: set[str] = set()
         self.prompts: list[tuple[str, str, str | None]] = []
+        self.sent_messages: dict[tuple[str, str], str] = {}
         self.completion = "done"
 
     # projects.runtime
@@ -168,9 +169,22 @@ class FakeRuntime:
             )
         return session_id
 
-    def prompt_async(self, session_id, text, *, model=None, parts=None):
+    def prompt_async(self, session_id, text, *, model=None, parts=None, message_id=None):
         self.calls.append(("prompt", session_id))
         self.prompts.append((session_id, text, model))
+        if message_id:
+            self.sent_messages[(session_id, message_id)] = text
+
+    def get_message(self, session_id, message_id):
+        from doce.opencode.errors import OpencodeError, make_diagnostic
+        from doce.opencode.models import MessageWithParts
+
+        if (session_id, message_id) not in self.sent_messages:
+            raise OpencodeError(
+                make_diagnostic("unknown", "no such message", status_code=404, retryable=False)
+            )
+        info = {"id": message_id, "role": "user", "time": {"created": 1_000}}
+        return MessageWithParts.model_validate({"info": info})
 
     def check_completion(self, client, session_id, *, since_ms, busy_seen=False):
         from doce.opencode.completion import CompletionCheck

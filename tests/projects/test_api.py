@@ -7,9 +7,11 @@ import re
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.services import create_api_token, revoke_api_token
 from jobqueue.models import Job, JobState
+from projects import services
 from projects.models import Project
 from tests.projects.conftest import MODEL, project_jobs
 
@@ -131,6 +133,30 @@ def test_it_stops_starts_and_deletes(api, alice):
     response = post(api, f"{base}/start")
     assert response.status_code == 409
     assert "deleted" in response.json()["detail"]
+
+
+def test_it_retries_a_project_in_error_from_its_failed_step(api, alice, bob):
+    project = Project.objects.create(
+        owner=alice, name="Site", prompt="p", model=MODEL, status=Project.Status.RUNNING
+    )
+    base = f"/api/projects/{project.id}"
+    response = post(api, f"{base}/retry")
+    assert response.status_code == 409
+    assert "Only a project in error" in response.json()["detail"]
+    failed = services.enqueue_step(project, "docker.composeUp")
+    Job.objects.filter(pk=failed.pk).update(state=JobState.FAILED, finished_at=timezone.now())
+    Project.objects.filter(pk=project.pk).update(
+        status=Project.Status.ERROR, status_reason="Docker Engine unreachable"
+    )
+    response = post(api, f"{base}/retry")
+    assert (response.status_code, response.json()["status"]) == (202, "starting")
+    assert project_jobs(project.id) == [
+        ("docker.composeUp", "failed"),
+        ("docker.composeUp", "queued"),
+    ]
+    _, bobs_token = create_api_token(bob, "tests")
+    bobs = Client(HTTP_AUTHORIZATION=f"Bearer {bobs_token}")
+    assert post(bobs, f"{base}/retry").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -274,6 +300,7 @@ def test_it_publishes_an_openapi_schema_of_its_routes(client, alice):
         ("POST", "/api/projects/{project_id}/stop"),
         ("POST", "/api/projects/{project_id}/start"),
         ("GET", "/api/projects/{project_id}/messages"),
+        ("POST", "/api/projects/{project_id}/retry"),
     }
     create = paths["/api/projects"]["post"]
     assert "202" in create["responses"] and "412" in create["responses"]

@@ -92,6 +92,7 @@ CASES = [
     Case("api", "/api/projects/{p}/stop", ("POST",), template="/api/projects/{project_id}/stop"),
     Case("api", "/api/projects/{p}/messages", template="/api/projects/{project_id}/messages"),
     Case("api", "/api/projects/{p}/start", ("POST",), template="/api/projects/{project_id}/start"),
+    Case("api", "/api/projects/{p}/retry", ("POST",), template="/api/projects/{project_id}/retry"),
     # WebSockets: live events, chat, log tail, a job's live log
     Case("ws", "/ws/projects/{p}/events/"),
     Case("ws", "/ws/projects/{p}/events/?after=0"),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -129,7 +130,8 @@ def test_it_puts_the_project_in_error_on_a_permanent_stack_error(
 def test_it_retries_a_transient_stack_error_and_fails_on_the_last_attempt(
     alice, alice_provider, worker, fake_runtime
 ):
-    fake_runtime.up_error = StackError(failure(FailureKind.ENGINE_UNREACHABLE))
+    # (An unreachable Engine is held instead: see the test at the end.)
+    fake_runtime.up_error = StackError(failure(FailureKind.TIMEOUT))
     project = services.create_project(alice, prompt="a bakery")
     run_due(worker)
     compose = Job.objects.get(type="docker.composeUp")
@@ -143,7 +145,7 @@ def test_it_retries_a_transient_stack_error_and_fails_on_the_last_attempt(
     project.refresh_from_db()
     assert compose.state == JobState.FAILED
     assert project.status == Project.Status.ERROR
-    assert project.status_reason == failure(FailureKind.ENGINE_UNREACHABLE).message
+    assert project.status_reason == failure(FailureKind.TIMEOUT).message
     assert JobLog.objects.filter(job=compose, level="error").count() == 2
 
 
@@ -220,6 +222,22 @@ def test_it_holds_a_prompt_until_the_project_runs_then_sends_it(
     late = Job.objects.filter(type="opencode.sendUserPrompt").latest("id")
     assert late.state == JobState.FAILED
     assert "did not become available" in late.last_error
+
+
+def test_a_rerun_of_a_sent_prompt_does_not_send_it_again(
+    alice, alice_provider, worker, fake_runtime
+):
+    project = make_project(alice, agent_port=47001, preview_port=47000, agent_session_id="ses_1")
+    fake_runtime.sessions.add("ses_1")
+    services.enqueue_step(project, "opencode.sendUserPrompt", {"text": "pink"}, dedupe=False)
+    first = Job.objects.get(type="opencode.sendUserPrompt")
+    run_due(worker)
+    assert fake_runtime.prompts == [("ses_1", "pink", MODEL)]
+    # The worker died after sending: the same job (same message id) runs again.
+    Job.objects.filter(pk=first.pk).update(state=JobState.QUEUED, finished_at=None)
+    run_due(worker)
+    assert fake_runtime.prompts == [("ses_1", "pink", MODEL)]
+    assert "not resending" in " ".join(first.logs.values_list("message", flat=True))
 
 
 def test_it_opens_a_session_for_a_held_prompt_of_a_running_project(
@@ -358,3 +376,34 @@ def test_it_keeps_a_project_stopped_when_stopped_during_compose_up(
     assert dict(project_jobs(project))["docker.stop"] == "succeeded"
     assert "check_ready" not in fake_runtime.kinds()
     assert fake_runtime.prompts == []
+
+
+def test_an_unreachable_engine_holds_the_start_and_resumes_when_it_answers(
+    alice, alice_provider, worker, fake_runtime, monkeypatch
+):
+    from doce import engine_health
+    from doce.docker.engine import EngineStatus
+    from doce.models import EngineHealth
+    from projects import housekeeping
+
+    fake_runtime.up_error = StackError(failure(FailureKind.ENGINE_UNREACHABLE))
+    project = services.create_project(alice, prompt="a bakery")
+    for _ in range(5):  # far more tries than the job's attempts: none is spent
+        run_due(worker)
+        make_due()
+    up = Job.objects.get(type="docker.composeUp")
+    assert (up.state, up.attempts, up.last_error) == (JobState.QUEUED, 0, "")
+    project.refresh_from_db()
+    assert project.status == Project.Status.STARTING
+    assert project.status_reason == services.WAITING_FOR_DOCKER
+    assert EngineHealth.objects.get().unreachable_since is not None
+    # The worker's health check finds the Engine back: the held step runs at once.
+    Job.objects.filter(pk=up.pk).update(run_at=timezone.now() + timedelta(minutes=2))
+    fake_runtime.up_error = None
+    monkeypatch.setattr(engine_health, "engine_status", lambda: EngineStatus(True, "20.10.24"))
+    assert housekeeping.record_engine_health() == {"came_back": True, "resumed": 1}
+    run_due(worker)
+    project.refresh_from_db()
+    assert project.status == Project.Status.RUNNING
+    assert project.status_reason == ""
+    assert fake_runtime.prompts == [("ses_1", "a bakery", MODEL)]

@@ -1,17 +1,24 @@
 """`manage.py serve`: run doce's embedded default in one command.
 
-Starts the ASGI server (daphne) as a child process, prints the URL, and stops it cleanly on
-Ctrl-C / SIGTERM: each child gets one SIGTERM, then SIGKILL after `GRACE_SECONDS` (15 s), or
-at once on a second Ctrl-C. Child processes
-are the processes listed by `_children()`; each one is an argument list, never a shell string.
+Starts the ASGI server (daphne) and the worker as child processes, prints the URL, and stops
+them cleanly on Ctrl-C / SIGTERM: each child gets one SIGTERM, then SIGKILL after
+`GRACE_SECONDS` (15 s), or at once on a second Ctrl-C. Each child is an argument list, never
+a shell string.
+
+The web server is the service: when it exits, serve stops. A worker that exits on its own
+(a crash) is restarted after a backoff (1 s doubling to `WORKER_RESTART_MAX_SECONDS`), under
+the same worker id (`<hostname>:serve`), so it releases the jobs its previous run left
+leased at once instead of waiting for their leases to expire.
 """
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -24,6 +31,42 @@ GRACE_SECONDS = 15
 DUPLICATE_SIGNAL_WINDOW = 1.0
 # After a second Ctrl-C, how long children get to exit (the worker releases its leases).
 FORCED_EXIT_SECONDS = 3.0
+# A crashed worker is restarted after 1 s, doubling up to this (seconds); a worker that ran
+# this long before exiting starts the backoff over.
+WORKER_RESTART_MAX_SECONDS = 30.0
+
+
+def serve_worker_id() -> str:
+    """The worker id of serve's worker slot on this host: `<hostname>:serve`."""
+    return f"{socket.gethostname()}:serve"
+
+
+class WorkerSlot:
+    """serve's worker process, restarted with a doubling backoff when it exits on its own."""
+
+    def __init__(self, start: Callable[[], subprocess.Popen]) -> None:
+        self._start = start
+        self.process = start()
+        self._started = time.monotonic()
+        self._backoff = 1.0
+        self._restart_at: float | None = None
+
+    def tend(self, say: Callable[[str], object]) -> None:
+        """Notice an exit (schedule a restart) or restart when its time has come."""
+        now = time.monotonic()
+        if self._restart_at is None and self.process.poll() is not None:
+            if now - self._started > WORKER_RESTART_MAX_SECONDS:
+                self._backoff = 1.0  # it ran a while: this is a new incident
+            say(
+                f"The worker exited with code {self.process.returncode}; "
+                f"restarting it in {self._backoff:.0f} s."
+            )
+            self._restart_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, WORKER_RESTART_MAX_SECONDS)
+        elif self._restart_at is not None and now >= self._restart_at:
+            self.process = self._start()
+            self._started = now
+            self._restart_at = None
 
 
 class Command(BaseCommand):
@@ -40,23 +83,29 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
 
-        # Own sessions: a terminal's Ctrl-C reaches only this process, which then stops each
-        # child exactly once (a worker reads a second signal as "exit now, skip the grace").
-        children = [
-            subprocess.Popen(argv, start_new_session=True) for argv in self._children(host, port)
-        ]
+        web = self._start(self._web_argv(host, port))
+        worker = None
+        if settings.DOCE_EMBEDDED_WORKER:
+            worker = WorkerSlot(lambda: self._start(self._worker_argv()))
         shown_host = "localhost" if host in {"127.0.0.1", "0.0.0.0", "::"} else host  # noqa: S104
         self.stdout.write(self.style.SUCCESS(f"doce is running at http://{shown_host}:{port}/"))
         engine = engine_status()
         if not engine.reachable:
             self.stdout.write(self.style.WARNING(engine.error))
 
-        while not self.shutdown and all(child.poll() is None for child in children):
+        while not self.shutdown and web.poll() is None:
             time.sleep(0.5)
+            if worker is not None and not self.shutdown:
+                worker.tend(self.stderr.write)
+        children = [web] if worker is None else [web, worker.process]
         self._stop(children)
-        failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
-        if failed and not self.shutdown:
+        if web.returncode not in (0, -signal.SIGTERM, None) and not self.shutdown:
             sys.exit(1)
+
+    def _start(self, argv: list[str]) -> subprocess.Popen:
+        # Own sessions: a terminal's Ctrl-C reaches only this process, which then stops each
+        # child exactly once (a worker reads a second signal as "exit now, skip the grace").
+        return subprocess.Popen(argv, start_new_session=True)
 
     def on_signal(self, signum: int, frame) -> None:
         now = time.monotonic()
@@ -70,27 +119,25 @@ class Command(BaseCommand):
         self.shutdown = True
         self.first_signal_at = now
 
-    def _children(self, host: str, port: int) -> list[list[str]]:
-        python = sys.executable
-        children = [
-            # -v 0: no access log on stdout; RequestContextMiddleware logs each request.
-            [
-                python,
-                "-m",
-                "doce.webserver",  # daphne with doce's WebSocket message limit
-                "-v",
-                "0",
-                "-b",
-                host,
-                "-p",
-                str(port),
-                "doce.asgi:application",
-            ],
+    def _web_argv(self, host: str, port: int) -> list[str]:
+        # -v 0: no access log on stdout; RequestContextMiddleware logs each request.
+        return [
+            sys.executable,
+            "-m",
+            "doce.webserver",  # daphne with doce's WebSocket message limit
+            "-v",
+            "0",
+            "-b",
+            host,
+            "-p",
+            str(port),
+            "doce.asgi:application",
         ]
-        if settings.DOCE_EMBEDDED_WORKER:
-            manage = str(settings.BASE_DIR / "manage.py")
-            children.append([python, manage, "run_worker"])
-        return children
+
+    def _worker_argv(self) -> list[str]:
+        manage = str(settings.BASE_DIR / "manage.py")
+        # A stable id for this process slot: a restarted worker releases what it left leased.
+        return [sys.executable, manage, "run_worker", "--worker-id", serve_worker_id()]
 
     def _signal_alive(self, children: list[subprocess.Popen]) -> None:
         for child in children:

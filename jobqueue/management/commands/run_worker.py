@@ -96,9 +96,9 @@ class Command(BaseCommand):
             worker.run()
         finally:
             outbox.wake_consumers = wake_consumers
-        if worker.stragglers or worker.exiting.is_set():
+        if worker.stragglers or worker.exiting.is_set() or worker.crashed:
             # Handlers that never reached a checkpoint: their leases are released already;
-            # don't wait for them.
+            # don't wait for them. A crashed worker exits 1 so its supervisor restarts it.
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(1 if worker.exiting.is_set() else 0)
+            os._exit(1 if worker.exiting.is_set() or worker.crashed else 0)
