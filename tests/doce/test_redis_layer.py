@@ -74,7 +74,7 @@ async def test_it_keeps_an_idle_consumer_open_through_silence(alice, redis_layer
     viewer = WebsocketCommunicator(
         application,
         f"/ws/projects/{project.id}/events/",
-        headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)],
+        headers=[origin_header(), (b"cookie", cookie)],
     )
     connected, _ = await viewer.connect()
     assert connected

@@ -50,13 +50,19 @@ def web(tmp_path):
             "doce.asgi:application",
         ],
         cwd=ROOT,
-        env=worker_env(tmp_path, DEBUG="1", DOCE_EVENTS_POLL_SECONDS="0.2"),
+        env=worker_env(
+            tmp_path,
+            DEBUG="1",
+            DOCE_EVENTS_POLL_SECONDS="0.2",
+            # The sockets accept only doce's own origin: the page is served from it.
+            DOCE_PUBLIC_URL=f"http://localhost:{port}",
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(lambda: answers(port), timeout=30)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://localhost:{port}"
     finally:
         process.terminate()
         process.wait(15)
