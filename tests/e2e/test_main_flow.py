@@ -68,6 +68,14 @@ def test_it_builds_a_site_from_a_prompt_and_changes_it(
     page = browser_page
     page.on("dialog", lambda dialog: dialog.accept())
     url = doce_server.url
+    hmr_sockets: list[dict] = []
+
+    def record_socket(ws):
+        entry: dict = {"url": ws.url, "received": []}
+        hmr_sockets.append(entry)
+        ws.on("framereceived", lambda payload: entry["received"].append(str(payload)))
+
+    page.on("websocket", record_socket)
 
     sign_up(page, url)
     add_scripted_provider(page, url, scripted_model_url)
@@ -104,14 +112,20 @@ def test_it_builds_a_site_from_a_prompt_and_changes_it(
     assert ".doce/enter" not in frame.url
     shoot(page, "preview-first")
 
-    # A second prompt changes the heading through the dev server's HMR over the edge: the
-    # page updates in place (a full reload would drop the marker set here).
-    frame.evaluate("window.__doceMarker = 'same page'")
+    # A second prompt changes the heading through the dev server's HMR socket over the edge
+    # (doce no longer reloads the frame itself): the socket is on the preview's origin and
+    # carries the dev server's update. (Astro answers an edit of a page with a full reload
+    # sent over that socket, so the page's own state is not kept.)
+    src_before = page.locator("[data-preview-frame]").get_attribute("src")
     page.locator("#composer-text").fill(SECOND)
     page.locator("#composer-text").press("Control+Enter")
     page.locator(".msg-user", has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
     preview_heading(page).filter(has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
-    assert preview_frame(page, project_id).evaluate("window.__doceMarker") == "same page"
+    assert page.locator("[data-preview-frame]").get_attribute("src") == src_before
+    origin = frame.url.split("://", 1)[1].split("/", 1)[0]
+    hmr = [ws for ws in hmr_sockets if ws["url"].split("://", 1)[1].startswith(origin)]
+    assert hmr, f"no HMR socket on {origin}: {[ws['url'] for ws in hmr_sockets]}"
+    assert any("reload" in m or "update" in m for ws in hmr for m in ws["received"]), hmr
     shoot(page, "preview-second")
 
     # The Logs tab shows the containers' output.
