@@ -37,7 +37,7 @@ from doce.opencode.errors import OpencodeError, make_diagnostic
 from doce.opencode.ids import MESSAGE_ID_PATTERN, ascending_message_id
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
 from projects import chain, runtime
-from projects.agent_config import opencode_provider_config
+from projects.agent_config import opencode_provider_config, revoke_gateway_token
 from projects.models import IllegalTransition, Project, PromptState, project_topic
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
@@ -191,8 +191,8 @@ def holds_while_docker_is_down(ctx: JobContext, project: Project | None) -> Iter
 
 
 def _render(project: Project) -> None:
-    """Write the stack files with the owner's current provider credentials."""
-    runtime.render_stack(project, provider_config=opencode_provider_config(project.owner))
+    """Write the stack files: the owner's providers through the gateway, a new gateway token."""
+    runtime.render_stack(project, provider_config=opencode_provider_config(project))
 
 
 def _bring_up(ctx: JobContext, project: Project) -> None:
@@ -505,6 +505,7 @@ def delete(ctx: JobContext) -> None:
     project = _project(ctx, allow_missing=True)
     if project is None:
         return
+    revoke_gateway_token(project)  # the agent can no longer reach any model
     with holds_while_docker_is_down(ctx, None):
         runtime.stack_down(project, delete=True)
     _close_agent_clients(project)

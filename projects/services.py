@@ -27,6 +27,7 @@ from doce.opencode.errors import OpencodeError
 from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from jobqueue.models import RETRYABLE_STATES, Job, JobState
 from projects import chain
+from projects.agent_config import revoke_gateway_token
 from projects.models import IllegalTransition, Project, PromptState, Viewer, project_topic
 
 log = structlog.get_logger(__name__)
@@ -323,6 +324,7 @@ def delete_project(project: Project) -> None:
     project = _locked(project)
     _cancel_jobs(project, None, include_running=True)
     set_status(project, Project.Status.DELETING)
+    revoke_gateway_token(project)  # its agent reaches no model from now on
     enqueue_step(project, chain.DELETE)
 
 

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from doce.docker.engine import engine_status
+from gateway.listener import daphne_endpoints, gateway_bind_addresses
 
 # Longer than the worker's own grace (DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS, 10 s by default),
 # so it can release its leases before being killed.
@@ -83,12 +84,17 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
 
+        self.gateway_addresses = gateway_bind_addresses()
         web = self._start(self._web_argv(host, port))
         worker = None
         if settings.DOCE_EMBEDDED_WORKER:
             worker = WorkerSlot(lambda: self._start(self._worker_argv()))
         shown_host = "localhost" if host in {"127.0.0.1", "0.0.0.0", "::"} else host  # noqa: S104
         self.stdout.write(self.style.SUCCESS(f"doce is running at http://{shown_host}:{port}/"))
+        self.stdout.write(
+            f"Model gateway for agents on {', '.join(self.gateway_addresses)} "
+            f"port {settings.DOCE_GATEWAY_PORT}."
+        )
         engine = engine_status()
         if not engine.reachable:
             self.stdout.write(self.style.WARNING(engine.error))
@@ -121,6 +127,13 @@ class Command(BaseCommand):
 
     def _web_argv(self, host: str, port: int) -> list[str]:
         # -v 0: no access log on stdout; RequestContextMiddleware logs each request.
+        # One daphne serves both listeners: the public one (-b/-p) and the model gateway's
+        # (-e, see gateway.listener); doce.asgi tells them apart by the server port.
+        gateway = [
+            argument
+            for endpoint in daphne_endpoints(self.gateway_addresses, settings.DOCE_GATEWAY_PORT)
+            for argument in ("-e", endpoint)
+        ]
         return [
             sys.executable,
             "-m",
@@ -131,6 +144,7 @@ class Command(BaseCommand):
             host,
             "-p",
             str(port),
+            *gateway,
             "doce.asgi:application",
         ]
 
