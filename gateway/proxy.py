@@ -71,6 +71,7 @@ _RESPONSE_DROP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te"}
     | {"trailer", "set-cookie", "server", "date"}
 )
+_RESPONSE_DROP_ALL = _RESPONSE_DROP | (HOP_HEADERS - {"content-length"})
 
 
 @dataclass(frozen=True)
@@ -445,10 +446,9 @@ async def _relay(send, receive, response: httpx.Response, meter: UsageMeter, out
             "type": "http.response.start",
             "status": response.status_code,
             "headers": [
-                (name, value)
+                (name.lower(), value)
                 for name, value in response.headers.raw
-                if name.lower().decode("latin-1") not in _RESPONSE_DROP
-                and name.lower().decode("latin-1") not in HOP_HEADERS - {"content-length"}
+                if name.lower().decode("latin-1") not in _RESPONSE_DROP_ALL
             ],
         }
     )
