@@ -27,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 from pydantic import BaseModel, Field
 
+from accounts.services import available_models
 from doce import events
 from doce.docker.failures import FailureKind, StackError
 from doce.engine_health import outage_seconds, record_engine_unreachable
@@ -515,6 +516,41 @@ def delete(ctx: JobContext) -> None:
         events.emit(project_topic(project.id), "project.deleted", {})
         project.delete()
     log.info("project.deleted", project_id=ctx.payload.project_id)
+
+
+# While the agent is busy, a provider change waits this long between looks (seconds).
+RECONFIGURE_BUSY_POLL_SECONDS = 1.0
+
+
+@job_handler(chain.RECONFIGURE_AGENT, payload=ProjectPayload, max_attempts=5)
+def reconfigure_agent(ctx: JobContext) -> None:
+    """A provider of the owner changed: render the agent's config again (providers, a new
+    gateway token) and restart the agent once it is idle, so the next prompt can use the
+    change. OpenCode 1.18's `PATCH /config` is not used: it writes the project's config file
+    (the site folder, which is exported and deployed) and does not load new providers.
+
+    Only a running project is touched; any other gets the change at its next start.
+    """
+    project = _project(ctx, allow_missing=True)
+    if project is None or project.status != Project.Status.RUNNING:
+        return
+    client = client_for_project(project)
+    if client is not None and project.agent_session_id:
+        try:
+            busy = project.agent_session_id in client.session_statuses()
+        except OpencodeError:
+            busy = False  # not answering: a restart is what it needs anyway
+        if busy:
+            ctx.reschedule(RECONFIGURE_BUSY_POLL_SECONDS)
+    with holds_while_docker_is_down(ctx, None):
+        runtime.write_agent_config(project, opencode_provider_config(project))
+        runtime.restart_service(project, "agent")
+    ctx.log("agent restarted with the current providers")
+    events.emit(
+        project_topic(project.id),
+        "project.models",
+        {"models": available_models(project.owner), "model": project.model},
+    )
 
 
 def _close_agent_clients(project: Project) -> None:

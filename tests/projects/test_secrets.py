@@ -130,7 +130,7 @@ def test_it_never_shows_a_planted_provider_key(
     assert fake_runtime.kinds() == ["up", "up"]
     assert not worker.run_one()
     for each in Project.objects.all():
-        assert (runtime.stack_dir(each) / "opencode.json").is_file()
+        assert (runtime.agent_config_dir(each) / "opencode.json").is_file()
     project.refresh_from_db()
     assert project.status == Project.Status.ERROR
     assert Job.objects.filter(type="docker.composeUp", state="failed").count() == 2
@@ -205,7 +205,7 @@ def test_it_never_shows_a_planted_provider_key(
             )
         ]
         assert holders == []
-        config = runtime.stack_dir(each) / "opencode.json"
+        config = runtime.agent_config_dir(each) / "opencode.json"
         assert stat.S_IMODE(os.stat(config).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(runtime.stack_dir(each)).st_mode) == 0o700
         provider = json.loads(config.read_text())["provider"]
