@@ -525,10 +525,12 @@ RECONFIGURE_BUSY_POLL_SECONDS = 1.0
 @job_handler(chain.RECONFIGURE_AGENT, payload=ProjectPayload, max_attempts=5)
 def reconfigure_agent(ctx: JobContext) -> None:
     """A provider of the owner changed: render the agent's config again (providers, a new
-    gateway token) and restart the agent once it is idle, so the next prompt can use the
-    change. OpenCode 1.18's `PATCH /config` is not used: it writes the project's config file
-    (the site folder, which is exported and deployed) and does not load new providers.
+    gateway token) and, once the agent is idle, make it read the file again with OpenCode's
+    `POST /instance/dispose` (no restart; sessions kept), or restart the agent container when
+    that fails. The next prompt can use the change.
 
+    OpenCode 1.18's `PATCH /config` is not used: it writes the project's own config file
+    (the site folder, which is exported and deployed) and does not load new providers.
     Only a running project is touched; any other gets the change at its next start.
     """
     project = _project(ctx, allow_missing=True)
@@ -542,10 +544,19 @@ def reconfigure_agent(ctx: JobContext) -> None:
             busy = False  # not answering: a restart is what it needs anyway
         if busy:
             ctx.reschedule(RECONFIGURE_BUSY_POLL_SECONDS)
-    with holds_while_docker_is_down(ctx, None):
-        runtime.write_agent_config(project, opencode_provider_config(project))
-        runtime.restart_service(project, "agent")
-    ctx.log("agent restarted with the current providers")
+    runtime.write_agent_config(project, opencode_provider_config(project))
+    reloaded = False
+    if client is not None:
+        try:
+            reloaded = bool(client.dispose_instance())
+        except OpencodeError as exc:
+            ctx.log("the agent did not reload its config", level="warning", error=str(exc))
+    if reloaded:
+        ctx.log("agent config reloaded with the current providers")
+    else:
+        with holds_while_docker_is_down(ctx, None):
+            runtime.restart_service(project, "agent")
+        ctx.log("agent restarted with the current providers")
     events.emit(
         project_topic(project.id),
         "project.models",
