@@ -32,6 +32,10 @@ def add_scripted_provider(page, url, model_url):
     page.get_by_role("button", name="Add provider").click()
     page.wait_for_url(url + "/settings/")
     assert page.locator("td code", has_text="scripted").first.is_visible()
+    # Test connection: called from the doce host (the model listens on 127.0.0.1 only).
+    page.get_by_role("button", name="Test connection").first.click()
+    page.wait_for_url(url + "/settings/#providers")
+    page.get_by_text("answered HTTP 200").first.wait_for()
 
 
 def preview_heading(page):
@@ -95,6 +99,14 @@ def test_it_builds_a_site_from_a_prompt_and_changes_it(
     page.locator(".msg-user", has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
     preview_heading(page).filter(has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
     shoot(page, "preview-second")
+
+    # The model was reached only through doce's gateway, and metered.
+    page.goto(url + "/settings/")
+    usage = page.locator("#usage tbody tr", has_text="scripted/scripted")
+    assert usage.count() >= 1
+    shoot(page, "usage")
+    page.goto(url + f"/projects/{project_id}/")
+    wait_for_badge(page, "Running")
 
     # The Logs tab shows the containers' output.
     page.get_by_role("tab", name="Logs").click()
