@@ -99,7 +99,7 @@ def _assistants(client: OpencodeClient, session_id: str) -> list:
     return [m for m in client.messages(session_id) if m.info.role == "assistant"]
 
 
-def _wait_answer(client: OpencodeClient, session_id: str, before: int, timeout: float = 90):
+def _wait_answer(client: OpencodeClient, session_id: str, before: int, timeout: float = 180):
     """The first assistant message after the `before` earlier ones, once it is complete
     (or failed) and the session is idle again."""
     deadline = time.monotonic() + timeout
