@@ -169,6 +169,8 @@ def _ensure_preview(client, cache: Path, base: str, *, offline: bool, rebuild: b
         if node_tarball is not None:
             _extract(node_tarball, "package/bin/node", rootfs / "usr/local/bin/node")
         target = rootfs / "usr/local/bin/doce-preview"
+        # Online builds extract no node binary, so nothing has created bin/ yet.
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(entrypoint, target)
         target.chmod(0o755)
         shutil.copyfile(dockerfile, context / "Dockerfile")
