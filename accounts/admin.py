@@ -111,8 +111,17 @@ class UsageRecordAdmin(admin.ModelAdmin):
     """Everyone's model requests through the gateway; filterable, exportable as CSV."""
 
     list_display = (
-        "created_at", "user", "project_id", "provider_id", "model", "input_tokens",
-        "output_tokens", "ttfb_ms", "total_ms", "status", "error",
+        "created_at",
+        "user",
+        "project_id",
+        "provider_id",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "ttfb_ms",
+        "total_ms",
+        "status",
+        "error",
     )
     list_filter = ("provider_id", "status", "instance_provider", "created_at", "user")
     search_fields = ("user__username", "project_id", "model", "provider_id")
@@ -132,8 +141,18 @@ class UsageRecordAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = 'attachment; filename="doce-usage.csv"'
         writer = csv.writer(response)
         columns = [
-            "created_at", "user", "project_id", "provider_id", "instance_provider", "model",
-            "input_tokens", "output_tokens", "ttfb_ms", "total_ms", "status", "error",
+            "created_at",
+            "user",
+            "project_id",
+            "provider_id",
+            "instance_provider",
+            "model",
+            "input_tokens",
+            "output_tokens",
+            "ttfb_ms",
+            "total_ms",
+            "status",
+            "error",
         ]
         writer.writerow(columns)
         for row in queryset.select_related("user").order_by("created_at"):

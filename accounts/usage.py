@@ -10,8 +10,7 @@ its end), and nothing further is sent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, F, Sum, Value
@@ -23,7 +22,7 @@ from accounts.models import Preferences, UsageRecord
 
 def month_start(now: datetime | None = None) -> datetime:
     """Midnight UTC on the first day of `now`'s month (UTC)."""
-    now = (now or timezone.now()).astimezone(dt_timezone.utc)
+    now = (now or timezone.now()).astimezone(UTC)
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 

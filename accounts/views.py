@@ -23,9 +23,8 @@ from accounts.forms import (
     ProviderForm,
     SetupForm,
 )
-from accounts.providers import check_provider
-from accounts.usage import BudgetState, monthly_budget, tokens_this_month, usage_by_day_and_model
 from accounts.models import ApiToken, ProviderCredential
+from accounts.providers import check_provider
 from accounts.services import (
     SetupAlreadyDone,
     available_models,
@@ -35,6 +34,7 @@ from accounts.services import (
     revoke_api_token,
     set_default_model,
 )
+from accounts.usage import BudgetState, monthly_budget, tokens_this_month, usage_by_day_and_model
 from doce.pages import form_status
 
 
@@ -161,15 +161,13 @@ def delete_provider(request: HttpRequest, credential_id: int) -> HttpResponse:
 
 def _usable_provider(user, credential_id: int) -> ProviderCredential:
     """One of `user`'s own providers or an instance provider, else 404."""
-    return get_object_or_404(
-        ProviderCredential.objects.usable_by(user), pk=credential_id
-    )
+    return get_object_or_404(ProviderCredential.objects.usable_by(user), pk=credential_id)
 
 
 @login_required
 @require_POST
 def test_provider(request: SignedInRequest, credential_id: int) -> HttpResponse:
-    """"Test connection": one authenticated `GET <base URL>/models` from the doce host; the
+    """ "Test connection": one authenticated `GET <base URL>/models` from the doce host; the
     outcome (provider, URL, status or network error) is shown as a message (≤ 5 s)."""
     credential = _usable_provider(request.user, credential_id)
     result = check_provider(credential, request.user)
@@ -180,7 +178,7 @@ def test_provider(request: SignedInRequest, credential_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def fetch_models(request: SignedInRequest, credential_id: int) -> HttpResponse:
-    """"Fetch models": replace an own provider's model list with what `GET /models` lists
+    """ "Fetch models": replace an own provider's model list with what `GET /models` lists
     (at most `MAX_MODELS`), noting tool-call support where the server says so."""
     credential = get_object_or_404(ProviderCredential, user=request.user, pk=credential_id)
     result = check_provider(credential, request.user)

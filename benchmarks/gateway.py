@@ -29,7 +29,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,15 +129,32 @@ def start_doce(data_dir: Path, model_port: int) -> tuple[subprocess.Popen, int, 
     subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     done = subprocess.run(
         [*manage, "shell", "-c", SETUP.format(model_port=model_port)],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    token = next(
-        line[6:] for line in done.stdout.splitlines() if line.startswith("TOKEN=")
-    )
+    token = next(line[6:] for line in done.stdout.splitlines() if line.startswith("TOKEN="))
     web = subprocess.Popen(
-        [PYTHON, "-m", "doce.webserver", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
-         "-e", f"tcp:port={gateway_port}:interface=127.0.0.1", "doce.asgi:application"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            PYTHON,
+            "-m",
+            "doce.webserver",
+            "-v",
+            "0",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-e",
+            f"tcp:port={gateway_port}:interface=127.0.0.1",
+            "doce.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     deadline = time.monotonic() + 60
@@ -156,8 +172,11 @@ def start_doce(data_dir: Path, model_port: int) -> tuple[subprocess.Popen, int, 
 
 def _body(chunks: int, delay_ms: float = 0) -> dict:
     return {
-        "model": "bench", "stream": True, "messages": [{"role": "user", "content": "hi"}],
-        "bench_chunks": chunks, "bench_delay_ms": delay_ms,
+        "model": "bench",
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+        "bench_chunks": chunks,
+        "bench_delay_ms": delay_ms,
     }
 
 
@@ -174,7 +193,7 @@ async def ttfb(client: httpx.AsyncClient, url: str, headers: dict) -> float:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def measure(model_port: int, gateway_port: int, token: str, quick: bool) -> dict:

@@ -28,4 +28,6 @@ def gateway_bind_addresses() -> list[str]:
 def daphne_endpoints(addresses: list[str], port: int) -> list[str]:
     """daphne `-e` endpoint descriptions for `addresses` on `port` (Twisted's syntax: an
     IPv6 address has its colons escaped)."""
-    return [f"tcp:port={port}:interface={address.replace(':', chr(92) + ':')}" for address in addresses]
+    return [
+        f"tcp:port={port}:interface={address.replace(':', chr(92) + ':')}" for address in addresses
+    ]

@@ -29,6 +29,7 @@ request that uses it and is never logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import ssl
@@ -93,7 +94,12 @@ class Refusal(Exception):
     """The gateway answers the agent itself: `status`, `code`, plain-words `message`."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, user_id: int | None = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        user_id: int | None = None,
         project_id: str = "",
     ):
         super().__init__(message)
@@ -358,8 +364,7 @@ async def _forward(scope, receive, send, route: Route, rest, headers, started: f
                 "provider_address_refused"
                 if isinstance(exc, AddressRefused)
                 else "provider_unresolvable",
-                f"doce gateway: provider {name} cannot be used: {exc.reason}. "
-                + _settings_hint(),
+                f"doce gateway: provider {name} cannot be used: {exc.reason}. " + _settings_hint(),
             )
             return
         out_headers = upstream_request_headers(kind, route.api_key, headers)
@@ -478,16 +483,12 @@ async def _relay(send, receive, response: httpx.Response, meter: UsageMeter, out
         if exc is not None:
             outcome["error"] = f"stream broke: {exc.__class__.__name__}"
             # The status line is out: end the body so the agent sees a truncated stream.
-            try:
+            with contextlib.suppress(Exception):  # the client may be gone too
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except Exception:  # noqa: BLE001 - the client may be gone too
-                pass
     else:
         pumping.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # cancelled on purpose
             await pumping
-        except BaseException:  # noqa: BLE001, S110 - cancelled on purpose
-            pass
         outcome["status"] = 499  # client closed request (the nginx convention)
         outcome["error"] = "client disconnected"
 

@@ -6,64 +6,87 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_provider_url_without_credentials'),
+        ("accounts", "0003_provider_url_without_credentials"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UsageRecord',
+            name="UsageRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('project_id', models.CharField(db_index=True, max_length=16)),
-                ('provider_id', models.CharField(max_length=40)),
-                ('instance_provider', models.BooleanField(default=False)),
-                ('model', models.CharField(blank=True, default='', max_length=200)),
-                ('input_tokens', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('output_tokens', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('ttfb_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('total_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('status', models.PositiveSmallIntegerField()),
-                ('error', models.CharField(blank=True, default='', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("project_id", models.CharField(db_index=True, max_length=16)),
+                ("provider_id", models.CharField(max_length=40)),
+                ("instance_provider", models.BooleanField(default=False)),
+                ("model", models.CharField(blank=True, default="", max_length=200)),
+                ("input_tokens", models.PositiveBigIntegerField(blank=True, null=True)),
+                ("output_tokens", models.PositiveBigIntegerField(blank=True, null=True)),
+                ("ttfb_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("total_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("status", models.PositiveSmallIntegerField()),
+                ("error", models.CharField(blank=True, default="", max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddField(
-            model_name='preferences',
-            name='monthly_token_budget',
-            field=models.PositiveBigIntegerField(blank=True, help_text='Tokens per month through the model gateway. Empty: the instance default (DOCE_GATEWAY_MONTHLY_TOKENS); 0: no limit.', null=True),
+            model_name="preferences",
+            name="monthly_token_budget",
+            field=models.PositiveBigIntegerField(
+                blank=True,
+                help_text="Tokens per month through the model gateway. Empty: the instance default (DOCE_GATEWAY_MONTHLY_TOKENS); 0: no limit.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='providercredential',
-            name='model_tools',
+            model_name="providercredential",
+            name="model_tools",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AlterField(
-            model_name='providercredential',
-            name='model_names',
+            model_name="providercredential",
+            name="model_names",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AlterField(
-            model_name='providercredential',
-            name='user',
-            field=models.ForeignKey(blank=True, help_text='Empty for an instance provider: usable by every user, key never shown.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='providers', to=settings.AUTH_USER_MODEL),
+            model_name="providercredential",
+            name="user",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Empty for an instance provider: usable by every user, key never shown.",
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="providers",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='providercredential',
-            constraint=models.UniqueConstraint(condition=models.Q(('user__isnull', True)), fields=('provider_id',), name='accounts_instance_provider_unique'),
+            model_name="providercredential",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("user__isnull", True)),
+                fields=("provider_id",),
+                name="accounts_instance_provider_unique",
+            ),
         ),
         migrations.AddField(
-            model_name='usagerecord',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_records', to=settings.AUTH_USER_MODEL),
+            model_name="usagerecord",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="usage_records",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddIndex(
-            model_name='usagerecord',
-            index=models.Index(fields=['user', 'created_at'], name='accounts_usage_user_time'),
+            model_name="usagerecord",
+            index=models.Index(fields=["user", "created_at"], name="accounts_usage_user_time"),
         ),
     ]

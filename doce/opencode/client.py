@@ -221,9 +221,7 @@ class _Endpoints:
         """`POST /instance/dispose` → bool: the agent drops its loaded state and reads its
         config file again on the next request (providers, keys, models), without a process
         restart. Sessions are kept (they live on disk). Checked with OpenCode 1.18.33."""
-        return self._send(
-            Call("POST", "/instance/dispose", parse=bool, operation="reload config")
-        )
+        return self._send(Call("POST", "/instance/dispose", parse=bool, operation="reload config"))
 
     # revert/unrevert have no caller in doce yet: the workspace issue (undo a turn) uses them;
     # tests/integration/test_opencode_client.py keeps them working against the real agent.

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('projects', '0003_prompt_state'),
+        ("projects", "0003_prompt_state"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='project',
-            name='gateway_token_digest',
-            field=models.CharField(blank=True, db_index=True, default='', max_length=64),
+            model_name="project",
+            name="gateway_token_digest",
+            field=models.CharField(blank=True, db_index=True, default="", max_length=64),
         ),
     ]

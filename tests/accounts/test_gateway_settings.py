@@ -22,8 +22,13 @@ def model():
 
 def _provider(user, model, **fields):
     values = {
-        "user": user, "kind": "openai-compatible", "provider_id": "local", "label": "Local",
-        "base_url": model.base_url, "api_key": KEY, "model_names": ["x"],
+        "user": user,
+        "kind": "openai-compatible",
+        "provider_id": "local",
+        "label": "Local",
+        "base_url": model.base_url,
+        "api_key": KEY,
+        "model_names": ["x"],
     }
     values.update(fields)
     return ProviderCredential.objects.create(**values)
@@ -73,8 +78,12 @@ def test_another_users_provider_is_a_404(bob_client, alice, model):
 def test_link_local_urls_are_refused_in_the_form(bob_client):
     response = bob_client.post(
         "/settings/providers/add",
-        {"kind": "openai-compatible", "provider_id": "meta", "model_names": "m",
-         "base_url": "http://169.254.169.254/v1"},
+        {
+            "kind": "openai-compatible",
+            "provider_id": "meta",
+            "model_names": "m",
+            "base_url": "http://169.254.169.254/v1",
+        },
     )
     assert response.status_code == 400
     assert b"doce never calls this address" in response.content
@@ -82,8 +91,13 @@ def test_link_local_urls_are_refused_in_the_form(bob_client):
 
 def test_instance_providers_are_listed_without_their_key(bob_client, model):
     ProviderCredential.objects.create(
-        user=None, kind="openai-compatible", provider_id="shared", label="Local Ollama",
-        base_url=model.base_url, api_key=KEY, model_names=["llama"],
+        user=None,
+        kind="openai-compatible",
+        provider_id="shared",
+        label="Local Ollama",
+        base_url=model.base_url,
+        api_key=KEY,
+        model_names=["llama"],
     )
     page = bob_client.get("/settings/").content.decode()
     assert "Shared by your administrator" in page and "Local Ollama" in page
@@ -96,8 +110,13 @@ def test_settings_show_usage_by_day_and_model(bob_client, bob, settings):
     settings.DOCE_GATEWAY_MONTHLY_TOKENS = 5000
     for tokens in (100, 200):
         UsageRecord.objects.create(
-            user=bob, project_id="p", provider_id="local", model="m1", input_tokens=tokens,
-            output_tokens=10, status=200,
+            user=bob,
+            project_id="p",
+            provider_id="local",
+            model="m1",
+            input_tokens=tokens,
+            output_tokens=10,
+            status=200,
         )
     page = bob_client.get("/settings/").content.decode()
     assert "320 tokens of your 5000-token monthly budget" in page
@@ -107,8 +126,14 @@ def test_settings_show_usage_by_day_and_model(bob_client, bob, settings):
 def test_admin_manages_instance_providers_usage_and_budgets(alice_client, bob, model):
     response = alice_client.post(
         "/admin/accounts/providercredential/add/",
-        {"kind": "openai-compatible", "provider_id": "ollama", "label": "Local Ollama",
-         "base_url": model.base_url, "model_names": '["llama3.1"]', "new_api_key": KEY},
+        {
+            "kind": "openai-compatible",
+            "provider_id": "ollama",
+            "label": "Local Ollama",
+            "base_url": model.base_url,
+            "model_names": '["llama3.1"]',
+            "new_api_key": KEY,
+        },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     shared = ProviderCredential.objects.get(provider_id="ollama")
@@ -117,14 +142,22 @@ def test_admin_manages_instance_providers_usage_and_budgets(alice_client, bob, m
     assert change.status_code == 200 and KEY not in change.content.decode()
 
     UsageRecord.objects.create(
-        user=bob, project_id="p1", provider_id="ollama", model="=HYPERLINK(1)", input_tokens=5,
-        output_tokens=6, status=200,
+        user=bob,
+        project_id="p1",
+        provider_id="ollama",
+        model="=HYPERLINK(1)",
+        input_tokens=5,
+        output_tokens=6,
+        status=200,
     )
     listing = alice_client.get("/admin/accounts/usagerecord/?provider_id=ollama")
     assert listing.status_code == 200 and b"p1" in listing.content
     export = alice_client.post(
         "/admin/accounts/usagerecord/",
-        {"action": "export_csv", "_selected_action": list(UsageRecord.objects.values_list("pk", flat=True))},
+        {
+            "action": "export_csv",
+            "_selected_action": list(UsageRecord.objects.values_list("pk", flat=True)),
+        },
     )
     assert export["Content-Type"] == "text/csv"
     text = export.content.decode()

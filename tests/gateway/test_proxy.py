@@ -55,7 +55,9 @@ def setup(model, bob, settings):
 
 async def test_a_stream_goes_through_with_the_real_key_and_is_metered(model, setup):
     project, _, token = setup
-    model.scripts["paced"] = [[{"type": "text", "text": "abcdefghij" * 2, "chunk": 4, "delay": 0.05}]]
+    model.scripts["paced"] = [
+        [{"type": "text", "text": "abcdefghij" * 2, "chunk": 4, "delay": 0.05}]
+    ]
     body = {**CHAT, "messages": [{"role": "user", "content": "[script:paced] Hello"}]}
     answer = await call("/gw/local/v1/chat/completions", token=token, body=body)
     assert answer.status == 200, answer.body
@@ -162,8 +164,12 @@ async def test_a_spent_budget_refuses_before_anything_is_sent(model, setup, bob,
     project, _, token = setup
     settings.DOCE_GATEWAY_MONTHLY_TOKENS = 100
     await UsageRecord.objects.acreate(
-        user=bob, project_id=project.id, provider_id="local", input_tokens=60,
-        output_tokens=40, status=200,
+        user=bob,
+        project_id=project.id,
+        provider_id="local",
+        input_tokens=60,
+        output_tokens=40,
+        status=200,
     )
     answer = await call("/gw/local/v1/chat/completions", token=token, body=CHAT)
     assert answer.status == 402

@@ -23,8 +23,16 @@ from gateway.metering import UsageMeter
 @pytest.mark.parametrize(
     "address",
     [
-        "169.254.169.254", "169.254.0.1", "fe80::1", "fd00:ec2::254", "100.100.100.200",
-        "0.0.0.0", "::", "224.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
+        "169.254.169.254",
+        "169.254.0.1",
+        "fe80::1",
+        "fd00:ec2::254",
+        "100.100.100.200",
+        "0.0.0.0",  # noqa: S104
+        "::",
+        "224.0.0.1",
+        "::ffff:169.254.169.254",
+        "64:ff9b::a9fe:a9fe",
     ],
 )
 def test_link_local_and_metadata_addresses_are_always_refused(address):
@@ -34,8 +42,17 @@ def test_link_local_and_metadata_addresses_are_always_refused(address):
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "192.168.1.1", "::1", "fd12::1",
-     "::ffff:10.0.0.1", "100.64.0.1"],
+    [
+        "127.0.0.1",
+        "127.8.9.10",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "::1",
+        "fd12::1",
+        "::ffff:10.0.0.1",
+        "100.64.0.1",
+    ],
 )
 def test_loopback_and_private_need_permission(address):
     with pytest.raises(AddressRefused, match="loopback or private"):
@@ -49,28 +66,37 @@ def test_public_addresses_are_allowed(address):
 
 
 def _infos(*addresses):
-    return [(socket.AF_INET6 if ":" in a else socket.AF_INET, 1, 6, "", (a, 443)) for a in addresses]
+    return [
+        (socket.AF_INET6 if ":" in a else socket.AF_INET, 1, 6, "", (a, 443)) for a in addresses
+    ]
 
 
 def test_names_are_checked_on_every_address_they_resolve_to():
     with mock.patch("socket.getaddrinfo", return_value=_infos("93.184.216.34")):
         resolved = resolve_allowed("api.example.com", 443, allow_private=False)
     assert (resolved.host, resolved.address, resolved.url_host) == (
-        "api.example.com", "93.184.216.34", "93.184.216.34",
+        "api.example.com",
+        "93.184.216.34",
+        "93.184.216.34",
     )
     # A name resolving to a metadata address among public ones: refused (no rebinding).
-    with mock.patch("socket.getaddrinfo", return_value=_infos("93.184.216.34", "169.254.169.254")):
-        with pytest.raises(AddressRefused, match="api.example.com resolves to 169.254.169.254"):
-            resolve_allowed("api.example.com", 443, allow_private=True)
+    metadata = _infos("93.184.216.34", "169.254.169.254")
+    with (
+        mock.patch("socket.getaddrinfo", return_value=metadata),
+        pytest.raises(AddressRefused, match=r"api\.example\.com resolves to 169\.254\.169\.254"),
+    ):
+        resolve_allowed("api.example.com", 443, allow_private=True)
     with mock.patch("socket.getaddrinfo", return_value=_infos("10.0.0.7")):
-        with pytest.raises(AddressRefused, match="resolves to 10.0.0.7"):
+        with pytest.raises(AddressRefused, match=r"resolves to 10\.0\.0\.7"):
             resolve_allowed("internal.example", 80, allow_private=False)
         assert resolve_allowed("internal.example", 80, allow_private=True).address == "10.0.0.7"
     with mock.patch("socket.getaddrinfo", return_value=_infos("2001:db8::5")):
         assert resolve_allowed("v6.example", 80, allow_private=False).url_host == "[2001:db8::5]"
-    with mock.patch("socket.getaddrinfo", side_effect=socket.gaierror(-2, "Name unknown")):
-        with pytest.raises(ResolutionFailed, match="does not resolve"):
-            resolve_allowed("nowhere.invalid", 80, allow_private=True)
+    with (
+        mock.patch("socket.getaddrinfo", side_effect=socket.gaierror(-2, "Name unknown")),
+        pytest.raises(ResolutionFailed, match="does not resolve"),
+    ):
+        resolve_allowed("nowhere.invalid", 80, allow_private=True)
 
 
 def test_literal_addresses_skip_dns():
@@ -122,11 +148,18 @@ def test_the_agents_credentials_never_go_upstream():
 def test_errors_are_written_in_the_providers_own_format():
     openai = json.loads(error_body("openai-compatible", 424, "down", "provider_unreachable"))
     assert openai == {
-        "error": {"message": "down", "type": "provider_unreachable",
-                  "code": "provider_unreachable", "param": None}
+        "error": {
+            "message": "down",
+            "type": "provider_unreachable",
+            "code": "provider_unreachable",
+            "param": None,
+        }
     }
     anthropic = json.loads(error_body("anthropic", 401, "no", "invalid_gateway_token"))
-    assert anthropic == {"type": "error", "error": {"type": "authentication_error", "message": "no"}}
+    assert anthropic == {
+        "type": "error",
+        "error": {"type": "authentication_error", "message": "no"},
+    }
 
 
 def test_the_redactor_knows_gateway_tokens():

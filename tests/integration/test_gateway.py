@@ -73,7 +73,7 @@ class EventTap:
     def _run(self) -> None:
         parser = SSEParser()
         try:
-            with httpx.stream("GET", self._url, auth=self._auth, timeout=None) as response:
+            with httpx.stream("GET", self._url, auth=self._auth, timeout=600) as response:
                 for text in response.iter_text():
                     for event in parser.feed(text):
                         try:
@@ -138,12 +138,15 @@ def test_agents_reach_models_only_through_the_gateway(make_runtime_project, alic
         with override_settings(DOCE_GATEWAY_PORT=listener.port):
             # alice is an administrator: her providers may use loopback addresses.
             ProviderCredential.objects.create(
-                user=alice, kind="openai-compatible", provider_id="local", label="Local model",
-                base_url=model.base_url, api_key=REAL_KEY, model_names=["scripted"],
+                user=alice,
+                kind="openai-compatible",
+                provider_id="local",
+                label="Local model",
+                base_url=model.base_url,
+                api_key=REAL_KEY,
+                model_names=["scripted"],
             )
-            project = make_runtime_project(
-                owner=alice, model="local/scripted"
-            )
+            project = make_runtime_project(owner=alice, model="local/scripted")
             project_jobs._render(project)  # the create step's rendering: providers, token
             runtime.stack_up(project)
             Project.objects.filter(pk=project.pk).update(status=Project.Status.RUNNING)
@@ -177,13 +180,18 @@ def test_agents_reach_models_only_through_the_gateway(make_runtime_project, alic
             held = _container_text(agent_id)
             assert REAL_KEY not in held
             assert f":{model.port}" not in held
-            assert f"/gw/local/v1" in held and "doce_gw_" in held
+            assert "/gw/local/v1" in held and "doce_gw_" in held
 
             # 3. A provider added while the project runs is used by the next prompt.
             worker = Worker(worker_id="gw-test", concurrency=1, housekeeping=False)
             ProviderCredential.objects.create(
-                user=alice, kind="openai-compatible", provider_id="second", label="Second",
-                base_url=second.base_url, api_key=SECOND_KEY, model_names=["scripted"],
+                user=alice,
+                kind="openai-compatible",
+                provider_id="second",
+                label="Second",
+                base_url=second.base_url,
+                api_key=SECOND_KEY,
+                model_names=["scripted"],
             )
             changed_at = time.monotonic()
             assert Job.objects.filter(type="opencode.reconfigure", state="queued").count() == 1
@@ -242,9 +250,9 @@ def test_agents_reach_models_only_through_the_gateway(make_runtime_project, alic
             assert diagnostic["remediation"][0]["href"].startswith("/settings/")
 
             # 5. A deleted project's token is refused at once.
-            token = json.loads(
-                (runtime.agent_config_dir(project) / "opencode.json").read_text()
-            )["provider"]["local"]["options"]["apiKey"]
+            token = json.loads((runtime.agent_config_dir(project) / "opencode.json").read_text())[
+                "provider"
+            ]["local"]["options"]["apiKey"]
             assert project_for_gateway_token(token) is not None
             delete_project(project)
             refused = httpx.post(

@@ -30,12 +30,18 @@ def test_it_lists_the_owners_providers_through_the_gateway(bob, charlie, setting
     # An instance provider (no user) is listed for everyone; a user's own one of the same
     # id wins over it.
     ProviderCredential.objects.create(
-        user=None, kind="anthropic", provider_id="anthropic", api_key="sk-ant-instance",
+        user=None,
+        kind="anthropic",
+        provider_id="anthropic",
+        api_key="sk-ant-instance",
         model_names=["claude-sonnet-4-20250514"],
     )
     ProviderCredential.objects.create(
-        user=None, kind="openai-compatible", provider_id="ollama",
-        base_url="http://10.0.0.5:11434/v1", model_names=["instance-model"],
+        user=None,
+        kind="openai-compatible",
+        provider_id="ollama",
+        base_url="http://10.0.0.5:11434/v1",
+        model_names=["instance-model"],
     )
     project = Project.objects.create(owner=bob, name="x", prompt="x")
     block = opencode_provider_config(project)
@@ -43,7 +49,10 @@ def test_it_lists_the_owners_providers_through_the_gateway(bob, charlie, setting
     assert token.startswith("doce_gw_") and len(token) > 40
     assert block == {
         "anthropic": {
-            "options": {"baseURL": "http://host.docker.internal:8123/gw/anthropic/v1", "apiKey": token},
+            "options": {
+                "baseURL": "http://host.docker.internal:8123/gw/anthropic/v1",
+                "apiKey": token,
+            },
             "models": {"claude-sonnet-4-20250514": {"name": "claude-sonnet-4-20250514"}},
         },
         "ollama": {
