@@ -7,7 +7,8 @@ Prints one JSON object: `{"median_s", "p90_s", "runs", "samples_s"}` (seconds).
 
 What is timed is the whole create chain as a user triggers it through the API: the project
 row and jobs, scaffolding (with the prewarmed template dependencies), port allocation, stack
-rendering, `compose up`, readiness, until `GET <preview_url>` gives any HTTP answer. The
+rendering, `compose up`, readiness, until the preview answers through the edge (the owner's
+entry handshake at `preview_url`, then the site answering without a server error). The
 agent then goes on building the site from the prompt (driven by the scripted model), but
 that is not part of the figure.
 
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -50,10 +52,11 @@ def wait_http(url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            httpx.get(url, timeout=1)
-            return
+            if httpx.get(url, timeout=1).status_code != 502:  # 502: the edge, daphne not up
+                return
         except httpx.TransportError:
-            time.sleep(POLL_S)
+            pass
+        time.sleep(POLL_S)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
@@ -79,23 +82,51 @@ def make_user_with_provider(env: dict, model_url: str) -> str:
     return manage(env, "shell", "-c", code).strip().splitlines()[-1]
 
 
+def _via_edge(url: str) -> tuple[str, dict]:
+    # p-<id>.localhost resolves to loopback in browsers, not always in this process's
+    # resolver: connect to the edge on loopback and name the host in the Host header.
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return f"{parts.scheme}://127.0.0.1:{parts.port}{path}", {"Host": parts.netloc}
+
+
+def _enter(preview_url: str) -> tuple[str, dict] | None:
+    url, headers = _via_edge(preview_url)
+    try:
+        answer = httpx.get(url, headers=headers, timeout=1, verify=False)  # noqa: S501
+    except httpx.TransportError:
+        return None
+    if answer.status_code != 303:
+        return None
+    root, headers = _via_edge(preview_url.split("/.doce/", 1)[0] + "/")
+    headers["Cookie"] = answer.headers["set-cookie"].split(";", 1)[0]
+    return root, headers
+
+
+def _site_answers(url: str, headers: dict) -> bool:
+    try:
+        return httpx.get(url, headers=headers, timeout=1, verify=False).status_code < 500  # noqa: S501
+    except httpx.TransportError:
+        return False
+
+
 def one_run(api: httpx.Client, index: int) -> float:
     started = time.monotonic()
     response = api.post("/api/projects", json={"prompt": f"Benchmark site number {index}"})
     response.raise_for_status()
     project_id = response.json()["id"]
     deadline = started + READY_TIMEOUT_S
-    preview = None
+    cookie = None
     while time.monotonic() < deadline:
-        if preview is None:
+        # Through the edge: enter with a fresh single-use token (the owner's preview cookie),
+        # then poll the site until its dev server answers (not the edge's 502).
+        if cookie is None:
             preview = api.get(f"/api/projects/{project_id}").json()["preview_url"]
-        if preview is not None:
-            try:
-                httpx.get(preview, timeout=1)
-                elapsed = time.monotonic() - started
-                break
-            except httpx.TransportError:
-                pass
+            if preview is not None:
+                cookie = _enter(preview)
+        if cookie is not None and _site_answers(*cookie):
+            elapsed = time.monotonic() - started
+            break
         time.sleep(POLL_S)
     else:
         raise TimeoutError(f"project {project_id}'s preview did not answer")
@@ -121,6 +152,7 @@ def main() -> None:
         **os.environ,
         "DOCE_DATA_DIR": str(data_dir),
         "DOCE_PORT": str(port),
+        "DOCE_WEB_PORT": str(free_port()),
         "DOCE_LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "doce.settings",
     }
@@ -143,10 +175,10 @@ def main() -> None:
     )
     try:
         wait_http(f"http://127.0.0.1:{model_port}/v1/models", 30)
-        wait_http(f"http://127.0.0.1:{port}/healthz", 60)
+        wait_http(f"http://localhost:{port}/healthz", 60)  # doce's host at the edge
         token = make_user_with_provider(env, f"http://127.0.0.1:{model_port}/v1")
         headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as api:
+        with httpx.Client(base_url=f"http://localhost:{port}", headers=headers, timeout=30) as api:
             samples = [one_run(api, i) for i in range(runs)]
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -122,7 +122,7 @@ def timed_start(project) -> dict:
     from doce.docker import health
     from projects.runtime import stack_up
 
-    host = health.probe_host(settings.DOCE_BIND_ADDRESS)
+    host = health.probe_host("127.0.0.1")
     probes = {
         "preview": lambda: health.preview_ready(host, project.preview_port, timeout=1.0),
         "agent": lambda: health.agent_ready(

@@ -14,6 +14,10 @@ class DoceConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_reencrypt_legacy_secrets, sender=self)
+        from doce.edge.health import check_edge
+        from doce.health import register_check
+
+        register_check("edge", check_edge)
 
 
 def _reencrypt_legacy_secrets(sender, using, apps=None, **kwargs) -> None:

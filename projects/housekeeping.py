@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from doce import engine_health
-from projects import chain, presence, services
+from projects import chain, presence, preview_access, services
 from projects.models import Project
 from projects.reconcile import reconcile
 
@@ -42,3 +42,8 @@ def record_engine_health() -> dict:
     if came_back:
         log.info("docker.engine_back", resumed_steps=resumed)
     return {"came_back": came_back, "resumed": resumed}
+
+
+def prune_entries() -> dict:
+    """Forget used preview entry tokens whose signature has expired (replay is impossible)."""
+    return {"pruned": preview_access.prune_entries()}

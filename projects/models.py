@@ -235,3 +235,15 @@ class Viewer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} viewing {self.project_id}"
+
+
+class PreviewEntry(models.Model):
+    """A used preview entry token (`projects.preview_access`): a token's id is stored when it
+    is redeemed, so a replayed token is refused. Rows older than a token's lifetime are
+    pruned by the worker's housekeeping."""
+
+    token_id = models.CharField(max_length=64, unique=True)
+    used_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"preview entry {self.token_id}"

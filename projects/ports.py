@@ -3,8 +3,8 @@
 Ports come in pairs: an even preview port and the odd agent port right after it. With the
 two unique columns (`Project.preview_port`, `Project.agent_port`) this makes a port unique
 across both columns without a lock: a preview port can never equal an agent port. A port is
-checked free on the host by binding it (the preview's on DOCE_BIND_ADDRESS, the agent's on
-127.0.0.1) before it is stored.
+checked free on the host by binding it on 127.0.0.1 (where both are published: browsers
+reach previews through the edge) before it is stored.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from django.db.models import Q
 
 from doce.docker.failures import FailureKind, StackError, StackFailure
 from doce.docker.stacks import stack_status
+from projects import edge
 from projects.models import Project
 
+# Both are published on loopback only: browsers reach previews through the edge.
+PREVIEW_ADDRESS = "127.0.0.1"
 AGENT_ADDRESS = "127.0.0.1"
 
 PORTS_EXHAUSTED = StackFailure(
@@ -71,10 +74,7 @@ def allocate_ports(project: Project) -> tuple[int, int]:
     for start in starts[offset:] + starts[:offset]:
         if start in taken_ports or start + 1 in taken_ports:
             continue
-        if not (
-            port_is_free(settings.DOCE_BIND_ADDRESS, start)
-            and port_is_free(AGENT_ADDRESS, start + 1)
-        ):
+        if not (port_is_free(PREVIEW_ADDRESS, start) and port_is_free(AGENT_ADDRESS, start + 1)):
             continue
         try:
             with transaction.atomic():
@@ -84,6 +84,7 @@ def allocate_ports(project: Project) -> tuple[int, int]:
         except IntegrityError:  # another worker stored this pair a moment ago
             continue
         project.preview_port, project.agent_port = start, start + 1
+        edge.request_sync()  # a routed preview's port changed
         return start, start + 1
     raise StackError(PORTS_EXHAUSTED)
 
@@ -99,7 +100,7 @@ def ensure_ports(project: Project) -> tuple[int, int]:
         return allocate_ports(project)
     status = stack_status(project.id)
     preview_ok = status.state("preview") == "running" or port_is_free(
-        settings.DOCE_BIND_ADDRESS, project.preview_port
+        PREVIEW_ADDRESS, project.preview_port
     )
     agent_ok = status.state("agent") == "running" or port_is_free(AGENT_ADDRESS, project.agent_port)
     if preview_ok and agent_ok:

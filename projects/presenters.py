@@ -2,44 +2,33 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest
-from django.http.request import split_domain_port
 
 from jobqueue.models import Job
 from projects import chain
 from projects.models import Project, project_topic
+from projects.preview_access import entry_url, preview_origin
 
 SHOWN_STATUSES_WITH_PREVIEW = {Project.Status.RUNNING, Project.Status.STARTING}
 
 
-def preview_host(request: HttpRequest) -> str:
-    """The host name browsers reach previews on: `DOCE_PREVIEW_HOST`, else the host the
-    request came to (previews publish on `DOCE_BIND_ADDRESS` of the same machine)."""
-    if settings.DOCE_PREVIEW_HOST:
-        return settings.DOCE_PREVIEW_HOST
-    host, _port = split_domain_port(request.get_host())
-    return host or "localhost"
-
-
-def _url_host(request: HttpRequest) -> str:
-    host = preview_host(request)
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+def preview_address(project: Project) -> str:
+    """The preview's own origin and root, `http://p-<id>.<DOCE_PREVIEW_DOMAIN>:<port>/`: shown
+    to the user; only its owner, after the entry handshake, gets past the edge there."""
+    return f"{preview_origin(project.id)}/"
 
 
 def preview_url(request: HttpRequest, project: Project) -> str | None:
-    """`http://<preview host>:<preview port>/`, or None while no port is allocated."""
-    if not project.preview_port:
+    """A fresh entry URL into the preview (`projects.preview_access.entry_url`: a signed,
+    single-use token valid 60 s) for the signed-in owner; None while no port is allocated."""
+    if not project.preview_port or not request.user.is_authenticated:
         return None
-    return f"http://{_url_host(request)}:{project.preview_port}/"
+    return entry_url(request.user.pk, project.id)
 
 
-def preview_frame_source(request: HttpRequest) -> str:
-    """The Content-Security-Policy source of every preview URL: `http://<preview host>:*`.
-
-    Any port, because a project's preview port may be allocated after its page loaded.
-    """
-    return f"http://{_url_host(request)}:*"
+def preview_frame_source(project: Project) -> str:
+    """The Content-Security-Policy source of the project's preview: its exact origin."""
+    return preview_origin(project.id)
 
 
 def setup_checklist(project: Project) -> dict:

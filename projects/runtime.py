@@ -53,6 +53,7 @@ from doce.docker.stacks import (
     stack_status,
     start_existing_stack,
 )
+from projects import ports
 from projects.agent_config import opencode_config
 from projects.models import Project
 from projects.scaffold import npm_cache_dir
@@ -190,7 +191,7 @@ def _stack_variables(project: Project, directory: Path, agent_home: Path) -> dic
         "AGENT_CONFIG_DIR": str(agent_config_dir(project)),
         "AGENT_ENV_FILE": str(directory / "agent.env"),
         "RUNTIME_ENV_FILE": str(directory / "runtime.env"),
-        "BIND_ADDRESS": settings.DOCE_BIND_ADDRESS,
+        "BIND_ADDRESS": ports.PREVIEW_ADDRESS,
         "PREVIEW_PORT": str(project.preview_port),
         "AGENT_PORT": str(project.agent_port),
         "PREVIEW_MEMORY": f"{settings.DOCE_PREVIEW_MEMORY_MB}m",
@@ -317,7 +318,7 @@ def check_ready(project: Project) -> health.Readiness:
     if project.preview_port is None or project.agent_port is None:
         return health.Readiness(preview=False, agent=False)
     return health.check_ready(
-        preview_host=health.probe_host(settings.DOCE_BIND_ADDRESS),
+        preview_host=health.probe_host(ports.PREVIEW_ADDRESS),
         preview_port=project.preview_port,
         agent_host=settings.DOCE_AGENT_HOST,
         agent_port=project.agent_port,
@@ -331,7 +332,7 @@ def wait_ready(project: Project, *, timeout: float, interval: float = 0.1) -> he
     if project.preview_port is None or project.agent_port is None:
         raise ValueError("the project has no ports: call ensure_ports() first")
     return health.wait_ready(
-        preview_host=health.probe_host(settings.DOCE_BIND_ADDRESS),
+        preview_host=health.probe_host(ports.PREVIEW_ADDRESS),
         preview_port=project.preview_port,
         agent_host=settings.DOCE_AGENT_HOST,
         agent_port=project.agent_port,

@@ -26,7 +26,7 @@ from doce.opencode.completion import CompletionCheck
 from doce.opencode.errors import OpencodeError
 from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from jobqueue.models import RETRYABLE_STATES, Job, JobState
-from projects import chain
+from projects import chain, edge
 from projects.agent_config import revoke_gateway_token
 from projects.models import IllegalTransition, Project, PromptState, Viewer, project_topic
 
@@ -101,6 +101,8 @@ def set_status(
             raise IllegalTransition(project.pk, current, status)
         project.refresh_from_db(fields=["status", "status_reason", "updated_at", "preview_port"])
         events.emit(project_topic(project.id), "project.status", _status_payload(project))
+        # Routing follows the status (a preview is routed while starting or running).
+        edge.request_sync()
 
 
 def _status_payload(project: Project) -> dict:

@@ -33,6 +33,11 @@ urlpatterns = [
         views.retry_step,
         name="project-retry-step",
     ),
+    path(
+        "projects/<project_id:project_id>/preview/enter",
+        views.preview_enter,
+        name="project-preview-enter",
+    ),
     path("projects/<project_id:project_id>/files/", views.file_tree, name="project-files"),
     path("projects/<project_id:project_id>/assets/", views.assets, name="project-assets"),
     path(

@@ -8,10 +8,17 @@ from functools import wraps
 from csp.decorators import csp_update
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.clickjacking import xframe_options_exempt, xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
@@ -22,8 +29,8 @@ from projects import files, services
 from projects.forms import CreateProjectForm
 from projects.models import Project, get_project_for_user, project_topic
 from projects.presenters import (
+    preview_address,
     preview_frame_source,
-    preview_host,
     preview_url,
     setup_checklist,
 )
@@ -188,14 +195,33 @@ def create(request: HttpRequest) -> HttpResponse:
 
 
 def _frames_previews(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponseBase]:
-    """Let the page `view` renders frame project previews (CSP frame-src, per request host)."""
+    """Let the page `view` renders frame its project's preview (CSP frame-src: the preview's
+    exact origin)."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
-        allow = csp_update({"frame-src": [preview_frame_source(request)]})
-        return allow(view)(request, *args, **kwargs)
+    def wrapper(request: HttpRequest, project_id: str, *args, **kwargs) -> HttpResponseBase:
+        source = preview_frame_source(Project(id=project_id))
+        allow = csp_update({"frame-src": [source]})
+        framed: Callable[..., HttpResponseBase] = allow(view)
+        return framed(request, project_id, *args, **kwargs)
 
     return wrapper
+
+
+@login_required
+@require_GET
+@xframe_options_exempt  # a redirect only: the preview frame loads through it
+def preview_enter(request: HttpRequest, project_id: str) -> HttpResponse:
+    """Redirect the owner into the project's preview with a fresh entry token (the workspace
+    frame and "Open in new tab" load this); 404 for anyone else or while no port exists."""
+    project = get_project_for_user(request.user, project_id)
+    target = preview_url(request, project)
+    if target is None:
+        raise Http404("The preview is not available.")
+    response = HttpResponseRedirect(target)
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @login_required
@@ -207,8 +233,7 @@ def workspace(request: HttpRequest, project_id: str) -> HttpResponse:
     services.mark_viewed(project)
     context = {
         "project": project,
-        "preview_url": preview_url(request, project),
-        "preview_host": preview_host(request),
+        "preview_address": preview_address(project),
         "models": available_models(request.user),
         "checklist": setup_checklist(project),
         "last_event_id": last_event_id([project_topic(project.id)]),

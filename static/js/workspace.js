@@ -9,18 +9,18 @@
   var frame = root.querySelector("[data-preview-frame]");
   var overlay = root.querySelector("[data-preview-overlay]");
   var overlayText = root.querySelector("[data-preview-overlay-text]");
-  var previewUrl = root.dataset.previewUrl;
+  // doce's redirect into the preview with a fresh single-use entry token (owner only).
+  var previewEnter = root.dataset.previewEnter;
   var status = root.dataset.status;
-  var reloadTimer = null;
+  var previewPort = null;
 
   // --- preview ---------------------------------------------------------------------------
+  // The preview lives on its own origin (p-<id>.<preview domain>) behind the edge; its dev
+  // server's HMR updates the page when the agent edits files, so the frame is loaded only
+  // when the project starts running, its preview moves, or the user asks.
   function reloadPreview() {
-    if (!previewUrl || status !== "running") return;
-    frame.src = previewUrl;
-  }
-  function reloadPreviewSoon() {
-    clearTimeout(reloadTimer);
-    reloadTimer = setTimeout(reloadPreview, 400);  // edits come in bursts; reload once
+    if (status !== "running") return;
+    frame.src = previewEnter;
   }
   root.querySelector("[data-preview-reload]").addEventListener("click", reloadPreview);
 
@@ -29,17 +29,10 @@
     stopping: "Stopping…", stopped: "The project is stopped. Start it from the Project menu.",
     error: "The project could not start.", deleting: "Deleting the project…"
   };
-  function followPreviewPort(port) {
-    if (!port) return;
-    var url = new URL(previewUrl || "http://" + root.dataset.previewHost + "/");
-    if (String(url.port) === String(port)) return;
-    url.port = String(port);
-    previewUrl = url.toString();
-    root.querySelector("[data-preview-open]").href = previewUrl;
-    root.querySelector("[data-preview-address]").textContent = previewUrl;
-  }
   function showStatus(payload) {
-    followPreviewPort(payload.preview_port);
+    var moved = previewPort !== null && payload.preview_port !== previewPort;
+    previewPort = payload.preview_port;
+    var wasRunning = status === "running";
     status = payload.status;
     root.dataset.status = status;
     var badge = root.querySelector("[data-status-badge]");
@@ -50,7 +43,7 @@
     reason.hidden = !payload.reason;
     overlay.hidden = status === "running";
     overlayText.textContent = OVERLAY_TEXT[status] || "";
-    if (status === "running") reloadPreview();
+    if (status === "running" && (!wasRunning || moved || !frame.getAttribute("src"))) reloadPreview();
     if (status === "deleting") window.doce.toast("This project is being deleted.", "info");
   }
 
@@ -99,9 +92,7 @@
 
   // --- chat ------------------------------------------------------------------------------
   new window.doce.Chat(root.querySelector("[data-chat]"), {
-    path: base + "/chat/",
-    onFileChanged: reloadPreviewSoon,
-    onStatus: function (agentStatus) { if (agentStatus === "idle") reloadPreviewSoon(); }
+    path: base + "/chat/"
   });
 
   // --- logs ------------------------------------------------------------------------------

@@ -32,6 +32,9 @@ def test_it_is_a_valid_compose_file(tmp_path):
     # The data directory has the same path inside and out, so project bind mounts work.
     assert "/srv/doce:/srv/doce" in config
     assert "run_worker" in config
+    # The web service runs serve: daphne behind the edge (Caddy), the worker on its own.
+    assert "manage.py serve" in config
+    assert "DOCE_EMBEDDED_WORKER: 'false'" in config or 'DOCE_EMBEDDED_WORKER: "false"' in config
 
 
 def test_its_image_copies_no_local_secrets_or_data():

@@ -56,25 +56,28 @@ class DoceServer:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="module")
-def doce_server(tmp_path_factory) -> DoceServer:
-    """A fresh doce (its own data directory and port) for each test module."""
+def start_doce(tmp_path_factory, **extra_env: str):
+    """Start `make run` (its own data directory and ports) and yield a `DoceServer` whose
+    `url` is doce's public URL behind the edge; `DOCE_TLS_INTERNAL=true` in `extra_env`
+    serves it over HTTPS from Caddy's internal CA."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)", pytrace=False)
     data_dir = tmp_path_factory.mktemp("doce-e2e-data")
-    port = free_port()
+    port, web_port = free_port(), free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("DOCE_DATA_DIR", "DATABASE_URL"))
     }
     env.update(
         {
             "DOCE_DATA_DIR": str(data_dir),
-            "DOCE_PORT": str(port),
+            "DOCE_PORT": str(port),  # the edge: doce and every preview on this one port
+            "DOCE_WEB_PORT": str(web_port),  # daphne, behind the edge
             "DOCE_LOG_FORMAT": "json",
             "DOCE_OFFLINE_IMAGES": "1",  # no container registry on CI machines
             # The e2e viewer leaves and comes back; don't let idle stop race the test.
             "DOCE_IDLE_STOP_SECONDS": "600",
             "DOCE_HEALTHZ_TOKEN": HEALTHZ_TOKEN,
+            **extra_env,
         }
     )
     log_path = data_dir / "server.log"
@@ -88,7 +91,8 @@ def doce_server(tmp_path_factory) -> DoceServer:
             start_new_session=True,
         )
     # doce accepts WebSockets only from its own origin (DOCE_PUBLIC_URL: localhost:<port>).
-    server = DoceServer(f"http://localhost:{port}", data_dir, log_path)
+    scheme = "https" if extra_env.get("DOCE_TLS_INTERNAL") == "true" else "http"
+    server = DoceServer(f"{scheme}://localhost:{port}", data_dir, log_path)
     try:
         _wait_until_up(server, process)
         yield server
@@ -101,14 +105,24 @@ def doce_server(tmp_path_factory) -> DoceServer:
             process.wait()
 
 
+@pytest.fixture(scope="module")
+def doce_server(tmp_path_factory):
+    """A fresh doce (its own data directory and port) for each test module."""
+    yield from start_doce(tmp_path_factory)
+
+
 def _wait_until_up(server: DoceServer, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"`make run` exited early:\n{server.log()[-3000:]}", pytrace=False)
         try:
-            httpx.get(server.url + "/healthz", timeout=2)
-            return
+            # Through the edge: up once daphne answers behind it (not Caddy's 502).
+            # (Caddy's internal CA in the HTTPS e2e: not in the trust store.)
+            answer = httpx.get(server.url + "/healthz", timeout=2, verify=False)  # noqa: S501
+            if answer.status_code in (200, 503):
+                return
+            time.sleep(0.3)
         except httpx.TransportError:
             time.sleep(0.3)
     pytest.fail(f"doce did not answer in {START_TIMEOUT_S} s:\n{server.log()[-3000:]}")
@@ -124,29 +138,33 @@ def browser_page():
     """A page in a fresh Chromium. Playwright lives only for the test: its sync API runs an
     event loop in the main thread, which would break async tests run after it.
 
-    A Content-Security-Policy violation reported in the console (of the page or any of its
-    frames) fails the test: every page must work under doce's policy as it is.
+    A Content-Security-Policy violation or a mixed-content warning reported in the console
+    (of the page or any of its frames) fails the test: every page must work under doce's
+    policy as it is, and over HTTPS nothing may load over plain HTTP. Certificates of
+    Caddy's internal CA (the HTTPS e2e) are accepted.
     """
     from playwright.sync_api import sync_playwright
 
     violations: list[str] = []
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = chromium.new_context(viewport={"width": 1280, "height": 860})
+        context = chromium.new_context(
+            viewport={"width": 1280, "height": 860}, ignore_https_errors=True
+        )
         page = context.new_page()
         page.set_default_timeout(20_000)
         page.on(
             "console",
             lambda message: (
                 violations.append(f"{page.url}: {message.text}")
-                if is_csp_violation(message.text)
+                if is_csp_violation(message.text) or "Mixed Content" in message.text
                 else None
             ),
         )
         yield page
         context.close()
         chromium.close()
-    assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)
+    assert violations == [], "CSP or mixed-content reports:\n" + "\n".join(violations)
 
 
 @pytest.fixture

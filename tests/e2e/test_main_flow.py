@@ -42,6 +42,18 @@ def preview_heading(page):
     return page.frame_locator("[data-preview-frame]").locator("h1")
 
 
+def preview_frame(page, project_id):
+    """The preview frame: on the project's own origin behind the edge (p-<id>.localhost on
+    doce's port), never a container port."""
+    port = page.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+    scheme = page.url.split("://", 1)[0]
+    origin = f"{scheme}://p-{project_id}.localhost:{port}/"
+    for frame in page.frames:
+        if frame.url.startswith(origin):
+            return frame
+    raise AssertionError(f"no frame on {origin}: {[f.url for f in page.frames]}")
+
+
 def wait_for_badge(page, label):
     page.wait_for_selector(f"[data-status-badge]:text-is('{label}')", timeout=STEP_TIMEOUT_MS)
 
@@ -91,13 +103,19 @@ def test_it_builds_a_site_from_a_prompt_and_changes_it(
     # The preview shows the heading the agent wrote.
     wait_for_badge(page, "Running")
     preview_heading(page).filter(has_text=FIRST).wait_for(timeout=STEP_TIMEOUT_MS)
+    frame = preview_frame(page, project_id)
+    # The entry handshake redirected to the site's root (the token is not kept in the URL).
+    assert ".doce/enter" not in frame.url
     shoot(page, "preview-first")
 
-    # A second prompt changes the heading.
+    # A second prompt changes the heading through the dev server's HMR over the edge: the
+    # page updates in place (a full reload would drop the marker set here).
+    frame.evaluate("window.__doceMarker = 'same page'")
     page.locator("#composer-text").fill(SECOND)
     page.locator("#composer-text").press("Control+Enter")
     page.locator(".msg-user", has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
     preview_heading(page).filter(has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
+    assert preview_frame(page, project_id).evaluate("window.__doceMarker") == "same page"
     shoot(page, "preview-second")
 
     # The model was reached only through doce's gateway, and metered.

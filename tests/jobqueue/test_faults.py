@@ -172,11 +172,11 @@ def answers(port: int) -> bool:
 
 
 def test_serve_restarts_a_killed_worker_under_the_same_id_and_keeps_the_web_up(tmp_path):
-    port = free_port()
+    port, web_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        [sys.executable, "manage.py", "serve"],
         cwd=ROOT,
-        env=worker_env(tmp_path),
+        env=worker_env(tmp_path, DOCE_PORT=str(port), DOCE_WEB_PORT=str(web_port)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -193,7 +193,7 @@ def test_serve_restarts_a_killed_worker_under_the_same_id_and_keeps_the_web_up(t
             timeout=90,
         )
         assert restarted.worker_id.endswith(":serve")
-        assert answers(port)
+        assert answers(port) and answers(web_port)  # the edge, and daphne behind it
         assert process.poll() is None
     finally:
         # SIGINT lets serve stop its children (killing serve would orphan them).

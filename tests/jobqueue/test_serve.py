@@ -1,4 +1,5 @@
-"""`manage.py serve` starts the worker next to the web server; Ctrl-C stops both cleanly."""
+"""`manage.py serve` starts the worker next to the web server and the edge; Ctrl-C stops all
+cleanly."""
 
 from __future__ import annotations
 
@@ -22,17 +23,17 @@ def free_port() -> int:
 
 
 def test_it_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
-    port = free_port()
+    port, web_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        [sys.executable, "manage.py", "serve"],
         cwd=ROOT,
-        env=worker_env(tmp_path),
+        env=worker_env(tmp_path, DOCE_PORT=str(port), DOCE_WEB_PORT=str(web_port)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     try:
         worker = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=90)
-        wait_for(lambda: _answers(port), timeout=90)
+        wait_for(lambda: _answers(port) and _answers(web_port), timeout=90)  # edge, daphne
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends to the command
         assert process.wait(30) == 0
     finally:
@@ -46,7 +47,7 @@ def test_it_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
                 process.wait()
     worker.refresh_from_db()
     assert worker.stopped_at is not None  # the worker stopped gracefully, not killed
-    assert not _answers(port)
+    assert not _answers(port) and not _answers(web_port)
 
 
 def _answers(port: int) -> bool:

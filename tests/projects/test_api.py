@@ -64,7 +64,6 @@ def test_it_lists_only_the_callers_projects_newest_first(api, alice, bob):
 
 
 def test_it_gets_a_project_with_its_preview_url_and_flags(api, alice, settings):
-    settings.DOCE_PREVIEW_HOST = ""
     project = Project.objects.create(
         owner=alice,
         name="Site",
@@ -77,7 +76,9 @@ def test_it_gets_a_project_with_its_preview_url_and_flags(api, alice, settings):
     )
     body = api.get(f"/api/projects/{project.id}").json()
     assert body["id"] == project.id and body["status"] == "running"
-    assert body["preview_url"] == "http://testserver:41000/"
+    # The preview's own origin behind the edge, entered with a fresh single-use token.
+    origin = f"http://p-{project.id}.localhost:{settings.DOCE_PORT}"
+    assert body["preview_url"].startswith(f"{origin}/.doce/enter?token=")
     assert (body["prompt_sent"], body["prompt_completed"]) == (True, False)
     assert body["model"] == MODEL and body["status_reason"] == ""
     assert "agent_password" not in body and "agent_port" not in body

@@ -39,14 +39,17 @@ def test_it_sends_the_policy_on_every_kind_of_response(client, alice):
         assert rules["object-src"] == ["'none'"] and rules["base-uri"] == ["'none'"], path
 
 
-def test_it_lets_only_the_workspace_frame_the_preview_host(alice_client, alice_project, settings):
-    settings.DOCE_PREVIEW_HOST = ""
+def test_it_lets_only_the_workspace_frame_its_own_preview_origin(
+    alice_client, alice_project, settings
+):
     workspace = alice_client.get(f"/projects/{alice_project.id}/")
-    assert policy(workspace)["frame-src"] == ["'self'", "http://testserver:*"]
+    origin = f"http://p-{alice_project.id}.localhost:{settings.DOCE_PORT}"
+    assert policy(workspace)["frame-src"] == ["'self'", origin]
     assert policy(alice_client.get("/"))["frame-src"] == ["'self'"]
-    settings.DOCE_PREVIEW_HOST = "previews.example.org"
+    settings.DOCE_PREVIEW_DOMAIN = "previews.example.org"
     workspace = alice_client.get(f"/projects/{alice_project.id}/")
-    assert policy(workspace)["frame-src"] == ["'self'", "http://previews.example.org:*"]
+    origin = f"http://p-{alice_project.id}.previews.example.org:{settings.DOCE_PORT}"
+    assert policy(workspace)["frame-src"] == ["'self'", origin]
 
 
 def test_it_renders_no_page_that_needs_inline_script_or_style(

@@ -70,6 +70,8 @@ CASES = [
     Case("http", f"{P}/assets/rename", ("POST",), {"path": "public/logo.png", "name": "b.png"}),
     Case("http", f"{P}/assets/delete", ("POST",), {"path": "public/logo.png"}),
     Case("http", f"{P}/export"),
+    # The redirect into the preview (a fresh entry token): only the owner gets one.
+    Case("http", f"{P}/preview/enter"),
     # The queue monitor's pages and actions for a job of Alice's project
     Case("http", "/queue/jobs/{j}/"),
     Case("http", "/queue/jobs/{j}/?partial=1"),
@@ -258,10 +260,15 @@ def test_it_walks_every_route_that_takes_someone_elses_object(alice_client, worl
 
 def test_it_lets_the_owner_through_on_the_same_urls(alice_client, world):
     """The walk's 404s come from ownership, not from broken URLs: Alice gets her pages."""
+    from projects.models import Project
+
+    # With a preview port, the owner is redirected into her preview.
+    Project.objects.filter(pk=world["p"]).update(preview_port=47990, agent_port=47991)
     for case in CASES:
         if case.kind == "http" and case.methods == ("GET",):
             url = _url(case, world)
-            assert alice_client.get(url).status_code == 200, url
+            expected = 302 if url.endswith("/preview/enter") else 200
+            assert alice_client.get(url).status_code == expected, url
     assert alice_client.get(f"/api/projects/{world['p']}").status_code == 200
     outcome, _ = _ws_outcome(f"/ws/projects/{world['p']}/logs/", session_cookie(world_user(world)))
     assert outcome == "sent"

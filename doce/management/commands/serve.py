@@ -1,18 +1,24 @@
 """`manage.py serve`: run doce's embedded default in one command.
 
-Starts the ASGI server (daphne) and the worker as child processes, prints the URL, and stops
-them cleanly on Ctrl-C / SIGTERM: each child gets one SIGTERM, then SIGKILL after
-`GRACE_SECONDS` (15 s), or at once on a second Ctrl-C. Each child is an argument list, never
-a shell string.
+Starts three child processes: the ASGI server (daphne, on the loopback port
+`DOCE_WEB_PORT`), the edge (Caddy, on `DOCE_HOST:DOCE_PORT`: the one port users open, for
+doce and every preview; its admin API on a unix socket in `DOCE_DATA_DIR/edge/`) and the
+worker. It prints the URL and stops them cleanly on Ctrl-C / SIGTERM: each child gets one
+SIGTERM, then SIGKILL after `GRACE_SECONDS` (15 s), or at once on a second Ctrl-C. Each
+child is an argument list, never a shell string.
 
-The web server is the service: when it exits, serve stops. A worker that exits on its own
-(a crash) is restarted after a backoff (1 s doubling to `WORKER_RESTART_MAX_SECONDS`), under
-the same worker id (`<hostname>:serve`), so it releases the jobs its previous run left
-leased at once instead of waiting for their leases to expire.
+The web server is the service: when it exits, serve stops. A worker or Caddy that exits on
+its own (a crash, a kill) is restarted after a backoff (1 s doubling to
+`WORKER_RESTART_MAX_SECONDS`). Caddy starts from the configuration rendered from the
+database at that moment (`doce.edge.sync`), so a restarted edge routes every running
+preview again. The worker keeps the same worker id (`<hostname>:serve`), so it releases the
+jobs its previous run left leased at once instead of waiting for their leases to expire.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import subprocess
@@ -21,9 +27,12 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from doce.docker.engine import engine_status
+from doce.edge import sync as edge_sync
+from doce.edge.admin import AdminClient
+from doce.edge.binary import CaddyNotFound, caddy_binary
 from gateway.listener import daphne_endpoints, gateway_bind_addresses
 
 # Longer than the worker's own grace (DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS, 10 s by default),
@@ -43,10 +52,12 @@ def serve_worker_id() -> str:
 
 
 class WorkerSlot:
-    """serve's worker process, restarted with a doubling backoff when it exits on its own."""
+    """A child process of serve (the worker, the edge), restarted with a doubling backoff
+    when it exits on its own. `name` is how messages call it."""
 
-    def __init__(self, start: Callable[[], subprocess.Popen]) -> None:
+    def __init__(self, start: Callable[[], subprocess.Popen], name: str = "worker") -> None:
         self._start = start
+        self.name = name
         self.process = start()
         self._started = time.monotonic()
         self._backoff = 1.0
@@ -59,7 +70,7 @@ class WorkerSlot:
             if now - self._started > WORKER_RESTART_MAX_SECONDS:
                 self._backoff = 1.0  # it ran a while: this is a new incident
             say(
-                f"The worker exited with code {self.process.returncode}; "
+                f"The {self.name} exited with code {self.process.returncode}; "
                 f"restarting it in {self._backoff:.0f} s."
             )
             self._restart_at = now + self._backoff
@@ -71,13 +82,16 @@ class WorkerSlot:
 
 
 class Command(BaseCommand):
-    help = "Start doce (web server and background worker) and stop both on Ctrl-C."
+    help = (
+        "Start doce (web server, edge and background worker) and stop them on Ctrl-C. "
+        "Addresses come from DOCE_HOST, DOCE_PORT and DOCE_WEB_PORT."
+    )
 
-    def add_arguments(self, parser) -> None:
-        parser.add_argument("--host", default=settings.DOCE_HOST, help="Address to bind.")
-        parser.add_argument("--port", type=int, default=settings.DOCE_PORT, help="TCP port.")
-
-    def handle(self, *args, host: str, port: int, **options) -> None:
+    def handle(self, *args, **options) -> None:
+        try:
+            self.caddy = caddy_binary()
+        except CaddyNotFound as exc:
+            raise CommandError(str(exc)) from None
         self.shutdown = False
         self.force = False
         self.first_signal_at = 0.0
@@ -85,12 +99,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self.on_signal)
 
         self.gateway_addresses = gateway_bind_addresses()
-        web = self._start(self._web_argv(host, port))
+        web = self._start(self._web_argv())
+        edge = WorkerSlot(self._start_edge, "edge (Caddy)")
         worker = None
         if settings.DOCE_EMBEDDED_WORKER:
             worker = WorkerSlot(lambda: self._start(self._worker_argv()))
-        shown_host = "localhost" if host in {"127.0.0.1", "0.0.0.0", "::"} else host  # noqa: S104
-        self.stdout.write(self.style.SUCCESS(f"doce is running at http://{shown_host}:{port}/"))
+        self.stdout.write(self.style.SUCCESS(f"doce is running at {settings.DOCE_ORIGIN}/"))
         self.stdout.write(
             f"Model gateway for agents on {', '.join(self.gateway_addresses)} "
             f"port {settings.DOCE_GATEWAY_PORT}."
@@ -101,9 +115,11 @@ class Command(BaseCommand):
 
         while not self.shutdown and web.poll() is None:
             time.sleep(0.5)
+            if not self.shutdown:
+                edge.tend(self.stderr.write)
             if worker is not None and not self.shutdown:
                 worker.tend(self.stderr.write)
-        children = [web] if worker is None else [web, worker.process]
+        children = [web, edge.process] + ([] if worker is None else [worker.process])
         self._stop(children)
         if web.returncode not in (0, -signal.SIGTERM, None) and not self.shutdown:
             sys.exit(1)
@@ -111,7 +127,9 @@ class Command(BaseCommand):
     def _start(self, argv: list[str]) -> subprocess.Popen:
         # Own sessions: a terminal's Ctrl-C reaches only this process, which then stops each
         # child exactly once (a worker reads a second signal as "exit now, skip the grace").
-        return subprocess.Popen(argv, start_new_session=True)
+        # DOCE_EDGE_MANAGED: the children know an edge runs (/healthz reports it).
+        env = {**os.environ, "DOCE_EDGE_MANAGED": "true"}
+        return subprocess.Popen(argv, start_new_session=True, env=env)
 
     def on_signal(self, signum: int, frame) -> None:
         now = time.monotonic()
@@ -125,10 +143,13 @@ class Command(BaseCommand):
         self.shutdown = True
         self.first_signal_at = now
 
-    def _web_argv(self, host: str, port: int) -> list[str]:
+    def _web_argv(self) -> list[str]:
         # -v 0: no access log on stdout; RequestContextMiddleware logs each request.
-        # One daphne serves both listeners: the public one (-b/-p) and the model gateway's
-        # (-e, see gateway.listener); doce.asgi tells them apart by the server port.
+        # Loopback only: browsers reach daphne through the edge, whose X-Forwarded-For
+        # (`--proxy-headers`) is the client's address (the edge overwrites a client's own).
+        # The same daphne also serves the model gateway's own listener (-e: the Docker
+        # bridge's gateway address and loopback, see gateway.listener), which containers
+        # reach directly, not through the edge; doce.asgi tells them apart by the port.
         gateway = [
             argument
             for endpoint in daphne_endpoints(self.gateway_addresses, settings.DOCE_GATEWAY_PORT)
@@ -141,12 +162,45 @@ class Command(BaseCommand):
             "-v",
             "0",
             "-b",
-            host,
+            "127.0.0.1",
             "-p",
-            str(port),
+            str(settings.DOCE_WEB_PORT),
+            "--proxy-headers",
             *gateway,
             "doce.asgi:application",
         ]
+
+    def _start_edge(self) -> subprocess.Popen:
+        """Start Caddy with the configuration the database calls for now."""
+        directory = edge_sync.edge_dir()
+        socket_path = edge_sync.admin_socket()
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)  # a killed Caddy leaves its socket behind
+        config_file = directory / "caddy.json"
+        config_file.write_text(json.dumps(edge_sync.current_config()))
+        config_file.chmod(0o600)
+        env = {
+            **os.environ,
+            "XDG_DATA_HOME": str(directory / "data"),
+            "XDG_CONFIG_HOME": str(directory / "config"),
+        }
+        process = subprocess.Popen(
+            [self.caddy, "run", "--config", str(config_file)],
+            start_new_session=True,
+            env=env,
+        )
+        # Wait for the admin API, then load once more: what changed while Caddy started.
+        deadline = time.monotonic() + 10
+        with AdminClient(socket_path, timeout=2.0) as admin:
+            while process.poll() is None and time.monotonic() < deadline:
+                if admin.ping():
+                    try:
+                        edge_sync.sync(admin)
+                    except Exception as exc:
+                        self.stderr.write(f"Could not sync the edge: {exc}")
+                    break
+                time.sleep(0.05)
+        return process
 
     def _worker_argv(self) -> list[str]:
         manage = str(settings.BASE_DIR / "manage.py")
