@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("projects", "0003_prompt_state"),
+        ("projects", "0004_preview_entry"),
     ]
 
     operations = [
