@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import cast
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -17,7 +18,21 @@ from accounts.models import (
     reject_url_credentials,
     url_without_credentials,
 )
+from doce.addresses import AddressRefused, check_address
 from doce.text import LineField, validate_line
+
+
+def refused_literal_address(url: str) -> str:
+    """Why a URL whose host is a literal IP address is never callable (link-local, metadata,
+    reserved), or "". Names are resolved and checked by the gateway on every request."""
+    try:
+        host = (urlsplit(url).hostname or "").strip("[]")
+        check_address(host, allow_private=True)
+    except ValueError:
+        return ""  # a name, not an address
+    except AddressRefused as exc:
+        return exc.reason
+    return ""
 
 
 class SetupForm(BaseUserCreationForm):
@@ -66,8 +81,10 @@ class ProviderForm(forms.Form):
         max_length=300,
         validators=[validate_line, reject_url_credentials],
         assume_scheme="http",
-        help_text="OpenAI-compatible only, e.g. http://localhost:11434/v1 (Ollama). "
-        "Addresses on this machine are reached from the agent's container automatically.",
+        help_text="OpenAI-compatible only, e.g. http://127.0.0.1:11434/v1 (Ollama). doce calls "
+        "it from this machine through its model gateway, so a server listening on 127.0.0.1 "
+        "works (for administrators, or for everyone when the operator allows private "
+        "addresses). Link-local and cloud metadata addresses are always refused.",
     )
     provider_id = forms.SlugField(
         label="Provider id",
@@ -128,6 +145,10 @@ class ProviderForm(forms.Form):
             self.add_error("base_url", "An OpenAI-compatible provider needs its base URL.")
         elif not data["base_url"].lower().startswith(("http://", "https://")):
             self.add_error("base_url", "Use an http:// or https:// URL.")
+        else:
+            reason = refused_literal_address(data["base_url"])
+            if reason:
+                self.add_error("base_url", f"doce never calls this address: {reason}.")
 
     def _forget_url_credentials(self) -> None:
         """Show a refused URL again without its credentials: the secret is not sent back."""

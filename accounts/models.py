@@ -78,16 +78,61 @@ DEFAULT_MODELS: dict[str, list[str]] = {
 }
 
 
+class ProviderCredentialQuerySet(models.QuerySet):
+    def usable_by(self, user) -> ProviderCredentialQuerySet:
+        """The providers `user`'s agents may use: their own, then the instance providers.
+
+        A user's own provider shadows an instance provider of the same id (see
+        `for_agent`); this queryset holds both.
+        """
+        return self.filter(models.Q(user=user) | models.Q(user__isnull=True))
+
+    def instance(self) -> ProviderCredentialQuerySet:
+        """Instance providers: set by operators in admin, usable by every user."""
+        return self.filter(user__isnull=True)
+
+
+def providers_for_agent(user) -> list[ProviderCredential]:
+    """The providers an agent of `user` sees, one per provider id: the user's own provider
+    wins over an instance provider with the same id. Ordered by provider id."""
+    chosen: dict[str, ProviderCredential] = {}
+    for credential in ProviderCredential.objects.usable_by(user).order_by("user_id"):
+        # Instance providers (user NULL) sort last on SQLite and first on Postgres: decide
+        # explicitly instead of trusting the NULL order.
+        current = chosen.get(credential.provider_id)
+        if current is None or (current.is_instance and not credential.is_instance):
+            chosen[credential.provider_id] = credential
+    return [chosen[key] for key in sorted(chosen)]
+
+
+# The public APIs of the hosted kinds (each ends in its version segment, like a compatible
+# server's base URL); the gateway appends the agent's path after it.
+HOSTED_BASE_URLS: dict[str, str] = {
+    ProviderKind.OPENROUTER: "https://openrouter.ai/api/v1",
+    ProviderKind.ANTHROPIC: "https://api.anthropic.com/v1",
+    ProviderKind.OPENAI: "https://api.openai.com/v1",
+}
+
+
 class ProviderCredential(models.Model):
-    """A user's credentials for one model provider, passed only to their own agent containers.
+    """Credentials for one model provider: a user's own, or an instance provider (no user)
+    that operators set in admin for everyone.
 
     `provider_id` is the OpenCode provider id the models are addressed by
     (`<provider_id>/<model>`): the kind's own id for hosted providers, a user-chosen slug for
-    OpenAI-compatible endpoints. The API key is encrypted at rest and never shown again.
+    OpenAI-compatible endpoints. The API key is encrypted at rest, never shown again, and
+    never leaves doce: agents reach the provider through the model gateway (`gateway`),
+    which adds the key on the way out. `base_url` of a hosted kind overrides its usual API
+    address (empty: the provider's public API, `HOSTED_BASE_URLS`).
     """
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="providers"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="providers",
+        null=True,
+        blank=True,
+        help_text="Empty for an instance provider: usable by every user, key never shown.",
     )
     kind = models.CharField(max_length=32, choices=ProviderKind.choices)
     provider_id = models.SlugField(max_length=40)
@@ -98,24 +143,44 @@ class ProviderCredential(models.Model):
     )
     api_key = EncryptedTextField(blank=True, default="")
     # Model names as the provider knows them (without the provider prefix).
-    model_names = models.JSONField(default=list)
+    model_names = models.JSONField(default=list, blank=True)
+    # What the server said about its models' tool-call support when they were fetched
+    # ({"<model>": true|false}); models it said nothing about are absent.
+    model_tools = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProviderCredentialQuerySet.as_manager()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "provider_id"], name="accounts_provider_unique_per_user"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["provider_id"],
+                condition=models.Q(user__isnull=True),
+                name="accounts_instance_provider_unique",
+            ),
         ]
         ordering = ["provider_id"]
 
     def __str__(self) -> str:
-        return f"{self.display_name} ({self.user})"
+        return f"{self.display_name} ({self.user or 'instance'})"
+
+    @property
+    def is_instance(self) -> bool:
+        """True for an instance provider (operators', usable by everyone)."""
+        return self.user_id is None
 
     @property
     def display_name(self) -> str:
         return self.label or self.get_kind_display()
+
+    @property
+    def upstream_base_url(self) -> str:
+        """Where the gateway sends this provider's requests (no trailing slash)."""
+        return (self.base_url or HOSTED_BASE_URLS.get(self.kind, "")).rstrip("/")
 
     @property
     def masked_key(self) -> str:
@@ -136,6 +201,14 @@ class Preferences(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences"
     )
     default_model = models.CharField(max_length=200, blank=True, default="")
+    # Model tokens (input + output) this user may spend through the gateway per calendar
+    # month (UTC); NULL: the instance default DOCE_GATEWAY_MONTHLY_TOKENS; 0: no limit.
+    monthly_token_budget = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Tokens per month through the model gateway. Empty: the instance default "
+        "(DOCE_GATEWAY_MONTHLY_TOKENS); 0: no limit.",
+    )
 
     def __str__(self) -> str:
         return f"Preferences of {self.user}"
@@ -176,3 +249,45 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class UsageRecord(models.Model):
+    """One request an agent made through the model gateway (written by `gateway.proxy`).
+
+    Tokens come from the provider's own usage fields (OpenAI's usage chunk, Anthropic's
+    `message_start`/`message_delta` usage); NULL when the server reported none. Times are
+    milliseconds from the gateway receiving the request: to the upstream's first byte and to
+    the end of the response. `status` is the HTTP status the agent got (gateway refusals
+    included, with `error` saying why). `project_id` is kept as text so usage outlives a
+    deleted project.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_records"
+    )
+    project_id = models.CharField(max_length=16, db_index=True)
+    provider_id = models.CharField(max_length=40)
+    instance_provider = models.BooleanField(default=False)
+    model = models.CharField(max_length=200, blank=True, default="")
+    input_tokens = models.PositiveBigIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveBigIntegerField(null=True, blank=True)
+    ttfb_ms = models.PositiveIntegerField(null=True, blank=True)
+    total_ms = models.PositiveIntegerField(null=True, blank=True)
+    status = models.PositiveSmallIntegerField()
+    error = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Budgets sum a user's tokens of the month; Settings groups them by day.
+            models.Index(fields=["user", "created_at"], name="accounts_usage_user_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.provider_id}/{self.model} {self.status}"
+
+    @property
+    def tokens(self) -> int:
+        """Input plus output tokens (unknown counts as 0)."""
+        return (self.input_tokens or 0) + (self.output_tokens or 0)

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiToken, Instance, Preferences, ProviderCredential
+from accounts.models import ApiToken, Instance, Preferences, providers_for_agent
 
 
 class SetupAlreadyDone(Exception):
@@ -40,9 +40,10 @@ def create_first_admin(*, username: str, email: str, password: str):
 
 
 def available_models(user) -> list[str]:
-    """Every `provider/model` reference the user has credentials for, in a stable order."""
+    """Every `provider/model` reference the user may use (their providers and the instance
+    providers), in a stable order."""
     refs: list[str] = []
-    for credential in ProviderCredential.objects.filter(user=user):
+    for credential in providers_for_agent(user):
         refs.extend(credential.model_refs())
     return refs
 

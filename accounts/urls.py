@@ -16,6 +16,16 @@ urlpatterns = [
         views.delete_provider,
         name="settings-delete-provider",
     ),
+    path(
+        "settings/providers/<int:credential_id>/test",
+        views.test_provider,
+        name="settings-test-provider",
+    ),
+    path(
+        "settings/providers/<int:credential_id>/fetch-models",
+        views.fetch_models,
+        name="settings-fetch-models",
+    ),
     path("settings/default-model", views.change_default_model, name="settings-default-model"),
     path("settings/password", views.change_password, name="settings-password"),
     path("settings/tokens/add", views.add_api_token, name="settings-add-token"),

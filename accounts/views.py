@@ -11,11 +11,20 @@ from django.contrib.auth.models import User
 from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import staff_required
-from accounts.forms import AddUserForm, ApiTokenForm, DefaultModelForm, ProviderForm, SetupForm
+from accounts.forms import (
+    MAX_MODELS,
+    AddUserForm,
+    ApiTokenForm,
+    DefaultModelForm,
+    ProviderForm,
+    SetupForm,
+)
 from accounts.models import ApiToken, ProviderCredential
+from accounts.providers import check_provider
 from accounts.services import (
     SetupAlreadyDone,
     available_models,
@@ -25,6 +34,7 @@ from accounts.services import (
     revoke_api_token,
     set_default_model,
 )
+from accounts.usage import BudgetState, monthly_budget, tokens_this_month, usage_by_day_and_model
 from doce.pages import form_status
 
 
@@ -97,6 +107,9 @@ def _settings_page(request: SignedInRequest, **forms) -> HttpResponse:
     models = available_models(user)
     context = {
         "providers": ProviderCredential.objects.filter(user=user),
+        "instance_providers": ProviderCredential.objects.instance(),
+        "usage": usage_by_day_and_model(user),
+        "budget": BudgetState(budget=monthly_budget(user), used=tokens_this_month(user)),
         "provider_form": forms.get("provider_form") or ProviderForm(user=user),
         "default_form": forms.get("default_form")
         or DefaultModelForm(models=models, initial={"default_model": default_model(user)}),
@@ -144,6 +157,48 @@ def delete_provider(request: HttpRequest, credential_id: int) -> HttpResponse:
     credential.delete()
     messages.success(request, f"Removed {credential.display_name}.")
     return redirect("settings")
+
+
+def _usable_provider(user, credential_id: int) -> ProviderCredential:
+    """One of `user`'s own providers or an instance provider, else 404."""
+    return get_object_or_404(ProviderCredential.objects.usable_by(user), pk=credential_id)
+
+
+@login_required
+@require_POST
+def test_provider(request: SignedInRequest, credential_id: int) -> HttpResponse:
+    """ "Test connection": one authenticated `GET <base URL>/models` from the doce host; the
+    outcome (provider, URL, status or network error) is shown as a message (≤ 5 s)."""
+    credential = _usable_provider(request.user, credential_id)
+    result = check_provider(credential, request.user)
+    (messages.success if result.ok else messages.error)(request, result.summary)
+    return redirect(reverse("settings") + "#providers")
+
+
+@login_required
+@require_POST
+def fetch_models(request: SignedInRequest, credential_id: int) -> HttpResponse:
+    """ "Fetch models": replace an own provider's model list with what `GET /models` lists
+    (at most `MAX_MODELS`), noting tool-call support where the server says so."""
+    credential = get_object_or_404(ProviderCredential, user=request.user, pk=credential_id)
+    result = check_provider(credential, request.user)
+    if not result.ok:
+        messages.error(request, result.summary)
+    elif not result.models:
+        messages.error(request, f"{credential.display_name} listed no models; add them by hand.")
+    else:
+        credential.model_names = result.models[:MAX_MODELS]
+        credential.model_tools = {
+            name: result.tools[name] for name in credential.model_names if name in result.tools
+        }
+        credential.save(update_fields=["model_names", "model_tools", "updated_at"])
+        extra = len(result.models) - len(credential.model_names)
+        messages.success(
+            request,
+            f"{credential.display_name}: {len(credential.model_names)} model(s) saved"
+            + (f" ({extra} more not kept: at most {MAX_MODELS})." if extra > 0 else "."),
+        )
+    return redirect(reverse("settings") + "#providers")
 
 
 @login_required

@@ -310,6 +310,32 @@ for _host in (_public_host, DOCE_DOMAIN):
 # The largest WebSocket message a client may send (bytes); larger ones close with 1009.
 DOCE_WS_MAX_MESSAGE_BYTES = env.int("DOCE_WS_MAX_MESSAGE_BYTES", 256 * 1024, minimum=1024)
 
+# --- Model gateway (gateway/) ---------------------------------------------------------------
+
+# Agents reach model providers only through doce's gateway, on this port of a listener that
+# containers reach (`host.docker.internal`): the Docker bridge's gateway address and
+# loopback, never the public listener. Default: DOCE_PORT + 2 (DOCE_WEB_PORT is + 1).
+DOCE_GATEWAY_PORT = env.int(
+    "DOCE_GATEWAY_PORT", DOCE_PORT + 2 if DOCE_PORT < 65534 else 8002, minimum=1
+)
+# Addresses the gateway listener binds, comma-separated; empty: Docker's default bridge
+# gateway address (asked from the Engine) and 127.0.0.1.
+DOCE_GATEWAY_BIND = [a.strip() for a in env.str("DOCE_GATEWAY_BIND", "").split(",") if a.strip()]
+# Users' own providers may use loopback and private addresses only when this is true
+# (instance providers and administrators always may; link-local/metadata never).
+DOCE_GATEWAY_ALLOW_PRIVATE = env.bool("DOCE_GATEWAY_ALLOW_PRIVATE", False)
+# Model tokens (input + output) each user may spend per calendar month (UTC) through the
+# gateway; 0: no limit. Overridable per user in admin (Preferences).
+DOCE_GATEWAY_MONTHLY_TOKENS = env.int("DOCE_GATEWAY_MONTHLY_TOKENS", 0, minimum=0)
+# Seconds to connect to a provider (a dead or unreachable one fails within this), and to wait
+# for its first byte and between bytes (local models can think for a long time).
+DOCE_GATEWAY_CONNECT_TIMEOUT_SECONDS = env.float(
+    "DOCE_GATEWAY_CONNECT_TIMEOUT_SECONDS", 4.0, minimum=0.1
+)
+DOCE_GATEWAY_READ_TIMEOUT_SECONDS = env.float(
+    "DOCE_GATEWAY_READ_TIMEOUT_SECONDS", 600.0, minimum=1.0
+)
+
 # --- Live events ----------------------------------------------------------------------------
 
 # How often event-stream consumers poll the outbox when no wake-up arrives (seconds). Wake-ups

@@ -1,62 +1,114 @@
-"""The agent's OpenCode configuration (`opencode.json` of a project's stack).
+"""The agent's OpenCode configuration (`opencode.json` of a project's stack) and its
+model-gateway token. The one renderer of the agent config: project creation, every start,
+live provider changes (and a warm pool's claim) all come through here.
 
-`opencode_provider_config(user)` turns the user's provider credentials (accounts) into
-OpenCode's `provider` block; `opencode_config(model, provider_config)` is the whole file
-that `projects.runtime.render_stack` writes into the stack, mode 0600.
+Agents never hold a provider key or a provider's address. `opencode_provider_config(project)`
+issues the project a fresh gateway token and lists the owner's usable providers (their own
+and the instance providers) with the gateway's base URL for each
+(`http://host.docker.internal:<DOCE_GATEWAY_PORT>/gw/<provider id>/v1`) and the token as
+`apiKey`; the gateway (`gateway.proxy`) adds the real key on the way out.
+`opencode_config(model, provider_config)` is the whole file `projects.runtime.render_stack`
+writes into the stack, mode 0600.
 
 Reference: https://opencode.ai/docs/config/ and https://opencode.ai/docs/providers/
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from accounts.models import ProviderCredential, ProviderKind
+from django.conf import settings
+
+from accounts.models import ProviderKind, providers_for_agent
+from projects.models import Project
 
 OPENCODE_SCHEMA = "https://opencode.ai/config.json"
-# Loopback addresses as a user types them mean "this machine"; inside an agent container they
-# would mean the container itself, so agent configs address the host by this name instead.
+# Inside an agent container the doce host is this name (the stack's `extra_hosts` maps it to
+# the Docker bridge's gateway address, where the gateway listens).
 CONTAINER_HOST_ALIAS = "host.docker.internal"
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}  # noqa: S104
+# Gateway tokens: this prefix + 43 url-safe characters (256 bits). `doce.redact` masks
+# every `doce_…` token shape in logs and errors.
+GATEWAY_TOKEN_PREFIX = "doce_gw_"  # noqa: S105 (a public prefix, not a secret)
 
 
-def container_reachable_url(url: str) -> str:
-    """Rewrite a loopback base URL (http://localhost:11434/v1) to address the Docker host."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if host not in _LOOPBACK_HOSTS and f"[{host}]" not in _LOOPBACK_HOSTS:
-        return url
-    netloc = CONTAINER_HOST_ALIAS + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+def gateway_token_digest(token: str) -> str:
+    """SHA-256 hex of a gateway token (what the database keeps)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
-def opencode_provider_config(user) -> dict:
-    """The `provider` block of an agent's `opencode.json` with this user's credentials.
+def issue_gateway_token(project: Project) -> str:
+    """Give `project` a new gateway token and return it; the previous one stops working.
 
-    Shape (OpenCode config, https://opencode.ai/docs/providers/):
-    `{<provider_id>: {"options": {"apiKey": ...}}}` for hosted providers, and for
-    OpenAI-compatible endpoints `{<provider_id>: {"npm": "@ai-sdk/openai-compatible",
-    "name": ..., "options": {"baseURL": ..., "apiKey": ...}, "models": {<name>: {"name": ...}}}}`.
-    Contains secrets: write it only into that user's agent containers (files mode 0600).
+    Only its digest is stored. Called whenever the agent's config is rendered (creation,
+    every start, a live provider change, a warm pool's claim), so a restart rotates it.
     """
+    token = GATEWAY_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    project.gateway_token_digest = gateway_token_digest(token)
+    Project.objects.filter(pk=project.pk).update(gateway_token_digest=project.gateway_token_digest)
+    return token
+
+
+def revoke_gateway_token(project: Project) -> None:
+    """Make the project's gateway token invalid at once (project deleted)."""
+    project.gateway_token_digest = ""
+    Project.objects.filter(pk=project.pk).update(gateway_token_digest="")
+
+
+def project_for_gateway_token(token: str) -> Project | None:
+    """The live project holding `token` (with its owner), or None: unknown, revoked,
+    malformed, or the project is being deleted."""
+    if not token.startswith(GATEWAY_TOKEN_PREFIX) or len(token) > 100:
+        return None
+    return (
+        Project.objects.select_related("owner")
+        .filter(gateway_token_digest=gateway_token_digest(token), owner__is_active=True)
+        .exclude(status=Project.Status.DELETING)
+        .first()
+    )
+
+
+def gateway_base_url(provider_id: str) -> str:
+    """The base URL an agent uses for provider `provider_id`, through the gateway."""
+    return f"http://{CONTAINER_HOST_ALIAS}:{settings.DOCE_GATEWAY_PORT}/gw/{provider_id}/v1"
+
+
+def opencode_provider_config(project: Project) -> dict:
+    """The `provider` block of the agent's `opencode.json`; issues a new gateway token.
+
+    Shape (OpenCode config, https://opencode.ai/docs/providers/): per usable provider of the
+    owner, `{<provider_id>: {"options": {"baseURL": <gateway URL>, "apiKey": <gateway
+    token>}, "models": {<name>: {"name": ...}}}}`, plus `"npm":
+    "@ai-sdk/openai-compatible"` and `"name"` for OpenAI-compatible endpoints. Holds no
+    provider key and no provider address; the token is still a secret (files mode 0600).
+    """
+    token = issue_gateway_token(project)
     block: dict[str, dict] = {}
-    for credential in ProviderCredential.objects.filter(user=user):
-        options: dict[str, str] = {}
-        if credential.api_key:
-            options["apiKey"] = credential.api_key
-        entry: dict = {"options": options}
+    for credential in providers_for_agent(project.owner):
+        entry: dict = {
+            "options": {"baseURL": gateway_base_url(credential.provider_id), "apiKey": token}
+        }
         if credential.kind == ProviderKind.OPENAI_COMPATIBLE:
-            options["baseURL"] = container_reachable_url(credential.base_url)
-            # The SDK wants some key even when a local server ignores it.
-            options.setdefault("apiKey", "not-needed")
             entry["npm"] = "@ai-sdk/openai-compatible"
             entry["name"] = credential.display_name
+            # Ask compatible servers for the usage chunk the gateway meters.
+            entry["options"]["includeUsage"] = True
         if credential.model_names:
             entry["models"] = {name: {"name": name} for name in credential.model_names}
         block[credential.provider_id] = entry
     return block
+
+
+def providers_fingerprint(user) -> str:
+    """A digest of what the agent config says about `user`'s usable providers (ids, kinds,
+    models): a running agent whose rendered fingerprint differs needs a new config."""
+    parts = [
+        f"{c.provider_id}|{c.kind}|{c.display_name}|{','.join(c.model_names)}"
+        for c in providers_for_agent(user)
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def opencode_config(model: str, provider_config: Mapping[str, Any] | None) -> dict[str, Any]:

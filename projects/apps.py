@@ -9,10 +9,17 @@ class ProjectsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
+        from django.db.models.signals import post_delete, post_save
 
+        from accounts.models import ProviderCredential
         from jobqueue import register_periodic, register_visible_keys
         from projects import housekeeping
         from projects.models import visible_topics
+        from projects.services import providers_changed
+
+        # A provider added, edited or removed reaches running agents (opencode.reconfigure).
+        post_save.connect(providers_changed, sender=ProviderCredential, dispatch_uid="agents")
+        post_delete.connect(providers_changed, sender=ProviderCredential, dispatch_uid="agents")
 
         # The queue monitor shows a user the jobs of their own projects (serial key = topic).
         register_visible_keys("projects", visible_topics)

@@ -12,6 +12,7 @@ steps with `stop_cancels`; `services.retry_step` moves the project to `retry_sta
     docker.ensureRunning → docker.waitReady (→ opencode.sessionCreate …)  (start)
     docker.restartPreview → docker.waitReady                              (restart preview)
     docker.stop, project.delete                                           (one step each)
+    opencode.reconfigure    (a provider changed: new agent config, agent restarted when idle)
 
 Type names are the seeds' (the upstream job names), so logs and the queue monitor read the
 same in both systems. All steps of a project share the serial key `project:<id>`.
@@ -33,6 +34,7 @@ AWAIT_IDLE = "opencode.awaitIdle"
 STOP = "docker.stop"
 RESTART_PREVIEW = "docker.restartPreview"
 DELETE = "project.delete"
+RECONFIGURE_AGENT = "opencode.reconfigure"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ STEPS: dict[str, Step] = {
             Project.Status.STARTING,
         ),
         Step(DELETE, "Delete the project", retry_status=Project.Status.DELETING),
+        Step(RECONFIGURE_AGENT, "Give the agent the current providers"),
     )
 }
 

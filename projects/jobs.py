@@ -27,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 from pydantic import BaseModel, Field
 
+from accounts.services import available_models
 from doce import events
 from doce.docker.failures import FailureKind, StackError
 from doce.engine_health import outage_seconds, record_engine_unreachable
@@ -37,7 +38,7 @@ from doce.opencode.errors import OpencodeError, make_diagnostic
 from doce.opencode.ids import MESSAGE_ID_PATTERN, ascending_message_id
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
 from projects import chain, runtime
-from projects.agent_config import opencode_provider_config
+from projects.agent_config import opencode_provider_config, revoke_gateway_token
 from projects.models import IllegalTransition, Project, PromptState, project_topic
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
@@ -191,8 +192,8 @@ def holds_while_docker_is_down(ctx: JobContext, project: Project | None) -> Iter
 
 
 def _render(project: Project) -> None:
-    """Write the stack files with the owner's current provider credentials."""
-    runtime.render_stack(project, provider_config=opencode_provider_config(project.owner))
+    """Write the stack files: the owner's providers through the gateway, a new gateway token."""
+    runtime.render_stack(project, provider_config=opencode_provider_config(project))
 
 
 def _bring_up(ctx: JobContext, project: Project) -> None:
@@ -505,6 +506,7 @@ def delete(ctx: JobContext) -> None:
     project = _project(ctx, allow_missing=True)
     if project is None:
         return
+    revoke_gateway_token(project)  # the agent can no longer reach any model
     with holds_while_docker_is_down(ctx, None):
         runtime.stack_down(project, delete=True)
     _close_agent_clients(project)
@@ -514,6 +516,52 @@ def delete(ctx: JobContext) -> None:
         events.emit(project_topic(project.id), "project.deleted", {})
         project.delete()
     log.info("project.deleted", project_id=ctx.payload.project_id)
+
+
+# While the agent is busy, a provider change waits this long between looks (seconds).
+RECONFIGURE_BUSY_POLL_SECONDS = 1.0
+
+
+@job_handler(chain.RECONFIGURE_AGENT, payload=ProjectPayload, max_attempts=5)
+def reconfigure_agent(ctx: JobContext) -> None:
+    """A provider of the owner changed: render the agent's config again (providers, a new
+    gateway token) and, once the agent is idle, make it read the file again with OpenCode's
+    `POST /instance/dispose` (no restart; sessions kept), or restart the agent container when
+    that fails. The next prompt can use the change.
+
+    OpenCode 1.18's `PATCH /config` is not used: it writes the project's own config file
+    (the site folder, which is exported and deployed) and does not load new providers.
+    Only a running project is touched; any other gets the change at its next start.
+    """
+    project = _project(ctx, allow_missing=True)
+    if project is None or project.status != Project.Status.RUNNING:
+        return
+    client = client_for_project(project)
+    if client is not None and project.agent_session_id:
+        try:
+            busy = project.agent_session_id in client.session_statuses()
+        except OpencodeError:
+            busy = False  # not answering: a restart is what it needs anyway
+        if busy:
+            ctx.reschedule(RECONFIGURE_BUSY_POLL_SECONDS)
+    runtime.write_agent_config(project, opencode_provider_config(project))
+    reloaded = False
+    if client is not None:
+        try:
+            reloaded = bool(client.dispose_instance())
+        except OpencodeError as exc:
+            ctx.log("the agent did not reload its config", level="warning", error=str(exc))
+    if reloaded:
+        ctx.log("agent config reloaded with the current providers")
+    else:
+        with holds_while_docker_is_down(ctx, None):
+            runtime.restart_service(project, "agent")
+        ctx.log("agent restarted with the current providers")
+    events.emit(
+        project_topic(project.id),
+        "project.models",
+        {"models": available_models(project.owner), "model": project.model},
+    )
 
 
 def _close_agent_clients(project: Project) -> None:

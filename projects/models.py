@@ -102,6 +102,9 @@ class Project(models.Model):
     agent_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
     # OPENCODE_SERVER_PASSWORD of this project's agent container.
     agent_password = EncryptedTextField(blank=True, default="")
+    # SHA-256 of the agent's model-gateway token (`projects.agent_config.issue_gateway_token`):
+    # a new token with every rendering of the agent's config, empty when revoked.
+    gateway_token_digest = models.CharField(max_length=64, blank=True, default="", db_index=True)
     # "provider/model", e.g. "openrouter/google/gemini-2.5-flash".
     model = models.CharField(max_length=200, blank=True, default="")
     agent_session_id = models.CharField(max_length=100, blank=True, default="")

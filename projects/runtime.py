@@ -15,9 +15,10 @@ raise `doce.docker.failures.StackError` (`.failure.kind`, `.failure.message`,
 Rendered files, all under `<project root>/stack/` (mode 0600 where they hold secrets):
 `docker-compose.yml` and, with DOCE_EXTRA_CA_BUNDLE, `extra-ca.yml` (copies of the
 templates in `compose/`), `stack.env` (interpolation variables), `runtime.env` (settings
-for both containers), `agent.env` (the agent's password and provider environment) and
-`opencode.json` (the agent's model and provider block, mounted read-only). The agent's home
-(sessions, caches) is `<project root>/agent-home/`.
+for both containers), `agent.env` (the agent's password) and `agent-config/opencode.json` (the
+agent's model and its providers through the model gateway, with its gateway token; the
+folder is mounted read-only at `/etc/doce/agent`, so a restarted agent reads a rewritten file). The
+agent's home (sessions, caches) is `<project root>/agent-home/`.
 """
 
 from __future__ import annotations
@@ -132,10 +133,6 @@ def render_stack(
     files = {
         "agent.env": _env_text(agent_env),
         "runtime.env": _env_text(_runtime_env()),
-        "opencode.json": json.dumps(
-            opencode_config(model or project.model, provider_config), indent=2
-        )
-        + "\n",
         "docker-compose.yml": STACK_TEMPLATE.read_text(),
     }
     if settings.DOCE_EXTRA_CA_BUNDLE:
@@ -149,9 +146,36 @@ def render_stack(
     files["stack.env"] = _env_text(variables)
     for name, text in files.items():
         _write_private(directory / name, text)
+    # Not part of the render hash: it changes with every rendering (a new gateway token) and
+    # reaches the agent by a restart, without recreating the containers.
+    write_agent_config(project, provider_config, model=model)
+    (directory / "opencode.json").unlink(missing_ok=True)  # where releases before kept it
     if "extra-ca.yml" not in files:
         (directory / "extra-ca.yml").unlink(missing_ok=True)
     return project_stack(project)
+
+
+def agent_config_dir(project: Project) -> Path:
+    """`<project root>/stack/agent-config/`: holds `opencode.json`, mounted at `/etc/doce/agent`."""
+    return stack_dir(project) / "agent-config"
+
+
+def write_agent_config(
+    project: Project, provider_config: Mapping[str, Any] | None, *, model: str | None = None
+) -> Path:
+    """Write the agent's `opencode.json` (mode 0600, folder 0700) and return its path.
+
+    `provider_config` comes from `projects.agent_config.opencode_provider_config` (gateway
+    URLs and token only); `model` defaults to `project.model`. A running agent reads it at
+    its next (re)start.
+    """
+    folder = agent_config_dir(project)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    path = folder / "opencode.json"
+    text = json.dumps(opencode_config(model or project.model, provider_config), indent=2)
+    _write_private(path, text + "\n")
+    return path
 
 
 def _stack_variables(project: Project, directory: Path, agent_home: Path) -> dict[str, str]:
@@ -164,7 +188,7 @@ def _stack_variables(project: Project, directory: Path, agent_home: Path) -> dic
         "SITE_DIR": str(project.site_dir),
         "NPM_CACHE_DIR": str(npm_cache_dir()),
         "AGENT_HOME_DIR": str(agent_home),
-        "AGENT_CONFIG_FILE": str(directory / "opencode.json"),
+        "AGENT_CONFIG_DIR": str(agent_config_dir(project)),
         "AGENT_ENV_FILE": str(directory / "agent.env"),
         "RUNTIME_ENV_FILE": str(directory / "runtime.env"),
         "BIND_ADDRESS": ports.PREVIEW_ADDRESS,

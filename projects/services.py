@@ -27,6 +27,7 @@ from doce.opencode.errors import OpencodeError
 from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from jobqueue.models import RETRYABLE_STATES, Job, JobState
 from projects import chain, edge
+from projects.agent_config import revoke_gateway_token
 from projects.models import IllegalTransition, Project, PromptState, Viewer, project_topic
 
 log = structlog.get_logger(__name__)
@@ -319,12 +320,35 @@ def rename_project(project: Project, name: str) -> None:
     events.emit(project_topic(project.id), "project.renamed", {"name": name})
 
 
+def reconfigure_agents(owner=None) -> int:
+    """Queue `opencode.reconfigure` for the running projects of `owner` (None: of every user,
+    when an instance provider changed), so a provider added, edited or removed reaches their
+    agents without a restart by the user. Returns how many were queued (one per project at a
+    time: the step's dedupe key)."""
+    running = Project.objects.filter(status=Project.Status.RUNNING)
+    if owner is not None:
+        running = running.filter(owner=owner)
+    count = 0
+    for project in running:
+        enqueue_step(project, chain.RECONFIGURE_AGENT)
+        count += 1
+    return count
+
+
+def providers_changed(sender, instance, **kwargs) -> None:
+    """Signal receiver (`ProviderCredential` saved or deleted): reconfigure the agents that
+    can use it once the change is committed."""
+    owner = instance.user if instance.user_id is not None else None
+    transaction.on_commit(lambda: reconfigure_agents(owner))
+
+
 @transaction.atomic
 def delete_project(project: Project) -> None:
     """Delete the project: containers and volumes, files, ports, then the row (a job)."""
     project = _locked(project)
     _cancel_jobs(project, None, include_running=True)
     set_status(project, Project.Status.DELETING)
+    revoke_gateway_token(project)  # its agent reaches no model from now on
     enqueue_step(project, chain.DELETE)
 
 

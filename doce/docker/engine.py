@@ -5,6 +5,7 @@ Reference: https://docker-py.readthedocs.io/en/stable/client.html
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import docker
@@ -51,3 +52,29 @@ def engine_status(timeout: float = 3.0) -> EngineStatus:
         del exc  # the SDK's text may carry socket paths; users get the actionable message
         return EngineStatus(reachable=False, error=ENGINE_UNREACHABLE)
     return EngineStatus(reachable=True, version=version)
+
+
+def bridge_gateway_address(timeout: float = 3.0) -> str | None:
+    """The host's address on Docker's default bridge network (`bridge`, usually 172.17.0.1):
+    where `host.docker.internal:host-gateway` points inside containers. None when the Engine
+    does not answer or the network has no IPv4 gateway."""
+    try:
+        client = engine_client(timeout=timeout)
+        try:
+            network = client.api.inspect_network("bridge")
+        finally:
+            client.close()
+    except DockerException:
+        return None
+    for config in (network.get("IPAM") or {}).get("Config") or []:
+        gateway = config.get("Gateway") or ""
+        if gateway and ":" not in gateway:
+            return gateway
+        subnet = config.get("Subnet") or ""
+        if subnet and ":" not in subnet:
+            # Engines that leave Gateway empty give the bridge the subnet's first address.
+            try:
+                return str(next(ipaddress.ip_network(subnet, strict=False).hosts()))
+            except (ValueError, StopIteration):
+                continue
+    return None

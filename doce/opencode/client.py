@@ -217,6 +217,12 @@ class _Endpoints:
             Call("POST", f"/session/{_seg(session_id)}/abort", parse=bool, operation="abort")
         )
 
+    def dispose_instance(self):
+        """`POST /instance/dispose` → bool: the agent drops its loaded state and reads its
+        config file again on the next request (providers, keys, models), without a process
+        restart. Sessions are kept (they live on disk). Checked with OpenCode 1.18.33."""
+        return self._send(Call("POST", "/instance/dispose", parse=bool, operation="reload config"))
+
     # revert/unrevert have no caller in doce yet: the workspace issue (undo a turn) uses them;
     # tests/integration/test_opencode_client.py keeps them working against the real agent.
     def revert(self, session_id: str, message_id: str, part_id: str | None = None):

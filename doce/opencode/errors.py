@@ -27,6 +27,8 @@ class Remediation(BaseModel):
     id: str
     label: str
     description: str
+    # A page of doce where the user can act (e.g. Settings → Providers); "" for none.
+    href: str = ""
 
 
 class Diagnostic(BaseModel):
@@ -173,6 +175,44 @@ def make_diagnostic(
     )
 
 
+# Errors doce's model gateway writes itself start with this (gateway.proxy): they name the
+# provider, its URL and what to do, so they are shown as they are, with a way to Settings.
+GATEWAY_ERROR_PREFIX = "doce gateway:"
+SETTINGS_PROVIDERS_URL = "/settings/#providers"
+_GATEWAY_REMEDIATION = [
+    Remediation(
+        id="open-provider-settings",
+        label="Open Settings → Providers",
+        description="Use Test connection on this provider, then fix its URL or key, or start "
+        "the model server. Send the message again once it answers.",
+        href=SETTINGS_PROVIDERS_URL,
+    ),
+    Remediation(
+        id="change-model",
+        label="Try another model",
+        description="Pick a model of another provider for this project.",
+    ),
+]
+
+
+def gateway_diagnostic(
+    text: str, *, source: Source, error_name: str, status: int | None
+) -> Diagnostic:
+    """The card for an error doce's model gateway reported (see `GATEWAY_ERROR_PREFIX`)."""
+    message = text[text.find(GATEWAY_ERROR_PREFIX) + len(GATEWAY_ERROR_PREFIX) :].strip()
+    title = "Model budget spent" if status == 402 else "Model provider problem"
+    return Diagnostic(
+        category="provider_model",
+        title=title,
+        message=clean(message),
+        remediation=list(_GATEWAY_REMEDIATION),
+        retryable=False,
+        source=source,
+        error_name=error_name,
+        status_code=status,
+    )
+
+
 def category_for_text(text: str) -> Category:
     for pattern, category in _TEXT_CATEGORY:
         if pattern.search(text):
@@ -231,6 +271,8 @@ def diagnostic_for_agent_error(
     data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
     text = str(data.get("message") or name)
     status = data.get("statusCode") if isinstance(data.get("statusCode"), int) else None
+    if GATEWAY_ERROR_PREFIX in text:
+        return gateway_diagnostic(text, source=source, error_name=name, status=status)
     category = _ERROR_NAME_CATEGORY.get(name) or category_for_text(text)
     if name == "APIError" and status in (401, 403):
         category = "auth"

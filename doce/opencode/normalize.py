@@ -136,6 +136,8 @@ class Normalizer:
         self.permissions: dict[str, dict[str, Any]] = {}
         self.questions: dict[str, dict[str, Any]] = {}
         self.last_heartbeat = 0.0
+        # Error messages already shown as a card in this turn (one card per failure).
+        self._errors_shown: set[str] = set()
         self._handlers = {
             "session.status": self._session_status,
             "session.idle": self._session_idle,
@@ -280,6 +282,7 @@ class Normalizer:
             payload["interrupted"] = True
         if message.error is not None:
             payload["error"] = _error_payload(message.error, message.aborted)
+            self._errors_shown.add(payload["error"]["message"])
         return self._env("chat.message.final", payload)
 
     def _user_event(self, message: _Message, text: str) -> dict[str, Any]:
@@ -339,6 +342,8 @@ class Normalizer:
         kind = str(status.get("type") or "unknown")
         # Messages end before the session says it is idle.
         out = self._session_idle(props) if kind == "idle" else []
+        if kind == "busy" and self.status != "busy":
+            self._errors_shown.clear()  # a new turn: its failures get their own card
         if kind != self.status or kind == "retry":
             self.status = kind
             payload: dict[str, Any] = {"status": kind}
@@ -370,7 +375,10 @@ class Normalizer:
         ]
         if not aborted:
             diagnostic = diagnostic_for_agent_error(error, source="stream")
-            out.append(self._env("chat.diagnostic", {"diagnostic": diagnostic.model_dump()}))
+            # One card per failure: a message that ended with this error shows it already.
+            if diagnostic.message not in self._errors_shown:
+                self._errors_shown.add(diagnostic.message)
+                out.append(self._env("chat.diagnostic", {"diagnostic": diagnostic.model_dump()}))
         return out
 
     def _session_updated(self, props: dict[str, Any]) -> list[dict[str, Any]]:
@@ -563,7 +571,13 @@ def _joined_text(message: _Message) -> str:
 
 
 def _error_payload(error: dict[str, Any], aborted: bool) -> dict[str, Any]:
+    """`name`, `message` and the whole `diagnostic` (title, remediation) of a message's
+    error: the chat shows it as the one card of that failure."""
     if aborted:
         return {"name": "MessageAbortedError", "message": ABORTED_MESSAGE}
     diagnostic = diagnostic_for_agent_error(error, source="stream")
-    return {"name": diagnostic.error_name, "message": diagnostic.message}
+    return {
+        "name": diagnostic.error_name,
+        "message": diagnostic.message,
+        "diagnostic": diagnostic.model_dump(),
+    }

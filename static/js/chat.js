@@ -162,7 +162,7 @@
         texts.forEach(function (t) { t.classList.remove("streaming"); });
       }
       if (p.aborted) message.body.append(el("p", "msg-note", "Stopped before it finished."));
-      if (p.error) this.diagnosticCard(message.body, { title: p.error.name || "The agent failed", message: p.error.message });
+      if (p.error) this.diagnosticCard(message.body, p.error.diagnostic || { title: p.error.name || "The agent failed", message: p.error.message });
       this.scrollToEnd();
     },
     "chat.session.status": function (p) {
@@ -272,7 +272,14 @@
       var list = el("ul");
       d.remediation.forEach(function (step) {
         var item = el("li");
-        item.append(el("strong", "", step.label + ": "), document.createTextNode(step.description || ""));
+        var label = el("strong", "", step.label + ": ");
+        if (step.href) {
+          var link = el("a", "", step.label);
+          link.href = step.href;
+          label = el("strong");
+          label.append(link, document.createTextNode(": "));
+        }
+        item.append(label, document.createTextNode(step.description || ""));
         list.append(item);
       });
       card.append(list);

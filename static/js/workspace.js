@@ -66,11 +66,27 @@
     }
   }
 
+  // A provider was added, changed or removed: the picker offers what the agent now has.
+  function showModels(payload) {
+    var select = root.querySelector("#composer-model");
+    if (!select || !payload.models) return;
+    var chosen = select.value || payload.model;
+    select.replaceChildren();
+    payload.models.forEach(function (model) {
+      var option = document.createElement("option");
+      option.value = model;
+      option.textContent = model;
+      option.selected = model === chosen;
+      select.append(option);
+    });
+  }
+
   window.doce.eventStream(base + "/events/", function (event) {
     if (event.type === "project.status") showStatus(event.payload);
     else if (event.type === "project.renamed") {
       root.querySelector("[data-project-name]").textContent = event.payload.name;
     } else if (event.type === "project.deleted") location.href = "/";
+    else if (event.type === "project.models") showModels(event.payload);
     else if (event.type && event.type.indexOf("job.") === 0 && event.payload.job) showJob(event.payload.job);
   }, root.dataset.lastEventId);
 

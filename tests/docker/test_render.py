@@ -54,8 +54,10 @@ def test_it_renders_the_stack_files_privately(project):
         },
     )
     directory = stack.directory
-    for name in ("docker-compose.yml", "stack.env", "agent.env", "runtime.env", "opencode.json"):
+    for name in ("docker-compose.yml", "stack.env", "agent.env", "runtime.env"):
         assert _mode(directory / name) == 0o600, name
+    assert _mode(directory / "agent-config" / "opencode.json") == 0o600
+    assert _mode(directory / "agent-config") == 0o700
     assert stack.compose_project == f"doce_{project.id}"
 
     variables = _env(directory / "stack.env")
@@ -70,7 +72,7 @@ def test_it_renders_the_stack_files_privately(project):
     project.refresh_from_db()
     assert len(project.agent_password) >= 32
 
-    config = json.loads((directory / "opencode.json").read_text())
+    config = json.loads((directory / "agent-config" / "opencode.json").read_text())
     assert config["model"] == "local/tiny"
     assert config["provider"]["local"]["options"]["apiKey"] == "{env:LOCAL_API_KEY}"
 

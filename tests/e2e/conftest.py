@@ -185,14 +185,14 @@ def shoot(request):
 
 @pytest.fixture(scope="session")
 def scripted_model_url():
-    """A scripted OpenAI-compatible model on this host, reachable from agent containers.
+    """A scripted OpenAI-compatible model on this host's loopback only (like Ollama's
+    default): agent containers cannot reach it, only doce's model gateway can.
 
-    Yields the base URL as a user would type it (`http://127.0.0.1:<port>/v1`); doce
-    rewrites loopback URLs to the Docker host for agent containers.
+    Yields the base URL as a user would type it (`http://127.0.0.1:<port>/v1`).
     """
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.scripted_model", "--host", "0.0.0.0", "--port", str(port)],  # noqa: S104
+        [sys.executable, "-m", "tests.scripted_model", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -32,6 +32,10 @@ def add_scripted_provider(page, url, model_url):
     page.get_by_role("button", name="Add provider").click()
     page.wait_for_url(url + "/settings/")
     assert page.locator("td code", has_text="scripted").first.is_visible()
+    # Test connection: called from the doce host (the model listens on 127.0.0.1 only).
+    page.get_by_role("button", name="Test connection").first.click()
+    page.wait_for_url(url + "/settings/#providers")
+    page.get_by_text("answered HTTP 200").first.wait_for()
 
 
 def preview_heading(page):
@@ -127,6 +131,14 @@ def test_it_builds_a_site_from_a_prompt_and_changes_it(
     assert hmr, f"no HMR socket on {origin}: {[ws['url'] for ws in hmr_sockets]}"
     assert any("reload" in m or "update" in m for ws in hmr for m in ws["received"]), hmr
     shoot(page, "preview-second")
+
+    # The model was reached only through doce's gateway, and metered.
+    page.goto(url + "/settings/")
+    usage = page.locator("#usage tbody tr", has_text="scripted/scripted")
+    assert usage.count() >= 1
+    shoot(page, "usage")
+    page.goto(url + f"/projects/{project_id}/")
+    wait_for_badge(page, "Running")
 
     # The Logs tab shows the containers' output.
     page.get_by_role("tab", name="Logs").click()

@@ -87,14 +87,17 @@ def test_it_reports_a_failed_tool_as_an_error():
     assert of_type(events, "chat.tool.finish") == []
 
 
-def test_it_turns_a_provider_error_into_a_diagnostic_and_a_failed_final():
+def test_it_turns_a_provider_error_into_one_card_on_the_failed_final():
     _, events = normalize("provider_error")
-    (diagnostic,) = [e["payload"]["diagnostic"] for e in of_type(events, "chat.diagnostic")]
+    # One card per failure: the failed final carries the diagnostic, and the session error
+    # that follows does not repeat it.
+    assert of_type(events, "chat.diagnostic") == []
+    (final,) = of_type(events, "chat.message.final")
+    diagnostic = final["payload"]["error"]["diagnostic"]
     assert diagnostic["category"] == "provider_model"
     assert diagnostic["title"] == "Model error"
     assert "does not support this request" in diagnostic["message"]
     assert "127.0.0.1" not in str(diagnostic)  # response metadata is not copied
-    (final,) = of_type(events, "chat.message.final")
     assert final["payload"]["error"]["name"] == "APIError"
 
 

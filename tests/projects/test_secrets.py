@@ -1,6 +1,7 @@
 """A provider key planted in Settings never appears in a page, an API answer, an event, a job
-record, a log line, the export or the site: only in the agent's config file (mode 0600,
-outside `site/`) that the agent container mounts."""
+record, a log line, the export, the site or any file of the project's stack: the agent's
+config (mode 0600, outside `site/`) holds the gateway's URL and the project's gateway token
+instead. (`tests/integration/test_gateway.py` checks the running container itself.)"""
 
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def test_it_never_shows_a_planted_provider_key(
     assert fake_runtime.kinds() == ["up", "up"]
     assert not worker.run_one()
     for each in Project.objects.all():
-        assert (runtime.stack_dir(each) / "opencode.json").is_file()
+        assert (runtime.agent_config_dir(each) / "opencode.json").is_file()
     project.refresh_from_db()
     assert project.status == Project.Status.ERROR
     assert Job.objects.filter(type="docker.composeUp", state="failed").count() == 2
@@ -191,7 +192,7 @@ def test_it_never_shows_a_planted_provider_key(
         for name in archive.namelist():
             _assert_clean(f"export {name}", archive.read(name))
 
-    # Files on disk: the key is in the agent's config only, private to doce's user.
+    # Files on disk: the key is in no file; the agent's config names the gateway only.
     for each in Project.objects.all():
         holders = [
             path.relative_to(each.root_dir).as_posix()
@@ -203,13 +204,16 @@ def test_it_never_shows_a_planted_provider_key(
                 or PLANTED_LOCAL_KEY.encode() in path.read_bytes()
             )
         ]
-        assert holders == ["stack/opencode.json"]
-        config = runtime.stack_dir(each) / "opencode.json"
+        assert holders == []
+        config = runtime.agent_config_dir(each) / "opencode.json"
         assert stat.S_IMODE(os.stat(config).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(runtime.stack_dir(each)).st_mode) == 0o700
         provider = json.loads(config.read_text())["provider"]
-        assert provider["openrouter"]["options"]["apiKey"] == PLANTED_KEY
-        assert provider["lab"]["options"]["apiKey"] == PLANTED_LOCAL_KEY
+        for provider_id in ("openrouter", "lab"):
+            options = provider[provider_id]["options"]
+            assert options["apiKey"].startswith("doce_gw_")
+            assert options["baseURL"].endswith(f"/gw/{provider_id}/v1")
+            assert "localhost:8000" not in options["baseURL"]
         for path, data in _git_objects(each.site_dir):
             _assert_clean(f"git object {path.name}", data)
 

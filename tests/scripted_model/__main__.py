@@ -20,10 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--script", default="default", help="script played without a marker")
+    parser.add_argument("--require-key", help="answer 401 unless this Bearer key is sent")
     parser.add_argument("--scripts-file", type=Path, help="JSON {name: [turn, ...]} to add")
     args = parser.parse_args(argv)
     extra = json.loads(args.scripts_file.read_text()) if args.scripts_file else {}
-    server = ScriptedModelServer(args.host, args.port, default_script="default")
+    server = ScriptedModelServer(
+        args.host, args.port, default_script="default", required_key=args.require_key
+    )
     server.scripts.update(extra)
     if args.script not in server.scripts:
         parser.error(f"unknown script {args.script!r}; known: {', '.join(sorted(server.scripts))}")

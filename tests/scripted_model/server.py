@@ -8,7 +8,10 @@ Endpoints (the subset of the OpenAI API that `@ai-sdk/openai-compatible` uses):
   With `stream: false` the same turn is answered as one `chat.completion` object.
 
 It is a stdlib threading HTTP server: one thread per request, so a slow stream never blocks
-another test's request. Every request body is kept in `ScriptedModelServer.requests`.
+another test's request. Every request body is kept in `ScriptedModelServer.requests`, every
+`Authorization` header it got in `.keys_seen`; with `required_key` set, a request without
+`Bearer <required_key>` gets an OpenAI-style 401. `.aborted` counts streams whose client went
+away before the end (a proxy that cancels upstream on disconnect makes it grow).
 """
 
 from __future__ import annotations
@@ -34,7 +37,17 @@ class ScriptedModelServer:
     `scripts` maps names to scripts; add your own before a test sends its prompt.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, default_script: str = "default"):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        default_script: str = "default",
+        required_key: str | None = None,
+    ):
+        self.required_key = required_key
+        self.keys_seen: list[str] = []
+        self.aborted = 0
+        self.usage_reported: list[dict[str, int]] = []
         self.scripts: dict[str, Script] = {name: list(turns) for name, turns in SCRIPTS.items()}
         if default_script not in self.scripts:
             raise ValueError(f"unknown script {default_script!r}")
@@ -70,6 +83,16 @@ class ScriptedModelServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+    def usage_for(self, body: dict[str, Any], pieces: int) -> dict[str, int]:
+        """The usage this server reports for a request (kept in `.usage_reported`): input
+        tokens from the size of its messages, output tokens from what was sent."""
+        prompt = max(1, len(json.dumps(body.get("messages") or [])) // 4)
+        usage = {"prompt_tokens": prompt, "completion_tokens": pieces, "total_tokens": 0}
+        usage["total_tokens"] = prompt + pieces
+        with self._lock:
+            self.usage_reported.append(usage)
+        return usage
 
     def record(self, body: dict[str, Any]) -> None:
         with self._lock:
@@ -126,13 +149,30 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet under pytest
         pass
 
+    def _authorized(self) -> bool:
+        auth = self.headers.get("authorization") or ""
+        with self.scripted._lock:
+            self.scripted.keys_seen.append(auth)
+        required = self.scripted.required_key
+        if required is not None and auth != f"Bearer {required}":
+            self._json(
+                401,
+                {"error": {"message": "Incorrect API key provided", "type": "invalid_api_key"}},
+            )
+            return False
+        return True
+
     def do_GET(self) -> None:
+        if not self._authorized():
+            return
         if self.path.rstrip("/") in ("/v1/models", "/models"):
             self._json(200, {"object": "list", "data": [{"id": MODEL_ID, "object": "model"}]})
         else:
             self._json(404, {"error": {"message": "not found", "type": "not_found"}})
 
     def do_POST(self) -> None:
+        if not self._authorized():
+            return
         if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
             self._json(404, {"error": {"message": "not found", "type": "not_found"}})
             return
@@ -165,7 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._complete(body, turn)
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the client aborted: exactly what abort tests do
+            with self.scripted._lock:  # the client aborted: exactly what abort tests do
+                self.scripted.aborted += 1
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
@@ -183,7 +224,10 @@ class _Handler(BaseHTTPRequestHandler):
         chunk_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
         model = body.get("model", MODEL_ID)
 
+        sent = [0]
+
         def send(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> None:
+            sent[0] += 1
             chunk = {
                 "id": chunk_id,
                 "object": "chat.completion.chunk",
@@ -219,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
                 tool_index += 1
             elif kind == "sleep":
                 time.sleep(float(step.get("seconds", 1)))
-        usage = {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+        usage = self.scripted.usage_for(body, sent[0])
         send({}, "tool_calls" if tool_index else "stop", usage=usage)
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
@@ -240,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+                "usage": self.scripted.usage_for(body, len(text)),
             },
         )
 

@@ -33,6 +33,7 @@ from doce.docker.engine import engine_status
 from doce.edge import sync as edge_sync
 from doce.edge.admin import AdminClient
 from doce.edge.binary import CaddyNotFound, caddy_binary
+from gateway.listener import daphne_endpoints, gateway_bind_addresses
 
 # Longer than the worker's own grace (DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS, 10 s by default),
 # so it can release its leases before being killed.
@@ -97,12 +98,17 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
 
+        self.gateway_addresses = gateway_bind_addresses()
         web = self._start(self._web_argv())
         edge = WorkerSlot(self._start_edge, "edge (Caddy)")
         worker = None
         if settings.DOCE_EMBEDDED_WORKER:
             worker = WorkerSlot(lambda: self._start(self._worker_argv()))
         self.stdout.write(self.style.SUCCESS(f"doce is running at {settings.DOCE_ORIGIN}/"))
+        self.stdout.write(
+            f"Model gateway for agents on {', '.join(self.gateway_addresses)} "
+            f"port {settings.DOCE_GATEWAY_PORT}."
+        )
         engine = engine_status()
         if not engine.reachable:
             self.stdout.write(self.style.WARNING(engine.error))
@@ -141,6 +147,14 @@ class Command(BaseCommand):
         # -v 0: no access log on stdout; RequestContextMiddleware logs each request.
         # Loopback only: browsers reach daphne through the edge, whose X-Forwarded-For
         # (`--proxy-headers`) is the client's address (the edge overwrites a client's own).
+        # The same daphne also serves the model gateway's own listener (-e: the Docker
+        # bridge's gateway address and loopback, see gateway.listener), which containers
+        # reach directly, not through the edge; doce.asgi tells them apart by the port.
+        gateway = [
+            argument
+            for endpoint in daphne_endpoints(self.gateway_addresses, settings.DOCE_GATEWAY_PORT)
+            for argument in ("-e", endpoint)
+        ]
         return [
             sys.executable,
             "-m",
@@ -152,6 +166,7 @@ class Command(BaseCommand):
             "-p",
             str(settings.DOCE_WEB_PORT),
             "--proxy-headers",
+            *gateway,
             "doce.asgi:application",
         ]
 
