@@ -278,6 +278,25 @@ DOCE_LOG_MAX_BYTES = env.int("DOCE_LOG_MAX_BYTES", 10 * 1024 * 1024, minimum=409
 # stacks when several share one Docker Engine. Empty: derived from DOCE_DATA_DIR.
 DOCE_INSTANCE = env.str("DOCE_INSTANCE", "")
 
+# --- Production deploys (productions/) -------------------------------------------------------
+
+# Live sites are served at `s-<project id>.<DOCE_SITES_DOMAIN>` (on the edge's port).
+DOCE_SITES_DOMAIN = env.str("DOCE_SITES_DOMAIN", "localhost")
+# Releases kept per project (the live one and one being built are kept beyond this).
+DOCE_RELEASES_KEPT = env.int("DOCE_RELEASES_KEPT", 3, minimum=1)
+# The one-off builder container: its time limit (seconds), CPUs and memory (MiB).
+DOCE_BUILD_TIMEOUT_SECONDS = env.float("DOCE_BUILD_TIMEOUT_SECONDS", 600.0, minimum=10.0)
+DOCE_BUILD_CPUS = env.float("DOCE_BUILD_CPUS", 1.0, minimum=0.1)
+DOCE_BUILD_MEMORY_MB = env.int("DOCE_BUILD_MEMORY_MB", 1024, minimum=128)
+# A server release's container: CPUs and memory (MiB); how long it may take to answer
+# (seconds); how long the previous release keeps running after a switch (seconds).
+DOCE_PROD_CPUS = env.float("DOCE_PROD_CPUS", 0.5, minimum=0.1)
+DOCE_PROD_MEMORY_MB = env.int("DOCE_PROD_MEMORY_MB", 512, minimum=64)
+DOCE_PROD_READY_TIMEOUT_SECONDS = env.float("DOCE_PROD_READY_TIMEOUT_SECONDS", 300.0, minimum=1.0)
+DOCE_PROD_DRAIN_SECONDS = env.float("DOCE_PROD_DRAIN_SECONDS", 10.0, minimum=0.0)
+# Loopback host ports for server releases' containers, inclusive (apart from DOCE_PORT_RANGE).
+DOCE_PROD_PORT_RANGE = env.port_range("DOCE_PROD_PORT_RANGE", (43000, 43999))
+
 # --- Web server (`manage.py serve`, `make run`) ---------------------------------------------
 
 # The edge (Caddy) listens on DOCE_HOST:DOCE_PORT: the one port users open, for doce and

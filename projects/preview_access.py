@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -251,7 +252,20 @@ def project_of_host(host: str) -> str | None:
     return project_id if project_id.isalnum() else None
 
 
+# Other apps' hosts the edge may get certificates for (e.g. productions: live sites and
+# their custom domains), registered with `register_host_check`.
+_HOST_CHECKS: dict[str, Callable[[str], bool]] = {}
+
+
+def register_host_check(name: str, check: Callable[[str], bool]) -> None:
+    """Add (or replace) `check(host) -> bool`: True when this installation serves `host`
+    (asked by the on-demand TLS `ask` endpoint, with the host lower-cased)."""
+    _HOST_CHECKS[name] = check
+
+
 def _host_exists(host: str) -> bool:
+    if any(check(host.lower().rstrip(".")) for check in _HOST_CHECKS.values()):
+        return True
     if host.lower() == settings.DOCE_DOMAIN:
         return True
     project_id = project_of_host(host)

@@ -104,10 +104,20 @@ class PreviewRoute:
 
 @dataclass(frozen=True)
 class SiteRoute:
-    """A published site: requests for `host` go to `127.0.0.1:<port>`, without a check."""
+    """A published site, public (no check): requests for `host` are served from the folder
+    `root` (`file_server`, a static release) when it is set, else proxied to
+    `127.0.0.1:<port>` (a server release's container)."""
 
     host: str
-    port: int
+    port: int = 0
+    root: str = ""
+
+
+# Headers every site response carries.
+SITE_HEADERS: dict[str, list[str]] = {
+    "X-Content-Type-Options": ["nosniff"],
+    "Referrer-Policy": ["strict-origin-when-cross-origin"],
+}
 
 
 def preview_host(project_id: str, preview_domain: str) -> str:
@@ -236,9 +246,14 @@ def _preview_route(site: EdgeSite, preview: PreviewRoute) -> dict:
 
 
 def _site_route(site: SiteRoute, limits: EdgeLimits) -> dict:
+    headers = {"handler": "headers", "response": {"set": SITE_HEADERS}}
+    if site.root:
+        serve: dict = {"handler": "file_server", "root": site.root}
+    else:
+        serve = _proxy(_dial(site.port))
     return {
         "match": [{"host": [site.host.lower()]}],
-        "handle": [_body_limit(limits.preview_body_bytes), _proxy(_dial(site.port))],
+        "handle": [_body_limit(limits.preview_body_bytes), headers, serve],
         "terminal": True,
     }
 
@@ -293,7 +308,7 @@ def render_config(
     previews = sorted(previews, key=lambda p: p.project_id)
     sites = sorted(sites, key=lambda s: s.host)
     taken = {site.doce_domain.lower()}
-    for port in [p.port for p in previews] + [s.port for s in sites]:
+    for port in [p.port for p in previews] + [s.port for s in sites if not s.root]:
         if not 0 < port < 65536:
             raise ValueError(f"port out of range: {port}")
     preview_hosts = [preview_host(p.project_id, site.preview_domain) for p in previews]

@@ -302,6 +302,15 @@ def test_it_publishes_an_openapi_schema_of_its_routes(client, alice):
         ("POST", "/api/projects/{project_id}/start"),
         ("GET", "/api/projects/{project_id}/messages"),
         ("POST", "/api/projects/{project_id}/retry"),
+        # productions (tests/productions/test_api.py)
+        ("POST", "/api/projects/{project_id}/deployments"),
+        ("GET", "/api/projects/{project_id}/production"),
+        ("DELETE", "/api/projects/{project_id}/production"),
+        ("GET", "/api/projects/{project_id}/releases"),
+        ("POST", "/api/projects/{project_id}/releases/{release_id}/activate"),
+        ("GET", "/api/projects/{project_id}/domains"),
+        ("POST", "/api/projects/{project_id}/domains"),
+        ("DELETE", "/api/projects/{project_id}/domains/{name}"),
     }
     create = paths["/api/projects"]["post"]
     assert "202" in create["responses"] and "412" in create["responses"]

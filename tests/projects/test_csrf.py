@@ -53,6 +53,7 @@ def owner_world(alice, alice_project, alice_provider):
         "content_type_id": 1,
         "id": alice.pk,
         "url": "",
+        "release_id": "a" * 64,
     }
 
 

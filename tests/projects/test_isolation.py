@@ -25,6 +25,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from accounts.services import create_api_token
 from doce.routing import websocket_urlpatterns
 from jobqueue.models import Job, JobState
+from productions.models import Domain, Release
 from projects import services, views
 from tests.projects.conftest import MODEL, session_cookie, snapshot, ws_communicator
 
@@ -70,6 +71,13 @@ CASES = [
     Case("http", f"{P}/assets/rename", ("POST",), {"path": "public/logo.png", "name": "b.png"}),
     Case("http", f"{P}/assets/delete", ("POST",), {"path": "public/logo.png"}),
     Case("http", f"{P}/export"),
+    # The Deploy tab and its forms (productions)
+    Case("http", f"{P}/deploy/"),
+    Case("http", f"{P}/deploy/run", ("POST",)),
+    Case("http", f"{P}/deploy/stop", ("POST",)),
+    Case("http", f"{P}/deploy/releases/{'a' * 64}/activate", ("POST",)),
+    Case("http", f"{P}/deploy/domains/add", ("POST",), {"name": "www.bakery.example"}),
+    Case("http", f"{P}/deploy/domains/remove", ("POST",), {"name": "www.bakery.example"}),
     # The redirect into the preview (a fresh entry token): only the owner gets one.
     Case("http", f"{P}/preview/enter"),
     # The queue monitor's pages and actions for a job of Alice's project
@@ -95,6 +103,39 @@ CASES = [
     Case("api", "/api/projects/{p}/messages", template="/api/projects/{project_id}/messages"),
     Case("api", "/api/projects/{p}/start", ("POST",), template="/api/projects/{project_id}/start"),
     Case("api", "/api/projects/{p}/retry", ("POST",), template="/api/projects/{project_id}/retry"),
+    # The production API (productions)
+    Case(
+        "api",
+        "/api/projects/{p}/deployments",
+        ("POST",),
+        template="/api/projects/{project_id}/deployments",
+    ),
+    Case(
+        "api",
+        "/api/projects/{p}/production",
+        ("GET", "DELETE"),
+        template="/api/projects/{project_id}/production",
+    ),
+    Case("api", "/api/projects/{p}/releases", template="/api/projects/{project_id}/releases"),
+    Case(
+        "api",
+        f"/api/projects/{{p}}/releases/{'a' * 64}/activate",
+        ("POST",),
+        template="/api/projects/{project_id}/releases/{release_id}/activate",
+    ),
+    Case(
+        "api",
+        "/api/projects/{p}/domains",
+        ("GET", "POST"),
+        {"name": "www.bakery.example"},
+        "/api/projects/{project_id}/domains",
+    ),
+    Case(
+        "api",
+        "/api/projects/{p}/domains/www.bakery.example",
+        ("DELETE",),
+        template="/api/projects/{project_id}/domains/{name}",
+    ),
     # WebSockets: live events, chat, log tail, a job's live log
     Case("ws", "/ws/projects/{p}/events/"),
     Case("ws", "/ws/projects/{p}/events/?after=0"),
@@ -111,6 +152,9 @@ def world(alice, bob, alice_project, alice_provider):
     failed = services.enqueue_step(alice_project, "project.create")
     Job.objects.filter(pk=failed.pk).update(state=JobState.FAILED, last_error="boom")
     services.enqueue_step(alice_project, "docker.composeUp")
+    # A release and a custom domain of Alice's site (the Deploy routes name them).
+    Release.objects.create(project=alice_project, release_id="a" * 64, kind="static", commit="1")
+    Domain.objects.create(project=alice_project, name="www.bakery.example")
     token, _ = create_api_token(alice, "laptop")
     return {
         "p": alice_project.id,

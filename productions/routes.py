@@ -1,0 +1,121 @@
+"""What the edge serves for live sites: plain data read from the database, handed to the
+edge (`doce.edge`, which renders and loads it).
+
+`site_routes()`: one `SiteRoute` per project whose production has a live release
+(`s-<id>.<DOCE_SITES_DOMAIN>` and its custom domains); `edge_routes()`: the same as the
+edge's routes, one per host (static release: `file_server` on its folder; server release:
+`reverse_proxy` to its container's loopback port; both with the site headers of
+`doce.edge.config.SITE_HEADERS`). doce's cookies never reach a site: they are host-only
+cookies of doce's own host, and the site hosts are other hosts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from doce.edge.config import SiteRoute as EdgeSiteRoute
+from productions.models import Domain, Production, Release
+
+
+def site_host(project_id: str) -> str:
+    """`s-<project id>.<DOCE_SITES_DOMAIN>`: the host a project's live site is served at."""
+    return f"s-{project_id}.{settings.DOCE_SITES_DOMAIN}"
+
+
+def site_url(project_id: str) -> str:
+    """The production URL: the site host with doce's public scheme and port, e.g.
+    `http://s-<id>.localhost:8000/`."""
+    origin = urlsplit(settings.DOCE_ORIGIN)
+    port = f":{origin.port}" if origin.port else ""
+    return f"{origin.scheme}://{site_host(project_id)}{port}/"
+
+
+@dataclass(frozen=True)
+class SiteRoute:
+    """One live site: `hosts` (the site host, then custom domains), the release's `kind`,
+    `root` (a static release's directory) or `upstream` (`127.0.0.1:<port>` of a server
+    release's container), and `release_id`."""
+
+    project_id: str
+    hosts: tuple[str, ...]
+    kind: str
+    release_id: str
+    root: str = ""
+    upstream: str = ""
+
+    @property
+    def port(self) -> int:
+        """The upstream's port (0 for a static release)."""
+        return int(self.upstream.rsplit(":", 1)[1]) if self.upstream else 0
+
+
+def route_for(production: Production, domains: list[str]) -> SiteRoute | None:
+    """The route of one production, or None when nothing is to be served (no live release,
+    stopped, or a server release without a port)."""
+    release = production.live_release
+    if release is None or production.status == Production.Status.STOPPED:
+        return None
+    hosts = (site_host(production.project_id), *sorted(domains))
+    if release.kind == Release.Kind.SERVER:
+        if not release.port:
+            return None
+        return SiteRoute(
+            production.project_id,
+            hosts,
+            release.kind,
+            release.release_id,
+            upstream=f"127.0.0.1:{release.port}",
+        )
+    return SiteRoute(
+        production.project_id, hosts, release.kind, release.release_id, root=str(release.directory)
+    )
+
+
+def site_routes() -> list[SiteRoute]:
+    """The routes of every live site of this installation, ordered by project id."""
+    productions = (
+        Production.objects.filter(live_release__isnull=False)
+        .exclude(status=Production.Status.STOPPED)
+        .select_related("live_release", "live_release__project")
+        .order_by("project_id")
+    )
+    domains: dict[str, list[str]] = {}
+    for project_id, name in Domain.objects.values_list("project_id", "name"):
+        domains.setdefault(project_id, []).append(name)
+    routes = []
+    for production in productions:
+        route = route_for(production, domains.get(production.project_id, []))
+        if route is not None:
+            routes.append(route)
+    return routes
+
+
+def edge_routes() -> list[EdgeSiteRoute]:
+    """The live sites as the edge's routes (`doce.edge.config.SiteRoute`, one per host):
+    registered with `doce.edge.routes.register_routes`, rendered by the edge (static:
+    `file_server` on the release folder; server: `reverse_proxy` to the container's port)."""
+    return [
+        EdgeSiteRoute(host=host, port=route.port, root=route.root)
+        for route in site_routes()
+        for host in route.hosts
+    ]
+
+
+def serves_host(host: str) -> bool:
+    """True when `host` is a live site's host or an attached custom domain (for the edge's
+    on-demand TLS `ask`: certificates only for those)."""
+    host = host.lower().rstrip(".")
+    if Domain.objects.filter(name=host).exists():
+        return True
+    suffix = "." + settings.DOCE_SITES_DOMAIN.lower()
+    if not host.startswith("s-") or not host.endswith(suffix):
+        return False
+    project_id = host[2 : -len(suffix)]
+    return (
+        Production.objects.filter(project_id=project_id, live_release__isnull=False)
+        .exclude(status=Production.Status.STOPPED)
+        .exists()
+    )
