@@ -92,7 +92,8 @@ def test_each_preview_is_checked_then_proxied_to_its_loopback_port():
 def test_sites_are_public_and_may_not_take_another_routes_host():
     config = render_config(SITE, sites=[SiteRoute("www.example.org", 43000)])
     route = _host_route(config, "www.example.org")
-    assert [h["handler"] for h in route["handle"]] == ["request_body", "reverse_proxy"]
+    # Sites get their security headers (nosniff) between the body limit and the proxy.
+    assert [h["handler"] for h in route["handle"]] == ["request_body", "headers", "reverse_proxy"]
     with pytest.raises(ValueError):
         render_config(SITE, [PreviewRoute("aaa", 42000)], [SiteRoute("p-aaa.localhost", 1)])
     with pytest.raises(ValueError):

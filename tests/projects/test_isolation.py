@@ -89,6 +89,8 @@ CASES = [
     Case("http", "/queue/jobs/{j}/force-cancel", ("POST",)),
     # Alice's provider key and API token
     Case("http", "/settings/providers/{c}/delete", ("POST",)),
+    Case("http", "/settings/providers/{c}/test", ("POST",)),
+    Case("http", "/settings/providers/{c}/fetch-models", ("POST",)),
     Case("http", "/settings/tokens/{t}/revoke", ("POST",)),
     # The JSON API
     Case("api", "/api/projects/{p}", ("GET", "DELETE"), template="/api/projects/{project_id}"),
