@@ -99,18 +99,24 @@ class CommandResult:
         return self.exit_code == 0 and not self.timed_out
 
 
+# Compose v1 is a Python program: on a loaded 2-core host its `version` took over 5 s
+# (seen at load 15+), which is slow, not absent.
+COMPOSE_DETECT_TIMEOUT_SECONDS = 30
+
+
 @cache
 def compose_command() -> tuple[str, ...]:
     """The compose CLI prefix: `("docker", "compose")` (v2) or `("docker-compose",)` (v1).
 
-    Detected once per process by running `version` (5 s each). Raises `ComposeNotFound`.
+    Detected once per process by running `version` (up to `COMPOSE_DETECT_TIMEOUT_SECONDS`
+    each). Raises `ComposeNotFound`.
     """
     for candidate in (("docker", "compose"), ("docker-compose",)):
         try:
             done = subprocess.run(
                 [*candidate, "version"],
                 capture_output=True,
-                timeout=5,
+                timeout=COMPOSE_DETECT_TIMEOUT_SECONDS,
                 env=command_env(),
                 check=False,
             )
