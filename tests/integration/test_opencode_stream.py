@@ -109,15 +109,16 @@ async def test_it_stops_mid_stream_on_abort(opencode_server):
 
 async def test_it_turns_a_provider_error_into_a_readable_diagnostic(opencode_server):
     _, events = await run_prompt(opencode_server, "[script:provider-error] Anything")
-    diagnostics = of_type(events, "chat.diagnostic")
-    assert len(diagnostics) == 1
-    diagnostic = diagnostics[0]["payload"]["diagnostic"]
+    finals = of_type(events, "chat.message.final")
+    assert len(finals) == 1 and finals[0]["payload"]["error"]["name"] == "APIError"
+    # One card per failure: the failed message carries the diagnostic, and the session's
+    # error event for the same failure adds no second card.
+    assert of_type(events, "chat.diagnostic") == []
+    diagnostic = finals[0]["payload"]["error"]["diagnostic"]
     assert diagnostic["category"] == "provider_model"
     assert "does not support this request" in diagnostic["message"]
     assert diagnostic["retryable"] is False
     assert diagnostic["remediation"]
-    finals = of_type(events, "chat.message.final")
-    assert len(finals) == 1 and finals[0]["payload"]["error"]["name"] == "APIError"
 
 
 def test_it_sees_completion_only_after_the_agent_answered(opencode_server):
