@@ -114,7 +114,13 @@ def enqueue_production(project: Project, type: str, payload: dict | None = None,
 
 def _locked(project: Project) -> Production:
     production_of(project)
-    return Production.objects.select_for_update().select_related("live_release").get(pk=project.pk)
+    # Lock only the production row: Postgres refuses FOR UPDATE on the nullable side of the
+    # live release's outer join.
+    return (
+        Production.objects.select_for_update(of=("self",))
+        .select_related("live_release")
+        .get(pk=project.pk)
+    )
 
 
 def _refuse_busy(project: Project, production: Production) -> None:
