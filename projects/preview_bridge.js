@@ -2,7 +2,8 @@
 // site template's dev server (astro.config.mjs). It tells the workspace around the preview
 // which page is shown and which runtime errors happened, and posts to doce's origin only
 // (filled in when served); the workspace checks the sender's origin in turn.
-//   {type: "doce:preview-location", path}            on load and on every navigation
+//   {type: "doce:preview-location", path, load}      on load (load: true) and on every
+//                                                      navigation
 //   {type: "doce:preview-error", message, detail, path}  uncaught errors, rejected promises,
 //                                                      and the dev server's error overlay
 (function () {
@@ -16,7 +17,9 @@
     try { window.parent.postMessage(message, DOCE_ORIGIN); } catch (e) { /* detached */ }
   }
   function here() { return location.pathname + location.search + location.hash; }
-  function reportLocation() { send({ type: "doce:preview-location", path: here() }); }
+  function reportLocation(loaded) {
+    send({ type: "doce:preview-location", path: here(), load: loaded === true });
+  }
   var lastError = "";
   function reportError(message, detail) {
     message = String(message || "Unknown error").slice(0, MAX);
@@ -36,7 +39,9 @@
     reportError("Unhandled promise rejection: " + (reason && reason.message ? reason.message : reason),
       reason && reason.stack);
   });
-  // Errors seen before this script loaded (the template's inline part queues them).
+  // The page first, then the errors seen before this script loaded (the template's inline
+  // part queues them).
+  reportLocation(true);
   (window.__doceEarlyErrors || []).forEach(function (e) { reportError(e[0], e[1]); });
 
   // The dev server shows build and render errors in its own overlay element.
@@ -59,12 +64,11 @@
     var original = history[name];
     history[name] = function () {
       var result = original.apply(this, arguments);
-      reportLocation();
+      reportLocation(false);
       return result;
     };
   });
-  window.addEventListener("popstate", reportLocation);
-  window.addEventListener("hashchange", reportLocation);
-  document.addEventListener("astro:page-load", reportLocation);
-  reportLocation();
+  window.addEventListener("popstate", function () { reportLocation(); });
+  window.addEventListener("hashchange", function () { reportLocation(); });
+  document.addEventListener("astro:page-load", function () { reportLocation(); });
 })();

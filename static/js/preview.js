@@ -2,7 +2,7 @@
 // the edge), its address field, device sizes, and the runtime-error overlay.
 //
 // The site template loads doce's preview bridge (/.doce/bridge.js on the preview host), which
-// posts {type: "doce:preview-location", path} and {type: "doce:preview-error", message,
+// posts {type: "doce:preview-location", path, load} and {type: "doce:preview-error", message,
 // detail, path} to doce's origin; messages from any other origin or window are ignored.
 // The frame is (re)loaded only through /projects/<id>/preview/enter?path=<path> (a fresh
 // single-use entry token), always at the path last shown, so a reload, a restart or a moved
@@ -93,8 +93,9 @@
     if (!fromPreview(event) || !event.data || typeof event.data !== "object") return;
     var data = event.data;
     if (data.type === "doce:preview-location" && typeof data.path === "string" && data.path.charAt(0) === "/") {
+      var moved = data.path !== path;
       showPath(data.path.slice(0, 2000));
-      hideError();
+      if (moved || data.load === true) hideError();  // a new page: errors are reported anew
     } else if (data.type === "doce:preview-error" && typeof data.message === "string") {
       showError(data.message, typeof data.detail === "string" ? data.detail : "",
         typeof data.path === "string" ? data.path : path);
