@@ -2,7 +2,7 @@
 (doce by `make run`, the real Docker Engine, the pinned OpenCode driven by the scripted
 model). One doce for the module: the first-run fixture checks the setup page, then signs up.
 
-- On a phone (390×844): create a project, prompt it, see the preview; the preview stays on
+- On a phone (390 x 844): create a project, prompt it, see the preview; the preview stays on
   /about across an agent edit and a reload; a runtime error in the preview offers "Fix with
   doce", which sends the error as a prompt.
 - axe-core (from npm, installed into `.cache/axe` on first use, injected by Playwright)
