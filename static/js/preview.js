@@ -56,6 +56,7 @@
   if (frame.getAttribute("src") && path !== "/") frame.src = enterUrl(path);
 
   root.querySelector("[data-preview-reload]").addEventListener("click", function () { load_(path); });
+  root.addEventListener("doce:preview-reload", function () { load_(path); });
   root.querySelector("[data-preview-address-form]").addEventListener("submit", function (event) {
     event.preventDefault();
     var wanted = pathInput.value.trim() || "/";

@@ -11,6 +11,10 @@
   // --- status ------------------------------------------------------------------------------
   // The preview (preview.js) and the layout (layout.js) follow the status through the
   // "doce:status" event on the workspace root ({detail: the project.status payload}).
+  // preview.js reloads the frame (at the page it shows) on "doce:preview-reload".
+  function reloadPreview() {
+    root.dispatchEvent(new CustomEvent("doce:preview-reload"));
+  }
   function showStatus(payload) {
     status = payload.status;
     root.dataset.status = status;
