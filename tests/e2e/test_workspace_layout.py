@@ -22,6 +22,7 @@ import subprocess
 import pytest
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
+from tests.e2e.test_first_run import sign_in
 from tests.e2e.test_main_flow import add_scripted_provider, sign_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -30,6 +31,7 @@ AXE_VERSION = "4.10.3"
 AXE_DIR = ROOT / ".cache" / "axe"
 STEP_TIMEOUT_MS = 120_000
 PHONE = {"width": 390, "height": 844}
+PASSWORD = "correct-horse-42"  # test_main_flow.sign_up's
 
 
 def axe_source() -> str:
@@ -90,7 +92,7 @@ def new_page(playwright, **context_options):
 
 
 @pytest.fixture(scope="module")
-def first_run(doce_server, scripted_model_url, tmp_path_factory):
+def first_run(doce_server, scripted_model_url):
     """The setup page's axe findings (checked before anyone exists), then Alice signed up
     with the scripted model as her provider."""
     from playwright.sync_api import sync_playwright
@@ -109,14 +111,6 @@ def first_run(doce_server, scripted_model_url, tmp_path_factory):
         add_scripted_provider(page, doce_server.url, scripted_model_url)
         browser.close()
     return {"setup_violations": found, "axe": axe}
-
-
-def sign_in(page, url):
-    page.goto(url + "/login")
-    page.locator("#id_username").fill("alice")
-    page.locator("#id_password").fill("correct-horse-42")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(url + "/")
 
 
 def preview(page):
@@ -140,7 +134,7 @@ def test_it_builds_and_previews_a_site_from_a_phone(first_run, doce_server, brow
     page = browser_page
     page.set_viewport_size(PHONE)
     url = doce_server.url
-    sign_in(page, url)
+    sign_in(page, url, "alice", PASSWORD)
 
     # Navigation sits behind the Menu button.
     assert not page.locator("#topnav").is_visible()
@@ -217,7 +211,7 @@ def test_it_has_no_serious_accessibility_violations(first_run, doce_server, shoo
         browser, page = new_page(playwright, viewport={"width": 1280, "height": 860})
         page.goto(url + "/login")
         problems += check_page(page, axe, shoot, "login")
-        sign_in(page, url)
+        sign_in(page, url, "alice", PASSWORD)
         problems += check_page(page, axe, shoot, "dashboard")
 
         workspace = page.locator(".project-card .card-title a").first.get_attribute("href")
