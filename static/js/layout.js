@@ -98,6 +98,18 @@
     });
   });
   root.addEventListener("doce:show-view", function (event) { showView(event.detail); });
+  // The site's tabs: arrow keys, Home and End move between them (the ARIA tabs pattern).
+  var tabs = Array.prototype.slice.call(root.querySelectorAll("[role=tab][data-tab]"));
+  tabs.forEach(function (tab, index) {
+    tab.addEventListener("keydown", function (event) {
+      var next = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (next === undefined) return;
+      event.preventDefault();
+      var target = tabs[(next + tabs.length) % tabs.length];
+      target.focus();
+      target.click();
+    });
+  });
 
   // --- project menu: only the actions valid in the current status ----------------------------
   root.addEventListener("doce:status", function (event) {
