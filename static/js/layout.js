@@ -91,11 +91,10 @@
   views.forEach(function (button) {
     button.addEventListener("click", function () { showView(button.dataset.view); });
   });
-  // A tab chosen at the top (a wide screen) is the site view the bottom bar shows.
+  // A tab chosen otherwise (at the top on a wide screen, or by a link in the chat such as a
+  // diff's "See the whole file") is the view shown on a phone too.
   root.querySelectorAll("[role=tab][data-tab]").forEach(function (tab) {
-    tab.addEventListener("click", function () {
-      if (body.dataset.view !== "chat") markView(tab.dataset.tab);
-    });
+    tab.addEventListener("click", function () { markView(tab.dataset.tab); });
   });
   root.addEventListener("doce:show-view", function (event) { showView(event.detail); });
   // The site's tabs: arrow keys, Home and End move between them (the ARIA tabs pattern).
