@@ -6,7 +6,7 @@ model). One doce for the module: the first-run fixture checks the setup page, th
   /about across an agent edit and a reload; a runtime error in the preview offers "Fix with
   doce", which sends the error as a prompt.
 - axe-core (from npm, installed into `.cache/axe` on first use, injected by Playwright)
-  finds no serious or critical violation on the setup, login, dashboard, workspace,
+  finds no serious or critical violation on the setup, login, dashboard, workspace, files,
   settings, queue and job pages, in light and in dark; no page scrolls sideways at 360 px.
 
 Screenshots of each stage go to test-artifacts/e2e/.
@@ -218,6 +218,11 @@ def test_it_has_no_serious_accessibility_violations(first_run, doce_server, shoo
         page.goto(url + workspace)
         page.locator("[data-status-badge]").wait_for()
         problems += check_page(page, axe, shoot, "workspace")
+        # The Files tab's page with code shown: line numbers and syntax colours, and the code
+        # area reachable by keyboard.
+        page.goto(url + workspace + "files/?path=src/pages/index.astro")
+        assert page.locator(".code-scroll").get_attribute("tabindex") == "0"
+        problems += check_page(page, axe, shoot, "files")
 
         # The theme switch pins a theme for every page (a cookie the server reads).
         page.locator("[data-theme-choice]").select_option("dark")

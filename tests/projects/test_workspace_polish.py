@@ -105,3 +105,11 @@ def test_it_offers_only_the_actions_valid_in_the_projects_state(
     # Delete sits apart, styled as danger, and asks first.
     assert 'class="menu-danger"' in page
     assert 'data-confirm="Delete Alice' in page
+
+
+def test_it_makes_the_code_area_a_keyboard_reachable_region(alice_client, alice_project):
+    page = alice_client.get(
+        f"/projects/{alice_project.id}/files/", {"path": "src/pages/index.astro"}
+    ).content.decode()
+    assert '<div class="code-scroll" tabindex="0" role="region"' in page
+    assert 'aria-label="Contents of src/pages/index.astro"' in page
