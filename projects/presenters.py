@@ -14,12 +14,11 @@ SHOWN_STATUSES_WITH_PREVIEW = {Project.Status.RUNNING, Project.Status.STARTING}
 
 # The project menu's state-dependent actions: (label, action in `projects.views._ACTIONS`,
 # the statuses it is offered in). The page renders every one and hides those not valid now;
-# workspace.js shows and hides them as the status changes (reading `data-valid-in`).
-S = Project.Status
+# static/js/layout.js shows and hides them as the status changes (reading `data-valid-in`).
 MENU_ACTIONS = [
-    ("Start", "start", (S.STOPPED, S.ERROR)),
-    ("Stop", "stop", (S.STARTING, S.RUNNING, S.ERROR)),
-    ("Restart preview", "restart-preview", (S.RUNNING,)),
+    ("Start", "start", (Project.Status.STOPPED, Project.Status.ERROR)),
+    ("Stop", "stop", (Project.Status.STARTING, Project.Status.RUNNING, Project.Status.ERROR)),
+    ("Restart preview", "restart-preview", (Project.Status.RUNNING,)),
 ]
 
 
