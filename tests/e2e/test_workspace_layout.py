@@ -107,6 +107,10 @@ def first_run(doce_server, scripted_model_url):
             page.emulate_media(color_scheme=scheme)
             found += [f"[{scheme}] {line}" for line in serious_violations(page, axe)]
         page.emulate_media(color_scheme="light")
+        page.set_viewport_size({"width": 360, "height": 780})
+        wider = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        if wider > 0:
+            found.append(f"{page.url}: {wider} px wider than a 360 px screen")
         sign_up(page, doce_server.url)
         add_scripted_provider(page, doce_server.url, scripted_model_url)
         browser.close()
