@@ -111,6 +111,7 @@ def first_run(doce_server, scripted_model_url):
         wider = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         if wider > 0:
             found.append(f"{page.url}: {wider} px wider than a 360 px screen")
+        page.set_viewport_size({"width": 1280, "height": 860})
         sign_up(page, doce_server.url)
         add_scripted_provider(page, doce_server.url, scripted_model_url)
         browser.close()
