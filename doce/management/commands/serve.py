@@ -38,7 +38,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from doce.config import WebSlot
-from doce.docker.engine import engine_status
+from doce.docker.engine import bridge_gateway_address, engine_status
 from doce.edge import sync as edge_sync
 from doce.edge.admin import AdminClient
 from doce.edge.binary import CaddyNotFound, caddy_binary
@@ -182,6 +182,15 @@ class Command(BaseCommand):
         engine = engine_status()
         if not engine.reachable:
             self.stdout.write(self.style.WARNING(engine.error))
+        elif settings.DOCE_GATEWAY_UPSTREAMS:
+            bridge = bridge_gateway_address()
+            if bridge and bridge not in settings.DOCE_GATEWAY_BIND:
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"Agents reach this host at {bridge}, which DOCE_GATEWAY_BIND leaves "
+                        "out: their model calls will fail."
+                    )
+                )
         # One web process is the service: serve ends with it. Several are tended like the rest.
         self._run(children, service=webs[0].process if len(webs) == 1 else None)
 
