@@ -132,6 +132,7 @@ def test_several_web_processes_need_the_gateway_addresses(tmp_path):
     result = load_settings(tmp_path, DOCE_WEB_REPLICAS="2")
     assert result.returncode != 0
     assert "set DOCE_GATEWAY_BIND" in result.stderr
-    assert load_settings(
-        tmp_path, DOCE_WEB_REPLICAS="2", DOCE_GATEWAY_BIND="127.0.0.1"
-    ).stdout.strip() == "ok"
+    assert (
+        load_settings(tmp_path, DOCE_WEB_REPLICAS="2", DOCE_GATEWAY_BIND="127.0.0.1").stdout.strip()
+        == "ok"
+    )

@@ -68,7 +68,7 @@ def free_port() -> int:
 def _free_run(count: int) -> int:
     """The first of `count` consecutive free loopback ports."""
     for _ in range(200):
-        base = random.randint(20000, 40000)  # noqa: S311 (a port, not a secret)
+        base = random.randint(20000, 40000)
         try:
             for port in range(base, base + count):
                 with socket.socket() as sock:
@@ -214,7 +214,7 @@ def start_scaled(
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Deployment]:
     """Start doce scaled out (see the module docstring) and stop it, dropping its database."""
-    database = f"doce_scaled_{os.getpid()}_{random.randint(0, 10**6)}"  # noqa: S311
+    database = f"doce_scaled_{os.getpid()}_{random.randint(0, 10**6)}"
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
     port, gateway_port = free_port(), free_port()
@@ -228,20 +228,23 @@ def start_scaled(
         {
             "DOCE_DATA_DIR": str(data_dir),
             "DATABASE_URL": f"{POSTGRES}/{database}",
-            "REDIS_URL": f"{REDIS}/{random.randint(1, 15)}",  # noqa: S311
+            "REDIS_URL": f"{REDIS}/{random.randint(1, 15)}",
             "DOCE_PORT": str(port),
             "DOCE_WEB_PORT": str(web_base),
             "DOCE_GATEWAY_PORT": str(gateway_port),
             "DOCE_WEB_REPLICAS": str(webs),
-            "DOCE_WORKER_REPLICAS": str(workers),
+            "DOCE_WORKER_REPLICAS": str(max(workers, 1)),
             "DOCE_EMBEDDED_WORKER": "true" if workers else "false",
             "DOCE_GATEWAY_BIND": f"{bridge_address()},127.0.0.1",
             "DOCE_LOG_FORMAT": "json",
             "DOCE_LOG_LEVEL": os.environ.get("DOCE_LOG_LEVEL", "WARNING"),
             "DOCE_IDLE_STOP_SECONDS": "600",
             "DOCE_HEALTHZ_TOKEN": HEALTHZ_TOKEN,
-            **({"DOCE_EXTRA_CA_BUNDLE": os.environ["DOCE_EXTRA_CA_BUNDLE"]}
-               if os.environ.get("DOCE_EXTRA_CA_BUNDLE") else {}),
+            **(
+                {"DOCE_EXTRA_CA_BUNDLE": os.environ["DOCE_EXTRA_CA_BUNDLE"]}
+                if os.environ.get("DOCE_EXTRA_CA_BUNDLE")
+                else {}
+            ),
             **(extra_env or {}),
         }
     )
@@ -258,15 +261,20 @@ def start_scaled(
                 "SCALED_MODEL_URL": model_url,
                 "SCALED_PREPARE_RUNTIME": "1" if prepare_runtime else "",
             },
-            check=True,
             timeout=900,
             capture_output=True,
             text=True,
         )
+        if made.returncode:
+            raise RuntimeError(f"preparing the deployment failed:\n{made.stderr[-3000:]}")
         token = json.loads(made.stdout.strip().splitlines()[-1])["token"]
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [*MANAGE, "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                [*MANAGE, "serve"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         deployment = Deployment(
@@ -290,5 +298,29 @@ def start_scaled(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        _remove_stacks(database)
         with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _remove_stacks(database: str) -> None:
+    """Remove the containers and networks of every project this deployment created (a test
+    that failed half-way leaves running stacks otherwise)."""
+    import docker
+
+    try:
+        with psycopg.connect(f"{POSTGRES}/{database}", autocommit=True) as conn:
+            ids = [row[0] for row in conn.execute("SELECT id FROM projects_project")]
+    except psycopg.Error:
+        return
+    client = docker.from_env()
+    try:
+        for project_id in ids:
+            for container in client.containers.list(
+                all=True, filters={"label": f"dev.doce.project={project_id}"}
+            ):
+                container.remove(force=True)
+            for network in client.networks.list(names=[f"doce_{project_id}_default"]):
+                network.remove()
+    finally:
+        client.close()

@@ -21,7 +21,7 @@ import docker
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import WebSocketException
 
 from tests.e2e.scaled import start_scaled
 
@@ -51,6 +51,7 @@ class Follower:
         self.path = path
         self.events: list[dict] = []
         self.connections = 0
+        self.errors: list[str] = []
         self.closed = False
 
     def uri(self) -> str:
@@ -69,8 +70,8 @@ class Follower:
                     self.connections += 1
                     async for text in socket:
                         self.events.append(json.loads(text))
-            except (ConnectionClosed, OSError, TimeoutError):
-                pass
+            except (WebSocketException, OSError, TimeoutError) as exc:
+                self.errors.append(repr(exc))
             if not self.closed:
                 await asyncio.sleep(0.2)
 
@@ -81,7 +82,7 @@ def _project(scaled, api, project_id: str) -> dict:
     return answer.json()
 
 
-async def _until(predicate, what: str, timeout: float = STEP_TIMEOUT_S, scaled=None):
+async def _until(predicate, what, timeout: float = STEP_TIMEOUT_S, scaled=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = await asyncio.to_thread(predicate)
@@ -89,6 +90,7 @@ async def _until(predicate, what: str, timeout: float = STEP_TIMEOUT_S, scaled=N
             return value
         await asyncio.sleep(0.3)
     tail = scaled.log()[-3000:] if scaled is not None else ""
+    what = what() if callable(what) else what
     raise AssertionError(f"timed out waiting for {what}\n{tail}")
 
 
@@ -160,7 +162,7 @@ async def _main_flow(scaled):
         scaled.kill(scaled.web_pid(1), "web process 1")
         await _until(
             lambda: events.connections > before[0] and chat.connections > before[1],
-            "both sockets to reconnect",
+            lambda: f"both sockets to reconnect: {events.errors[-3:]} {chat.errors[-3:]}",
             timeout=30,
             scaled=scaled,
         )
@@ -232,7 +234,7 @@ async def _main_flow(scaled):
         "chat.message.final",
     }, chat_types
 
-    # The Redis layer's idle-socket defect (every socket dropped after 5–10 s of silence) and
+    # The Redis layer's idle-socket defect (every socket dropped after 5 to 10 s of silence) and
     # the wake-up across processes, in this deployment: a socket idles, then a stop (its
     # status events written by a web process and a worker) reaches it at once.
     waited = await _idle_then_stop(scaled, api, project_id)
@@ -282,9 +284,7 @@ def test_fifty_clients_on_the_dashboard_and_the_api_get_no_errors(scaled):
 
     async def client(index: int, results: list) -> None:
         headers = (
-            {"Cookie": scaled.cookie}
-            if index % 2
-            else {"Authorization": f"Bearer {scaled.token}"}
+            {"Cookie": scaled.cookie} if index % 2 else {"Authorization": f"Bearer {scaled.token}"}
         )
         path = "/" if index % 2 else "/api/projects"
         async with httpx.AsyncClient(base_url=scaled.url, headers=headers, timeout=30) as http:

@@ -42,6 +42,7 @@ from doce.docker.engine import bridge_gateway_address, engine_status
 from doce.edge import sync as edge_sync
 from doce.edge.admin import AdminClient
 from doce.edge.binary import CaddyNotFound, caddy_binary
+from doce.webslot_health import WEB_PORT_FILE
 from gateway.listener import daphne_endpoints, gateway_bind_addresses
 
 # Longer than the worker's own grace (DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS, 10 s by default),
@@ -150,6 +151,9 @@ class Command(BaseCommand):
                 claimed, _lock = claim_web_slot(slot)
             except SlotTaken as exc:
                 raise CommandError(str(exc)) from None
+            # For a container's health check (`python -m doce.webslot_health`).
+            WEB_PORT_FILE.write_text(str(claimed.port))
+            self.stdout.write(f"Web slot {claimed.index} on 127.0.0.1:{claimed.port}.")
             self._run([WorkerSlot(lambda: self._start(self._web_argv(claimed)), "web")])
             return
         try:
@@ -194,9 +198,7 @@ class Command(BaseCommand):
         # One web process is the service: serve ends with it. Several are tended like the rest.
         self._run(children, service=webs[0].process if len(webs) == 1 else None)
 
-    def _run(
-        self, children: list[WorkerSlot], service: subprocess.Popen | None = None
-    ) -> None:
+    def _run(self, children: list[WorkerSlot], service: subprocess.Popen | None = None) -> None:
         """Tend `children` until a signal (or `service` exits), then stop them all."""
         while not self.shutdown and (service is None or service.poll() is None):
             time.sleep(0.5)
@@ -205,9 +207,9 @@ class Command(BaseCommand):
                     continue
                 child.tend(self.stderr.write)
         self._stop([child.process for child in children])
-        if service is not None and service.returncode not in (0, -signal.SIGTERM, None):
-            if not self.shutdown:
-                sys.exit(1)
+        failed = service is not None and service.returncode not in (0, -signal.SIGTERM, None)
+        if failed and not self.shutdown:
+            sys.exit(1)
 
     def _start(self, argv: list[str]) -> subprocess.Popen:
         # Own sessions: a terminal's Ctrl-C reaches only this process, which then stops each
