@@ -191,7 +191,11 @@ class Env:
             # threads/processes in a test share one database.
             config["TEST"] = {"NAME": str(db_path.with_name(f"{db_path.stem}-test.sqlite3"))}
         else:
-            config.setdefault("CONN_MAX_AGE", 60)
+            # No persistent connections (Django's advice under ASGI): daphne runs each
+            # request's sync code in a thread of its own, and a connection kept per thread
+            # outlives it; 50 concurrent clients on two web processes used up Postgres's 100
+            # connections (the scaled load check, docs/scaling.md).
+            config.setdefault("CONN_MAX_AGE", 0)
             config["CONN_HEALTH_CHECKS"] = True
         return config
 

@@ -91,7 +91,11 @@ async def _until(predicate, what, timeout: float = STEP_TIMEOUT_S, scaled=None):
         await asyncio.sleep(0.3)
     tail = scaled.log()[-3000:] if scaled is not None else ""
     what = what() if callable(what) else what
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+    jobs = ""
+    if scaled is not None:
+        rows = scaled.sql("SELECT type, state, attempts, last_error FROM queue_job ORDER BY id")
+        jobs = "\n".join(" ".join(str(c)[:200] for c in row) for row in rows)
+    raise AssertionError(f"timed out waiting for {what}\njobs:\n{jobs}\n{tail}")
 
 
 def _preview_html(scaled, project: dict) -> str:
