@@ -25,6 +25,7 @@ left leased at once instead of waiting for their leases to expire.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import signal
@@ -154,7 +155,7 @@ class Command(BaseCommand):
             # For a container's health check (`python -m doce.webslot_health`).
             WEB_PORT_FILE.write_text(str(claimed.port))
             self.stdout.write(f"Web slot {claimed.index} on 127.0.0.1:{claimed.port}.")
-            self._run([WorkerSlot(lambda: self._start(self._web_argv(claimed)), "web")])
+            self._run([WorkerSlot(functools.partial(self._start_web, claimed), "web")])
             return
         try:
             self.caddy = caddy_binary()
@@ -166,13 +167,13 @@ class Command(BaseCommand):
 
         slots = settings.DOCE_WEB_SLOTS
         webs = [
-            WorkerSlot(lambda s=s: self._start(self._web_argv(s)), f"web process {s.index}")
+            WorkerSlot(functools.partial(self._start_web, s), f"web process {s.index}")
             for s in slots
         ]
         children = [*webs, WorkerSlot(self._start_edge, "edge (Caddy)")]
         if settings.DOCE_EMBEDDED_WORKER:
             children += [
-                WorkerSlot(lambda i=i: self._start(self._worker_argv(i)), f"worker {i}")
+                WorkerSlot(functools.partial(self._start_worker, i), f"worker {i}")
                 for i in range(settings.DOCE_WORKER_REPLICAS)
             ]
         self.stdout.write(self.style.SUCCESS(f"doce is running at {settings.DOCE_ORIGIN}/"))
@@ -229,6 +230,12 @@ class Command(BaseCommand):
         self.stdout.write(f"{signal.strsignal(signum)}, stopping doce...")
         self.shutdown = True
         self.first_signal_at = now
+
+    def _start_web(self, slot: WebSlot) -> subprocess.Popen:
+        return self._start(self._web_argv(slot))
+
+    def _start_worker(self, index: int) -> subprocess.Popen:
+        return self._start(self._worker_argv(index))
 
     def _web_argv(self, slot: WebSlot) -> list[str]:
         # -v 0: no access log on stdout; RequestContextMiddleware logs each request.
