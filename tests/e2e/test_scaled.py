@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import docker
 import httpx
@@ -115,6 +116,12 @@ def _preview_html(scaled, project: dict) -> str:
         return page.text
 
 
+def _docker_log(scaled, project_id: str) -> str:
+    """The tail of the project's Docker log (what failed, for the assertion message)."""
+    path = Path(scaled.env["DOCE_DATA_DIR"]) / "projects" / project_id / "logs" / "docker.log"
+    return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
 def _lease_holder(scaled, project_id: str) -> str | None:
     rows = scaled.sql(
         "SELECT locked_by FROM queue_job WHERE state = 'running' AND payload->>'project_id' = %s",
@@ -154,7 +161,10 @@ async def _main_flow(scaled):
             scaled=scaled,
         )
         first = _project(scaled, api, project_id)
-        assert first["prompt"] == {"state": "completed", "failure": ""}, first
+        assert first["prompt"] == {"state": "completed", "failure": ""}, (
+            first,
+            _docker_log(scaled, project_id),
+        )
         assert first["status"] == "running"
         html = await asyncio.to_thread(_preview_html, scaled, first)
         assert FIRST in html
