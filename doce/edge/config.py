@@ -11,7 +11,8 @@
   the gateway's addresses, proxying to every web process's own gateway listener, so agents
   keep one address whichever web process answers.
 - each preview (`PreviewRoute`) at `p-<project id>.<preview domain>`:
-  `/.doce/enter` goes to daphne (the token handshake sets the preview cookie); every other
+  `/.doce/enter` goes to daphne (the token handshake sets the preview cookie), and so does
+  `/.doce/bridge.js` (the preview bridge, public); every other
   request is checked first through `forward_auth` (`/.doce/auth` on daphne, told the project
   by a header Caddy sets, so a client cannot choose it) and then proxied to the container's
   loopback port. Anything the check refuses gets its answer (404) and never reaches the
@@ -34,6 +35,9 @@ TlsMode = Literal["off", "acme", "internal", "files"]
 
 # Paths on a preview host that belong to doce, not to the site.
 ENTER_PATH = "/.doce/enter"
+# The preview bridge script (the site template loads it in the dev server): reports the page
+# shown and its runtime errors to the workspace. Public: it holds nothing but doce's origin.
+BRIDGE_PATH = "/.doce/bridge.js"
 AUTH_PATH = "/.doce/auth"
 ASK_PATH = "/.doce/ask"
 # The header Caddy sets (overwriting any a client sent) to tell daphne which preview a
@@ -271,7 +275,7 @@ def _preview_route(site: EdgeSite, preview: PreviewRoute) -> dict:
     daphne = _webs(site.upstreams)
     routes = [
         {
-            "match": [{"path": [ENTER_PATH]}],
+            "match": [{"path": [ENTER_PATH, BRIDGE_PATH]}],
             "handle": [_body_limit(1024), _proxy(daphne, project_id=preview.project_id)],
             "terminal": True,
         },
