@@ -44,18 +44,21 @@ def scaled(tmp_path_factory, scripted_model_url):
 
 
 class Follower:
-    """Follows a project's event stream through the edge, reconnecting after a drop with
-    `?after=<last id>` exactly as the workspace page does; records every event received."""
+    """Follows a socket through the edge, reconnecting after a drop (an event stream with
+    `?after=<last id>`, exactly as the workspace page does); records every message."""
 
-    def __init__(self, scaled, path: str) -> None:
+    def __init__(self, scaled, path: str, *, resume: bool = True) -> None:
         self.scaled = scaled
         self.path = path
+        self.resume = resume  # outbox streams resume by id; the chat replays its history
         self.events: list[dict] = []
         self.connections = 0
         self.errors: list[str] = []
         self.closed = False
 
     def uri(self) -> str:
+        if not self.resume:
+            return f"ws://localhost:{self.scaled.port}{self.path}"
         after = self.events[-1]["id"] if self.events else 0
         return f"ws://localhost:{self.scaled.port}{self.path}?after={after}"
 
@@ -140,7 +143,7 @@ async def _main_flow(scaled):
     assert created.status_code == 202, created.text
     project_id = created.json()["id"]
     events = Follower(scaled, f"/ws/projects/{project_id}/events/")
-    chat = Follower(scaled, f"/ws/projects/{project_id}/chat/")
+    chat = Follower(scaled, f"/ws/projects/{project_id}/chat/", resume=False)
     follow = [asyncio.create_task(events.run()), asyncio.create_task(chat.run())]
     try:
         # A worker dies holding the create chain's lease (SIGKILL, no grace); serve restarts
