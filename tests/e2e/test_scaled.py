@@ -119,6 +119,10 @@ def _preview_html(scaled, project: dict) -> str:
         return page.text
 
 
+def _text(message: dict) -> str:
+    return "".join(p["text"] or "" for p in message["parts"] if p["type"] == "text")
+
+
 def _docker_log(scaled, project_id: str) -> str:
     """The tail of the project's Docker log (what failed, for the assertion message)."""
     path = Path(scaled.env["DOCE_DATA_DIR"]) / "projects" / project_id / "logs" / "docker.log"
@@ -227,10 +231,20 @@ async def _main_flow(scaled):
     for job_type in ("project.create", "docker.composeUp", "opencode.sessionCreate"):
         assert counts.get(job_type) == 1, jobs
     conversation = api.get(f"/api/projects/{project_id}/messages").json()["messages"]
-    roles = [m["role"] for m in conversation]
-    assert roles == ["user", "assistant", "user", "assistant"], roles
-    answers = [m for m in conversation if m["role"] == "assistant"]
-    assert all(m["completed_at"] and not m["error"] for m in answers), answers
+    assert [_text(m) for m in conversation if m["role"] == "user"] == [FIRST, SECOND]
+    # One agent run per prompt: the scripted turn (a file write, then its final text) once
+    # after each prompt, never twice (a prompt sent twice would run the model twice).
+    runs = [[]]  # assistant messages after each user message
+    for message in conversation[1:]:
+        if message["role"] == "user":
+            runs.append([])
+        else:
+            runs[-1].append(message)
+    assert len(runs) == 2
+    for run in runs:
+        finals = [m for m in run if "Done: the home page now shows" in _text(m)]
+        assert len(finals) == 1, [_text(m) for m in run]
+        assert all(m["completed_at"] and not m["error"] for m in run), run
 
     # Nothing lost, nothing duplicated on the event socket: what it received across its
     # reconnects is exactly the project's outbox, in order.
