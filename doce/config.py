@@ -11,6 +11,7 @@ import builtins
 import os
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +191,11 @@ class Env:
             # threads/processes in a test share one database.
             config["TEST"] = {"NAME": str(db_path.with_name(f"{db_path.stem}-test.sqlite3"))}
         else:
-            config.setdefault("CONN_MAX_AGE", 60)
+            # No persistent connections (Django's advice under ASGI): daphne runs each
+            # request's sync code in a thread of its own, and a connection kept per thread
+            # outlives it; 50 concurrent clients on two web processes used up Postgres's 100
+            # connections (the scaled load check, docs/scaling.md).
+            config.setdefault("CONN_MAX_AGE", 0)
             config["CONN_HEALTH_CHECKS"] = True
         return config
 
@@ -235,3 +240,45 @@ def keep_generated(keep_file: Path, make: Callable[[], str]) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(value)
     return value
+
+
+@dataclass(frozen=True)
+class WebSlot:
+    """One web process's loopback ports: `port` for doce (behind the edge), `gateway_port`
+    for its own model gateway listener (0: the web process binds `DOCE_GATEWAY_PORT` on the
+    gateway's addresses itself, the embedded default with one web process)."""
+
+    index: int
+    port: int
+    gateway_port: int
+
+
+def web_slots(base_port: int, replicas: int) -> list[WebSlot]:
+    """The ports of `replicas` web processes: slot i serves doce on `base_port + i` and, when
+    there are several, its gateway listener on `base_port + replicas + i` (one web process
+    keeps the gateway on `DOCE_GATEWAY_PORT` itself: gateway_port 0)."""
+    if replicas == 1:
+        return [WebSlot(0, base_port, 0)]
+    return [WebSlot(i, base_port + i, base_port + replicas + i) for i in range(replicas)]
+
+
+def check_web_ports(slots: Sequence[WebSlot], *, public_port: int, gateway_port: int) -> None:
+    """Raise `ImproperlyConfigured` when a web slot's port is out of range or collides with
+    another slot's, the edge's (`DOCE_PORT`) or the gateway's (`DOCE_GATEWAY_PORT`)."""
+    taken = {public_port: "DOCE_PORT", gateway_port: "DOCE_GATEWAY_PORT"}
+    if public_port == gateway_port:
+        raise ImproperlyConfigured("DOCE_PORT and DOCE_GATEWAY_PORT must differ")
+    for slot in slots:
+        for port in (slot.port, slot.gateway_port):
+            if port == 0:
+                continue
+            if not 0 < port < 65536:
+                raise ImproperlyConfigured(
+                    f"web slot {slot.index} would listen on port {port}: set DOCE_WEB_PORT lower"
+                )
+            if port in taken:
+                raise ImproperlyConfigured(
+                    f"web slot {slot.index}'s port {port} is already {taken[port]}'s: "
+                    f"set DOCE_WEB_PORT to a free range of {2 * len(slots)} ports"
+                )
+            taken[port] = f"web slot {slot.index}"

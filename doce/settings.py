@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from csp.constants import NONE, SELF
 
-from doce.config import Env
+from doce.config import Env, check_web_ports, web_slots
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env(BASE_DIR / ".env")
@@ -303,7 +303,18 @@ DOCE_PROD_PORT_RANGE = env.port_range("DOCE_PROD_PORT_RANGE", (43000, 43999))
 # every preview. daphne listens on 127.0.0.1:DOCE_WEB_PORT, reached only through the edge.
 DOCE_HOST = env.str("DOCE_HOST", "127.0.0.1")
 DOCE_PORT = env.int("DOCE_PORT", 8000, minimum=1)
-DOCE_WEB_PORT = env.int("DOCE_WEB_PORT", DOCE_PORT + 1 if DOCE_PORT < 65535 else 8001, minimum=1)
+# How many web processes (daphne) run behind the edge. `manage.py serve` starts them all; in
+# the scaled compose file each web container takes one slot. Web slot i listens on
+# 127.0.0.1:DOCE_WEB_PORT + i; with several slots each also serves the model gateway on its
+# own port (DOCE_WEB_PORT + DOCE_WEB_REPLICAS + i) and the edge listens on DOCE_GATEWAY_PORT
+# for them. Default DOCE_WEB_PORT: DOCE_PORT + 1 (one web process), DOCE_PORT + 3 (several:
+# DOCE_PORT + 2 stays the gateway's).
+DOCE_WEB_REPLICAS = env.int("DOCE_WEB_REPLICAS", 1, minimum=1)
+DOCE_WEB_PORT = env.int(
+    "DOCE_WEB_PORT",
+    (DOCE_PORT + (1 if DOCE_WEB_REPLICAS == 1 else 3)) if DOCE_PORT < 65533 else 8001,
+    minimum=1,
+)
 # doce's own host name, and the domain previews live under (`p-<id>.<DOCE_PREVIEW_DOMAIN>`).
 # Keep previews cross-site from doce: in production a domain of their own.
 DOCE_DOMAIN = env.str("DOCE_DOMAIN", "localhost").lower()
@@ -340,6 +351,28 @@ DOCE_GATEWAY_PORT = env.int(
 # Addresses the gateway listener binds, comma-separated; empty: Docker's default bridge
 # gateway address (asked from the Engine) and 127.0.0.1.
 DOCE_GATEWAY_BIND = [a.strip() for a in env.str("DOCE_GATEWAY_BIND", "").split(",") if a.strip()]
+# The web processes the edge load-balances (`host:port`, comma-separated) and, with several,
+# The web processes the edge load-balances (`host:port`, comma-separated) and, with several,
+# their own gateway listeners; empty: the slots above on loopback. Set them when web
+# processes run elsewhere than `manage.py serve` or the compose file puts them.
+DOCE_WEB_SLOTS = web_slots(DOCE_WEB_PORT, DOCE_WEB_REPLICAS)
+DOCE_WEB_UPSTREAMS = env.list(
+    "DOCE_WEB_UPSTREAMS", [f"127.0.0.1:{slot.port}" for slot in DOCE_WEB_SLOTS]
+)
+DOCE_GATEWAY_UPSTREAMS = env.list(
+    "DOCE_GATEWAY_UPSTREAMS",
+    [f"127.0.0.1:{slot.gateway_port}" for slot in DOCE_WEB_SLOTS if slot.gateway_port],
+)
+check_web_ports(DOCE_WEB_SLOTS, public_port=DOCE_PORT, gateway_port=DOCE_GATEWAY_PORT)
+if DOCE_GATEWAY_UPSTREAMS and not DOCE_GATEWAY_BIND:
+    # The edge fronts the gateway then, and every process renders its configuration: the
+    # addresses must be the same everywhere without asking the Docker Engine each time.
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "With several web processes set DOCE_GATEWAY_BIND to the Docker bridge's gateway "
+        "address and 127.0.0.1 (e.g. 172.17.0.1,127.0.0.1; see docs/scaling.md)"
+    )
 # Users' own providers may use loopback and private addresses only when this is true
 # (instance providers and administrators always may; link-local/metadata never).
 DOCE_GATEWAY_ALLOW_PRIVATE = env.bool("DOCE_GATEWAY_ALLOW_PRIVATE", False)
@@ -404,8 +437,10 @@ DOCE_QUEUE_REAP_SECONDS = env.float("DOCE_QUEUE_REAP_SECONDS", 15.0, minimum=0.1
 DOCE_QUEUE_PRUNE_AFTER_DAYS = env.float("DOCE_QUEUE_PRUNE_AFTER_DAYS", 7.0)
 # /healthz calls the worker down when its newest heartbeat is older than this (seconds).
 DOCE_QUEUE_WORKER_STALE_SECONDS = env.float("DOCE_QUEUE_WORKER_STALE_SECONDS", 30.0, minimum=1.0)
-# `manage.py serve` (and `make run`) starts one worker next to the web server.
+# `manage.py serve` (and `make run`) starts DOCE_WORKER_REPLICAS workers next to the web
+# server (none when DOCE_EMBEDDED_WORKER is false: workers run elsewhere).
 DOCE_EMBEDDED_WORKER = env.bool("DOCE_EMBEDDED_WORKER", True)
+DOCE_WORKER_REPLICAS = env.int("DOCE_WORKER_REPLICAS", 1, minimum=1)
 
 # --- Agent (OpenCode) -------------------------------------------------------------------------
 

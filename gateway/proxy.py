@@ -494,6 +494,13 @@ async def _relay(send, receive, response: httpx.Response, meter: UsageMeter, out
 
 
 def on_gateway_listener(scope) -> bool:
-    """True when the request came in on the gateway's own port (`DOCE_GATEWAY_PORT`)."""
+    """True when the request came in on a gateway listener: `DOCE_GATEWAY_PORT`, or with
+    several web processes a web slot's own gateway port (the edge fronts those)."""
     server = scope.get("server")
-    return bool(server) and len(server) >= 2 and server[1] == settings.DOCE_GATEWAY_PORT
+    if not server or len(server) < 2:
+        return False
+    return server[1] == settings.DOCE_GATEWAY_PORT or server[1] in _web_gateway_ports()
+
+
+def _web_gateway_ports() -> frozenset[int]:
+    return frozenset(slot.gateway_port for slot in settings.DOCE_WEB_SLOTS if slot.gateway_port)

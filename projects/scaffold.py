@@ -49,6 +49,10 @@ def template_lock_hash(site: Path = TEMPLATE_DIR) -> str:
     return hashlib.sha256((site / "package-lock.json").read_bytes()).hexdigest()[:16]
 
 
+# The folder a site is assembled in before it is moved into place (inside the project's root).
+STAGING_PREFIX = ".site-"
+
+
 def prewarm_dir(lock_hash: str) -> Path:
     return Path(settings.DOCE_CACHE_DIR) / "prewarm" / lock_hash
 
@@ -73,7 +77,12 @@ def scaffold_site(project: Project) -> bool:
         return False
     project.root_dir.mkdir(parents=True, exist_ok=True)
     project.logs_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".site-", dir=project.root_dir))
+    # A worker killed mid-copy (SIGKILL, a lost host) leaves its staging folder behind, with
+    # a copied `node_modules` (~200 MB). Only one job of a project runs at a time, so any
+    # staging folder found now is such a leftover.
+    for leftover in project.root_dir.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=project.root_dir))
     try:
         shutil.copytree(TEMPLATE_DIR, staging, dirs_exist_ok=True, symlinks=True)
         _git(staging, "init", "--quiet", "--initial-branch=main")

@@ -235,7 +235,8 @@ def compose_up(stack: Stack, *, timeout: float = UP_TIMEOUT_S) -> CommandResult:
     """`up -d` the stack (creates or starts its containers; harmless when already up).
 
     Checks first that the Engine answers and the images exist. Raises `StackError`
-    (`ENGINE_UNREACHABLE`, `IMAGE_MISSING`, `PORT_IN_USE`, `TIMEOUT`, `DISK_FULL`, `OTHER`).
+    (`ENGINE_UNREACHABLE`, `IMAGE_MISSING`, `PORT_IN_USE`, `TIMEOUT`, `DISK_FULL`,
+    `NETWORKS_EXHAUSTED`, `OTHER`).
     """
     _preflight(stack)
     return _run_checked(stack, ("up", "--detach"), timeout)

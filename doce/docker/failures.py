@@ -1,7 +1,7 @@
 """Classified Docker failures: what went wrong, what a user can do, whether to retry.
 
 Every failure of a compose command or an Engine call is turned into a `StackFailure` with one
-of six kinds. The queue reads `retryable`; the UI shows `message`. Raw tool output is kept
+of seven kinds. The queue reads `retryable`; the UI shows `message`. Raw tool output is kept
 only as a redacted `detail` tail for the project's log and the admin.
 """
 
@@ -21,7 +21,7 @@ class FailureKind(StrEnum):
     PORT_IN_USE = "port_in_use"
     TIMEOUT = "timeout"
     DISK_FULL = "disk_full"
-    NO_NETWORK_POOL = "no_network_pool"
+    NETWORKS_EXHAUSTED = "networks_exhausted"
     OTHER = "other"
 
 
@@ -43,10 +43,10 @@ _MESSAGES = {
         "The disk is full, so Docker cannot create files. Free disk space (old images, "
         "stopped projects), then retry."
     ),
-    FailureKind.NO_NETWORK_POOL: (
-        "Docker has no free address range for this project's network: too many stacks run "
-        "on this Engine. Stop projects you don't need (or an operator widens "
-        "`default-address-pools` in Docker's daemon.json); doce tries again."
+    FailureKind.NETWORKS_EXHAUSTED: (
+        "Docker has no address range left for this project's network (with its default "
+        "settings, about 30 projects can run at once). doce retries when other projects "
+        "stop; an operator can widen Docker's default-address-pools (docs/scaling.md)."
     ),
     FailureKind.OTHER: "Docker reported an error. The project's Docker log has the details.",
 }
@@ -58,13 +58,21 @@ _RETRYABLE = {
     FailureKind.PORT_IN_USE: True,
     FailureKind.TIMEOUT: True,
     FailureKind.DISK_FULL: False,
-    FailureKind.NO_NETWORK_POOL: True,
+    FailureKind.NETWORKS_EXHAUSTED: True,
     FailureKind.OTHER: True,
 }
 
 # Checked in order: the first match wins. Texts of Compose v1, v2 and Engine 20.10+.
 _PATTERNS: list[tuple[FailureKind, re.Pattern[str]]] = [
     (FailureKind.DISK_FULL, re.compile(r"no space left on device|disk quota exceeded", re.I)),
+    (
+        FailureKind.NETWORKS_EXHAUSTED,
+        re.compile(
+            r"could not find an available, non-overlapping IPv4 address pool"
+            r"|all predefined address pools have been fully subnetted",
+            re.I,
+        ),
+    ),
     (
         FailureKind.ENGINE_UNREACHABLE,
         re.compile(
@@ -73,10 +81,6 @@ _PATTERNS: list[tuple[FailureKind, re.Pattern[str]]] = [
             r"connection refused.*docker\.sock|docker\.sock.*(no such file|connection refused)",
             re.I,
         ),
-    ),
-    (
-        FailureKind.NO_NETWORK_POOL,
-        re.compile(r"could not find an available, non-overlapping ipv4 address pool", re.I),
     ),
     (
         FailureKind.PORT_IN_USE,

@@ -2,9 +2,14 @@
 
 `render_config(site, routes)` is the one place the edge's routing is decided:
 
-- doce's own host (`EdgeSite.doce_domain`) → daphne (`EdgeSite.upstream`), with body limits
-  per path (`EdgeLimits`): uploads get the assets limit plus headroom, everything else is
-  small. `/.doce/*` on doce's host is 404: those paths exist only on preview hosts.
+- doce's own host (`EdgeSite.doce_domain`) → daphne (`EdgeSite.upstreams`: one web process,
+  or several load-balanced round robin; a request whose upstream refuses the connection is
+  tried on the next one, WebSockets included), with body limits per path (`EdgeLimits`):
+  uploads get the assets limit plus headroom, everything else is small. `/.doce/*` on doce's
+  host is 404: those paths exist only on preview hosts.
+- the model gateway (`EdgeGateway`, only when several web processes run): a second server on
+  the gateway's addresses, proxying to every web process's own gateway listener, so agents
+  keep one address whichever web process answers.
 - each preview (`PreviewRoute`) at `p-<project id>.<preview domain>`:
   `/.doce/enter` goes to daphne (the token handshake sets the preview cookie), and so does
   `/.doce/bridge.js` (the preview bridge, public); every other
@@ -39,6 +44,7 @@ ASK_PATH = "/.doce/ask"
 # `/.doce/*` request is for.
 PROJECT_HEADER = "X-Doce-Preview-Project"
 SERVER_NAME = "doce"
+GATEWAY_SERVER_NAME = "gateway"
 
 
 @dataclass(frozen=True)
@@ -82,20 +88,33 @@ class EdgeSite:
 
     `listen_host`/`listen_port`: the address users connect to (`DOCE_HOST:DOCE_PORT`).
     `doce_domain`: doce's own host name; `preview_domain`: previews are
-    `p-<id>.<preview_domain>`. `upstream`: daphne's loopback `host:port`. `admin_socket`:
-    the unix socket path of Caddy's admin API. `storage_dir`: where Caddy keeps
-    certificates and its internal CA.
+    `p-<id>.<preview_domain>`. `upstreams`: the web processes' `host:port` addresses (at
+    least one; daphne's loopback port in the embedded default). `admin_socket`: the unix
+    socket path of Caddy's admin API. `storage_dir`: where Caddy keeps certificates and its
+    internal CA. `gateway`: the model gateway's front (None: the web process listens itself).
     """
 
     listen_host: str
     listen_port: int
     doce_domain: str
     preview_domain: str
-    upstream: str
+    upstreams: tuple[str, ...]
     admin_socket: str
     storage_dir: str = ""
     tls: EdgeTls = field(default_factory=EdgeTls)
     limits: EdgeLimits = field(default_factory=EdgeLimits)
+    gateway: EdgeGateway | None = None
+
+
+@dataclass(frozen=True)
+class EdgeGateway:
+    """The model gateway's front when several web processes run: the edge listens on
+    `listen` (`host:port` addresses: the Docker bridge's gateway address and loopback, never
+    the public listener) and proxies to `upstreams`, each web process's own gateway listener
+    (`host:port`)."""
+
+    listen: tuple[str, ...]
+    upstreams: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -153,19 +172,47 @@ def _body_limit(max_bytes: int) -> dict:
 STREAM_CLOSE_DELAY = "2h"
 
 
+# With several web processes: how long a request whose upstream refuses the connection keeps
+# being tried on the others (a web process restarting after a crash), and how long an
+# upstream that failed is left out.
+LB_TRY_SECONDS = 10
+LB_TRY_INTERVAL = "250ms"
+LB_FAIL_SECONDS = 5
+
+
+def _webs(addresses: tuple[str, ...]) -> list[dict]:
+    return [{"dial": address} for address in addresses]
+
+
 def _proxy(upstreams: list[dict], *, project_id: str | None = None) -> dict:
     handler: dict = {
         "handler": "reverse_proxy",
         "upstreams": upstreams,
         "stream_close_delay": STREAM_CLOSE_DELAY,
     }
+    if len(upstreams) > 1:
+        handler.update(_load_balancing())
     if project_id is not None:
         handler["headers"] = {"request": {"set": {PROJECT_HEADER: [project_id]}}}
     return handler
 
 
+def _load_balancing() -> dict:
+    # Round robin, no sticky sessions: doce keeps no state in a web process that a client
+    # depends on (sessions in the DB, events resume by id). Caddy retries a request only
+    # when its upstream refused the connection, so nothing is ever sent twice.
+    return {
+        "load_balancing": {
+            "selection_policy": {"policy": "round_robin"},
+            "try_duration": f"{LB_TRY_SECONDS}s",
+            "try_interval": LB_TRY_INTERVAL,
+        },
+        "health_checks": {"passive": {"fail_duration": f"{LB_FAIL_SECONDS}s", "max_fails": 1}},
+    }
+
+
 def _doce_route(site: EdgeSite) -> dict:
-    daphne = [{"dial": site.upstream}]
+    daphne = _webs(site.upstreams)
     limits = site.limits
     routes: list[dict] = [
         {"match": [{"path": ["/.doce/*"]}], "handle": [_not_found()], "terminal": True},
@@ -189,9 +236,9 @@ def _doce_route(site: EdgeSite) -> dict:
 def _forward_auth(site: EdgeSite, project_id: str) -> dict:
     # What Caddyfile's `forward_auth` expands to: ask daphne with the original method and
     # URI in headers; a 2xx lets the request go on, anything else is the client's answer.
-    return {
+    check: dict = {
         "handler": "reverse_proxy",
-        "upstreams": [{"dial": site.upstream}],
+        "upstreams": _webs(site.upstreams),
         "rewrite": {"method": "GET", "uri": AUTH_PATH},
         "headers": {
             "request": {
@@ -219,10 +266,13 @@ def _forward_auth(site: EdgeSite, project_id: str) -> dict:
             {"match": {"status_code": [2]}, "routes": [{"handle": [{"handler": "vars"}]}]}
         ],
     }
+    if len(site.upstreams) > 1:
+        check.update(_load_balancing())
+    return check
 
 
 def _preview_route(site: EdgeSite, preview: PreviewRoute) -> dict:
-    daphne = [{"dial": site.upstream}]
+    daphne = _webs(site.upstreams)
     routes = [
         {
             "match": [{"path": [ENTER_PATH, BRIDGE_PATH]}],
@@ -307,8 +357,11 @@ def render_config(
 
     Routes are sorted (by project id, by host), so the same state renders the same
     document: Caddy skips reloading an identical config. Raises `ValueError` for a preview
-    or site port outside 1..65535 or a site host that collides with doce's or a preview's.
+    or site port outside 1..65535, a site host that collides with doce's or a preview's, or
+    a site without web upstreams.
     """
+    if not site.upstreams:
+        raise ValueError("the edge needs at least one web upstream")
     previews = sorted(previews, key=lambda p: p.project_id)
     sites = sorted(sites, key=lambda s: s.host)
     taken = {site.doce_domain.lower()}
@@ -342,6 +395,8 @@ def render_config(
         "grace_period": _duration(limits.grace_seconds),
         "servers": {SERVER_NAME: server},
     }
+    if site.gateway is not None:
+        http_app["servers"][GATEWAY_SERVER_NAME] = _gateway_server(site.gateway)
     if site.tls.mode == "off":
         server["automatic_https"] = {"disable": True}
     else:
@@ -365,6 +420,18 @@ def render_config(
     if tls_app is not None:
         config["apps"]["tls"] = tls_app
     return config
+
+
+def _gateway_server(gateway: EdgeGateway) -> dict:
+    # Plain HTTP on the bridge and loopback: agents' model calls stream (SSE) for minutes, so
+    # no read timeout and every chunk is passed on at once.
+    proxy = _proxy(_webs(gateway.upstreams))
+    proxy["flush_interval"] = -1
+    return {
+        "listen": list(gateway.listen),
+        "routes": [{"handle": [proxy]}],
+        "automatic_https": {"disable": True},
+    }
 
 
 def _listen_host(host: str) -> str:

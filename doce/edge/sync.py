@@ -18,6 +18,7 @@ from django.conf import settings
 from doce.edge.admin import AdminClient
 from doce.edge.config import (
     ASK_PATH,
+    EdgeGateway,
     EdgeLimits,
     EdgeSite,
     EdgeTls,
@@ -38,14 +39,32 @@ def admin_socket() -> str:
     return str(edge_dir() / "admin.sock")
 
 
-def web_upstream() -> str:
-    """daphne's loopback address, `127.0.0.1:<DOCE_WEB_PORT>`."""
-    return f"127.0.0.1:{settings.DOCE_WEB_PORT}"
+def web_upstreams() -> tuple[str, ...]:
+    """The web processes the edge load-balances (`host:port`, from `DOCE_WEB_UPSTREAMS`:
+    by default every web slot's loopback port, `127.0.0.1:<DOCE_WEB_PORT + i>`)."""
+    return tuple(settings.DOCE_WEB_UPSTREAMS)
+
+
+def edge_gateway() -> EdgeGateway | None:
+    """The model gateway's front on the edge when the web processes serve it on ports of
+    their own (`DOCE_GATEWAY_UPSTREAMS`, several web slots): Caddy listens on the gateway's
+    addresses (`DOCE_GATEWAY_BIND`, required then: the settings refuse to start without it,
+    so rendering never asks the Docker Engine) on `DOCE_GATEWAY_PORT`. None with one web
+    process (it listens itself)."""
+    if not settings.DOCE_GATEWAY_UPSTREAMS:
+        return None
+    port = settings.DOCE_GATEWAY_PORT
+    listen = tuple(
+        f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        for address in dict.fromkeys(settings.DOCE_GATEWAY_BIND)
+    )
+    return EdgeGateway(listen=listen, upstreams=tuple(settings.DOCE_GATEWAY_UPSTREAMS))
 
 
 def edge_site() -> EdgeSite:
     """The `EdgeSite` the settings describe (`DOCE_HOST`, `DOCE_PORT`, `DOCE_DOMAIN`,
-    `DOCE_PREVIEW_DOMAIN`, `DOCE_WEB_PORT`, the TLS and limit settings)."""
+    `DOCE_PREVIEW_DOMAIN`, `DOCE_WEB_UPSTREAMS`, `DOCE_GATEWAY_UPSTREAMS`, the TLS and
+    limit settings)."""
     if settings.DOCE_TLS_CERT_FILE:
         mode = "files"
     elif settings.DOCE_TLS_INTERNAL:
@@ -59,7 +78,9 @@ def edge_site() -> EdgeSite:
         email=settings.DOCE_ACME_EMAIL,
         cert_file=settings.DOCE_TLS_CERT_FILE,
         key_file=settings.DOCE_TLS_KEY_FILE,
-        ask_url=f"http://{web_upstream()}{ASK_PATH}",
+        # Caddy asks one web process; while it is down, new preview hosts wait for a
+        # certificate (existing ones are unaffected).
+        ask_url=f"http://{web_upstreams()[0]}{ASK_PATH}",
     )
     limits = EdgeLimits(
         body_bytes=settings.DOCE_EDGE_MAX_BODY_BYTES,
@@ -75,11 +96,12 @@ def edge_site() -> EdgeSite:
         listen_port=settings.DOCE_PORT,
         doce_domain=settings.DOCE_DOMAIN,
         preview_domain=settings.DOCE_PREVIEW_DOMAIN,
-        upstream=web_upstream(),
+        upstreams=web_upstreams(),
         admin_socket=admin_socket(),
         storage_dir=str(edge_dir() / "storage"),
         tls=tls,
         limits=limits,
+        gateway=edge_gateway(),
     )
 
 

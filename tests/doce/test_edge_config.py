@@ -11,6 +11,7 @@ from doce.edge.binary import caddy_binary
 from doce.edge.config import (
     AUTH_PATH,
     PROJECT_HEADER,
+    EdgeGateway,
     EdgeLimits,
     EdgeSite,
     EdgeTls,
@@ -24,7 +25,7 @@ SITE = EdgeSite(
     listen_port=8000,
     doce_domain="localhost",
     preview_domain="localhost",
-    upstream="127.0.0.1:8001",
+    upstreams=("127.0.0.1:8001",),
     admin_socket="/run/doce/admin.sock",
     limits=EdgeLimits(upload_paths=("/projects/*/assets/upload",)),
 )
@@ -131,13 +132,73 @@ def test_tls_modes():
     assert tls["certificates"] == {"load_files": [{"certificate": "/c.pem", "key": "/k.pem"}]}
 
 
-@pytest.mark.parametrize("mode", ["off", "internal", "acme"])
+SCALED = EdgeSite(
+    **{
+        **SITE.__dict__,
+        "upstreams": ("127.0.0.1:8003", "127.0.0.1:8004"),
+        "gateway": EdgeGateway(
+            listen=("127.0.0.1:8002",), upstreams=("127.0.0.1:8005", "127.0.0.1:8006")
+        ),
+    }
+)  # type: ignore[arg-type]
+
+
+def test_it_load_balances_several_web_processes_everywhere_daphne_is_dialed():
+    config = render_config(SCALED, [PreviewRoute("aaa", 42000)])
+    text = json.dumps(config)
+    assert "127.0.0.1:8001" not in text
+    proxies = [
+        handler
+        for handler in _all_handlers(config)
+        if handler["handler"] == "reverse_proxy" and len(handler["upstreams"]) > 1
+    ]
+    # doce's host (upload path and the rest), the preview's enter path and its check, the gateway.
+    assert len(proxies) == 5
+    for proxy in proxies:
+        assert proxy["load_balancing"]["selection_policy"] == {"policy": "round_robin"}
+        assert proxy["load_balancing"]["try_duration"] == "10s"
+        assert proxy["health_checks"]["passive"]["max_fails"] == 1
+    gateway = config["apps"]["http"]["servers"]["gateway"]
+    assert gateway["listen"] == ["127.0.0.1:8002"]
+    assert gateway["routes"][0]["handle"][0]["upstreams"] == [
+        {"dial": "127.0.0.1:8005"},
+        {"dial": "127.0.0.1:8006"},
+    ]
+    assert gateway["routes"][0]["handle"][0]["flush_interval"] == -1
+
+
+def test_one_web_process_gets_no_load_balancing_and_no_gateway_front():
+    config = render_config(SITE, [PreviewRoute("aaa", 42000)])
+    assert "load_balancing" not in json.dumps(config)
+    assert list(config["apps"]["http"]["servers"]) == ["doce"]
+
+
+def test_it_refuses_a_site_without_web_upstreams():
+    with pytest.raises(ValueError, match="web upstream"):
+        render_config(EdgeSite(**{**SITE.__dict__, "upstreams": ()}))  # type: ignore[arg-type]
+
+
+def _all_handlers(node):
+    if isinstance(node, dict):
+        if "handler" in node:
+            yield node
+        for value in node.values():
+            yield from _all_handlers(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _all_handlers(value)
+
+
+@pytest.mark.parametrize("mode", ["off", "internal", "acme", "scaled"])
 def test_caddy_accepts_the_rendered_configuration(tmp_path, mode):
+    base = SCALED if mode == "scaled" else SITE
     site = EdgeSite(
         **{
-            **SITE.__dict__,
+            **base.__dict__,
             "admin_socket": str(tmp_path / "a.sock"),
-            "tls": EdgeTls(mode, ask_url="http://127.0.0.1:8001/.doce/ask"),
+            "tls": EdgeTls(
+                "off" if mode == "scaled" else mode, ask_url="http://127.0.0.1:8001/.doce/ask"
+            ),
         }
     )  # type: ignore[arg-type]
     config = render_config(site, [PreviewRoute("aaa", 42000)], [SiteRoute("example.org", 43000)])

@@ -111,3 +111,28 @@ def test_it_passes_the_deploy_checks_with_production_settings(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_it_gives_each_web_slot_its_own_ports(tmp_path):
+    from doce.config import WebSlot, web_slots
+
+    assert web_slots(8001, 1) == [WebSlot(0, 8001, 0)]
+    assert web_slots(8003, 2) == [WebSlot(0, 8003, 8005), WebSlot(1, 8004, 8006)]
+
+
+def test_it_refuses_web_slots_that_collide_with_the_edge_or_the_gateway(tmp_path):
+    result = load_settings(
+        tmp_path, DOCE_WEB_REPLICAS="2", DOCE_WEB_PORT="8001", DOCE_GATEWAY_BIND="127.0.0.1"
+    )
+    assert result.returncode != 0
+    assert "web slot 1's port 8002 is already DOCE_GATEWAY_PORT's" in result.stderr
+
+
+def test_several_web_processes_need_the_gateway_addresses(tmp_path):
+    result = load_settings(tmp_path, DOCE_WEB_REPLICAS="2")
+    assert result.returncode != 0
+    assert "set DOCE_GATEWAY_BIND" in result.stderr
+    assert (
+        load_settings(tmp_path, DOCE_WEB_REPLICAS="2", DOCE_GATEWAY_BIND="127.0.0.1").stdout.strip()
+        == "ok"
+    )

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 from django.conf import settings
 
 from doce.docker.compose import command_env
@@ -42,3 +43,57 @@ def test_its_image_copies_no_local_secrets_or_data():
     assert "COPY . ." not in dockerfile
     sources = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY")]
     assert ".env" not in sources and "data" not in sources
+
+
+def _scaled_config(tmp_path, *files: str) -> dict:
+    env_file = tmp_path / "doce.env"
+    env_file.write_text("SECRET_KEY=from-the-env-file\n")
+    arguments = [shutil.which("docker-compose") or "docker-compose"]
+    for name in files:
+        arguments += ["-f", str(COMPOSE_DIR / name)]
+    done = subprocess.run(
+        [*arguments, "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **command_env(),
+            "DOCE_ENV_FILE": str(env_file),
+            "DOCE_DATA_DIR": "/srv/doce",
+            "DOCE_POSTGRES_PASSWORD": "pw",
+        },
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)["services"]
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="needs docker-compose")
+def test_the_scaled_compose_file_runs_every_piece_once_and_only_workers_get_docker(tmp_path):
+    services = _scaled_config(tmp_path, "docker-compose.scale.yml")
+    assert set(services) == {"postgres", "redis", "migrate", "edge", "web", "worker"}
+    for name, service in services.items():
+        mounts = " ".join(str(v) for v in service.get("volumes", []))
+        assert ("docker.sock" in mounts) == (name == "worker"), name
+    assert services["web"]["scale"] == 2 and services["worker"]["scale"] == 2
+    for name in ("edge", "web", "worker"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
+        assert services[name]["restart"] == "unless-stopped"
+        assert services[name]["environment"]["REDIS_URL"].startswith("redis://127.0.0.1:")
+        assert services[name]["environment"]["DATABASE_URL"].startswith("postgres://doce:pw@")
+    assert services["migrate"]["restart"] == "no"
+    for name in ("postgres", "redis", "edge", "web"):
+        assert "healthcheck" in services[name], name
+    assert services["web"]["command"][-2:] == ["--only", "web"]
+    assert services["postgres"]["image"].startswith("postgres:")
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="needs docker-compose")
+def test_offline_the_same_services_build_from_the_debian_base(tmp_path):
+    services = _scaled_config(tmp_path, "docker-compose.scale.yml", "docker-compose.offline.yml")
+    assert services["postgres"]["image"] == "doce-postgres:15"
+    assert services["redis"]["image"] == "doce-redis:7"
+    for name in ("postgres", "redis", "migrate", "edge", "web", "worker"):
+        assert services[name]["build"]["args"]["BASE_IMAGE"] == "doce-base:bookworm", name

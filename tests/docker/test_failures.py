@@ -24,11 +24,15 @@ PULL_DENIED = (
     "'docker login': denied: requested access to the resource is denied"
 )
 NO_SPACE = "failed to register layer: write /usr/lib/x: no space left on device"
-# Every bridge network the Engine's default address pools allow is taken (seen on a machine
-# running ~30 stacks).
+# Seen on the shared CI machine with 30 project networks (Compose v1), and Compose v2's text.
 NO_POOL = (
+    'Creating network "doce_8cb9d65a213aa873_default" with the default driver\n'
     "could not find an available, non-overlapping IPv4 address pool among the defaults to "
     "assign to the network"
+)
+NO_POOL_V2 = (
+    "failed to create network doce_x_default: Error response from daemon: all predefined "
+    "address pools have been fully subnetted"
 )
 
 
@@ -42,7 +46,8 @@ NO_POOL = (
         (PULL_DENIED, FailureKind.IMAGE_MISSING),
         ("Error response from daemon: No such image: doce-agent:latest", FailureKind.IMAGE_MISSING),
         (NO_SPACE, FailureKind.DISK_FULL),
-        (NO_POOL, FailureKind.NO_NETWORK_POOL),
+        (NO_POOL, FailureKind.NETWORKS_EXHAUSTED),
+        (NO_POOL_V2, FailureKind.NETWORKS_EXHAUSTED),
         ("ERROR: something unexpected happened", FailureKind.OTHER),
         ("", FailureKind.OTHER),
     ],

@@ -51,6 +51,14 @@ def test_it_is_idempotent(project):
     assert (project.site_dir / "src/pages/index.astro").read_text() == "edited"
 
 
+def test_it_removes_what_a_killed_worker_left_half_copied(project):
+    leftover = project.root_dir / ".site-killed"
+    (leftover / "node_modules").mkdir(parents=True)
+    assert scaffold.scaffold_site(project) is True
+    assert not leftover.exists()
+    assert [p.name for p in project.root_dir.iterdir() if p.name.startswith(".site-")] == []
+
+
 def test_it_leaves_nothing_half_written(project, monkeypatch, tmp_path):
     monkeypatch.setattr(scaffold, "TEMPLATE_DIR", tmp_path / "no-such-template")
     with pytest.raises(FileNotFoundError):

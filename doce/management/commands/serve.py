@@ -1,22 +1,31 @@
-"""`manage.py serve`: run doce's embedded default in one command.
+"""`manage.py serve`: run doce in one command.
 
-Starts three child processes: the ASGI server (daphne, on the loopback port
-`DOCE_WEB_PORT`), the edge (Caddy, on `DOCE_HOST:DOCE_PORT`: the one port users open, for
-doce and every preview; its admin API on a unix socket in `DOCE_DATA_DIR/edge/`) and the
-worker. It prints the URL and stops them cleanly on Ctrl-C / SIGTERM: each child gets one
-SIGTERM, then SIGKILL after `GRACE_SECONDS` (15 s), or at once on a second Ctrl-C. Each
-child is an argument list, never a shell string.
+Starts the child processes: the ASGI server (daphne, on the loopback port `DOCE_WEB_PORT`),
+the edge (Caddy, on `DOCE_HOST:DOCE_PORT`: the one port users open, for doce and every
+preview; its admin API on a unix socket in `DOCE_DATA_DIR/edge/`) and the worker. It prints
+the URL and stops them cleanly on Ctrl-C / SIGTERM: each child gets one SIGTERM, then
+SIGKILL after `GRACE_SECONDS` (15 s), or at once on a second Ctrl-C. Each child is an
+argument list, never a shell string.
 
-The web server is the service: when it exits, serve stops. A worker or Caddy that exits on
-its own (a crash, a kill) is restarted after a backoff (1 s doubling to
-`WORKER_RESTART_MAX_SECONDS`). Caddy starts from the configuration rendered from the
-database at that moment (`doce.edge.sync`), so a restarted edge routes every running
-preview again. The worker keeps the same worker id (`<hostname>:serve`), so it releases the
-jobs its previous run left leased at once instead of waiting for their leases to expire.
+Scaled out on one host: `DOCE_WEB_REPLICAS` web processes (one per web slot, see
+`doce.config.web_slots`; the edge load-balances them and fronts their model gateway
+listeners) and `DOCE_WORKER_REPLICAS` workers. `--only web` runs a single web slot (the
+first free one, claimed with a file lock, or `--slot N`) and `--only edge` the edge alone:
+what the scaled compose file's containers run.
+
+With one web process the web server is the service: when it exits, serve stops. With
+several, and for every worker and Caddy, a child that exits on its own (a crash, a kill) is
+restarted after a backoff (1 s doubling to `WORKER_RESTART_MAX_SECONDS`). Caddy starts from
+the configuration rendered from the database at that moment (`doce.edge.sync`), so a
+restarted edge routes every running preview again. Each worker keeps its worker id
+(`<hostname>:serve`, `<hostname>:serve-2`, ...), so it releases the jobs its previous run
+left leased at once instead of waiting for their leases to expire.
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import json
 import os
 import signal
@@ -29,10 +38,12 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from doce.docker.engine import engine_status
+from doce.config import WebSlot
+from doce.docker.engine import bridge_gateway_address, engine_status
 from doce.edge import sync as edge_sync
 from doce.edge.admin import AdminClient
 from doce.edge.binary import CaddyNotFound, caddy_binary
+from doce.webslot_health import WEB_PORT_FILE
 from gateway.listener import daphne_endpoints, gateway_bind_addresses
 
 # Longer than the worker's own grace (DOCE_QUEUE_SHUTDOWN_GRACE_SECONDS, 10 s by default),
@@ -46,9 +57,36 @@ FORCED_EXIT_SECONDS = 3.0
 WORKER_RESTART_MAX_SECONDS = 30.0
 
 
-def serve_worker_id() -> str:
-    """The worker id of serve's worker slot on this host: `<hostname>:serve`."""
-    return f"{socket.gethostname()}:serve"
+def serve_worker_id(index: int = 0) -> str:
+    """The worker id of serve's worker `index` (from 0) on this host: `<hostname>:serve`,
+    then `<hostname>:serve-2`, `<hostname>:serve-3`, ..."""
+    suffix = "" if index == 0 else f"-{index + 1}"
+    return f"{socket.gethostname()}:serve{suffix}"
+
+
+class SlotTaken(Exception):
+    """Every web slot is held by another running web process."""
+
+
+def claim_web_slot(wanted: int | None = None) -> tuple[WebSlot, int]:
+    """Claim a web slot for this process: `wanted` (an index) or the first free one. Returns
+    the slot and the file descriptor whose lock (`DOCE_DATA_DIR/run/web-slot-<i>.lock`)
+    holds it until the process exits. Raises `SlotTaken` when the slot (or every slot) is
+    held, `CommandError` for an index out of range."""
+    slots = settings.DOCE_WEB_SLOTS
+    if wanted is not None and not 0 <= wanted < len(slots):
+        raise CommandError(f"--slot must be 0..{len(slots) - 1} (DOCE_WEB_REPLICAS={len(slots)})")
+    directory = settings.DATA_DIR / "run"
+    directory.mkdir(parents=True, exist_ok=True)
+    for slot in slots if wanted is None else [slots[wanted]]:
+        fd = os.open(directory / f"web-slot-{slot.index}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return slot, fd
+    raise SlotTaken("every web slot is taken (raise DOCE_WEB_REPLICAS)")
 
 
 class WorkerSlot:
@@ -83,45 +121,95 @@ class WorkerSlot:
 
 class Command(BaseCommand):
     help = (
-        "Start doce (web server, edge and background worker) and stop them on Ctrl-C. "
-        "Addresses come from DOCE_HOST, DOCE_PORT and DOCE_WEB_PORT."
+        "Start doce (edge, web servers and background workers) and stop them on Ctrl-C. "
+        "Addresses come from DOCE_HOST, DOCE_PORT and DOCE_WEB_PORT; how many web processes "
+        "and workers from DOCE_WEB_REPLICAS and DOCE_WORKER_REPLICAS."
     )
 
-    def handle(self, *args, **options) -> None:
-        try:
-            self.caddy = caddy_binary()
-        except CaddyNotFound as exc:
-            raise CommandError(str(exc)) from None
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--only",
+            choices=["web", "edge"],
+            help="Run one web slot (web) or the edge alone (edge), e.g. one per container.",
+        )
+        parser.add_argument(
+            "--slot", type=int, help="With --only web: this web slot (default: the first free)."
+        )
+
+    def handle(self, *args, only: str | None = None, slot: int | None = None, **options) -> None:
         self.shutdown = False
         self.force = False
         self.first_signal_at = 0.0
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
+        self.gateway_addresses = (
+            list(settings.DOCE_GATEWAY_BIND)
+            if settings.DOCE_GATEWAY_UPSTREAMS
+            else gateway_bind_addresses()
+        )
+        if only == "web":
+            try:
+                claimed, _lock = claim_web_slot(slot)
+            except SlotTaken as exc:
+                raise CommandError(str(exc)) from None
+            # For a container's health check (`python -m doce.webslot_health`).
+            WEB_PORT_FILE.write_text(str(claimed.port))
+            self.stdout.write(f"Web slot {claimed.index} on 127.0.0.1:{claimed.port}.")
+            self._run([WorkerSlot(functools.partial(self._start_web, claimed), "web")])
+            return
+        try:
+            self.caddy = caddy_binary()
+        except CaddyNotFound as exc:
+            raise CommandError(str(exc)) from None
+        if only == "edge":
+            self._run([WorkerSlot(self._start_edge, "edge (Caddy)")])
+            return
 
-        self.gateway_addresses = gateway_bind_addresses()
-        web = self._start(self._web_argv())
-        edge = WorkerSlot(self._start_edge, "edge (Caddy)")
-        worker = None
+        slots = settings.DOCE_WEB_SLOTS
+        webs = [
+            WorkerSlot(functools.partial(self._start_web, s), f"web process {s.index}")
+            for s in slots
+        ]
+        children = [*webs, WorkerSlot(self._start_edge, "edge (Caddy)")]
         if settings.DOCE_EMBEDDED_WORKER:
-            worker = WorkerSlot(lambda: self._start(self._worker_argv()))
+            children += [
+                WorkerSlot(functools.partial(self._start_worker, i), f"worker {i}")
+                for i in range(settings.DOCE_WORKER_REPLICAS)
+            ]
         self.stdout.write(self.style.SUCCESS(f"doce is running at {settings.DOCE_ORIGIN}/"))
         self.stdout.write(
             f"Model gateway for agents on {', '.join(self.gateway_addresses)} "
             f"port {settings.DOCE_GATEWAY_PORT}."
         )
+        if len(slots) > 1 or settings.DOCE_WORKER_REPLICAS > 1:
+            workers = settings.DOCE_WORKER_REPLICAS if settings.DOCE_EMBEDDED_WORKER else 0
+            self.stdout.write(f"{len(slots)} web processes and {workers} workers.")
         engine = engine_status()
         if not engine.reachable:
             self.stdout.write(self.style.WARNING(engine.error))
+        elif settings.DOCE_GATEWAY_UPSTREAMS:
+            bridge = bridge_gateway_address()
+            if bridge and bridge not in settings.DOCE_GATEWAY_BIND:
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"Agents reach this host at {bridge}, which DOCE_GATEWAY_BIND leaves "
+                        "out: their model calls will fail."
+                    )
+                )
+        # One web process is the service: serve ends with it. Several are tended like the rest.
+        self._run(children, service=webs[0].process if len(webs) == 1 else None)
 
-        while not self.shutdown and web.poll() is None:
+    def _run(self, children: list[WorkerSlot], service: subprocess.Popen | None = None) -> None:
+        """Tend `children` until a signal (or `service` exits), then stop them all."""
+        while not self.shutdown and (service is None or service.poll() is None):
             time.sleep(0.5)
-            if not self.shutdown:
-                edge.tend(self.stderr.write)
-            if worker is not None and not self.shutdown:
-                worker.tend(self.stderr.write)
-        children = [web, edge.process] + ([] if worker is None else [worker.process])
-        self._stop(children)
-        if web.returncode not in (0, -signal.SIGTERM, None) and not self.shutdown:
+            for child in children:
+                if self.shutdown or child.process is service:
+                    continue
+                child.tend(self.stderr.write)
+        self._stop([child.process for child in children])
+        failed = service is not None and service.returncode not in (0, -signal.SIGTERM, None)
+        if failed and not self.shutdown:
             sys.exit(1)
 
     def _start(self, argv: list[str]) -> subprocess.Popen:
@@ -143,18 +231,26 @@ class Command(BaseCommand):
         self.shutdown = True
         self.first_signal_at = now
 
-    def _web_argv(self) -> list[str]:
+    def _start_web(self, slot: WebSlot) -> subprocess.Popen:
+        return self._start(self._web_argv(slot))
+
+    def _start_worker(self, index: int) -> subprocess.Popen:
+        return self._start(self._worker_argv(index))
+
+    def _web_argv(self, slot: WebSlot) -> list[str]:
         # -v 0: no access log on stdout; RequestContextMiddleware logs each request.
         # Loopback only: browsers reach daphne through the edge, whose X-Forwarded-For
         # (`--proxy-headers`) is the client's address (the edge overwrites a client's own).
         # The same daphne also serves the model gateway's own listener (-e: the Docker
         # bridge's gateway address and loopback, see gateway.listener), which containers
-        # reach directly, not through the edge; doce.asgi tells them apart by the port.
-        gateway = [
-            argument
-            for endpoint in daphne_endpoints(self.gateway_addresses, settings.DOCE_GATEWAY_PORT)
-            for argument in ("-e", endpoint)
-        ]
+        # reach directly, not through the edge; doce.asgi tells them apart by the port. With
+        # several web processes each has a loopback gateway port of its own, and the edge
+        # listens on the gateway's addresses for all of them.
+        if slot.gateway_port:
+            endpoints = daphne_endpoints(["127.0.0.1"], slot.gateway_port)
+        else:
+            endpoints = daphne_endpoints(self.gateway_addresses, settings.DOCE_GATEWAY_PORT)
+        gateway = [argument for endpoint in endpoints for argument in ("-e", endpoint)]
         return [
             sys.executable,
             "-m",
@@ -164,7 +260,7 @@ class Command(BaseCommand):
             "-b",
             "127.0.0.1",
             "-p",
-            str(settings.DOCE_WEB_PORT),
+            str(slot.port),
             "--proxy-headers",
             *gateway,
             "doce.asgi:application",
@@ -202,10 +298,10 @@ class Command(BaseCommand):
                 time.sleep(0.05)
         return process
 
-    def _worker_argv(self) -> list[str]:
+    def _worker_argv(self, index: int = 0) -> list[str]:
         manage = str(settings.BASE_DIR / "manage.py")
         # A stable id for this process slot: a restarted worker releases what it left leased.
-        return [sys.executable, manage, "run_worker", "--worker-id", serve_worker_id()]
+        return [sys.executable, manage, "run_worker", "--worker-id", serve_worker_id(index)]
 
     def _signal_alive(self, children: list[subprocess.Popen]) -> None:
         for child in children:
