@@ -94,6 +94,10 @@ def server(tmp_path_factory):
     }
     server = Server(port, env, data_dir / "server.log")
     subprocess.run([*MANAGE, "migrate", "-v", "0"], env=env, check=True, timeout=90)
+    # As `make run` does: pages (the browser's favicon 404 too) name hashed static files.
+    subprocess.run(
+        [*MANAGE, "collectstatic", "--no-input", "-v", "0"], env=env, check=True, timeout=120
+    )
     server.session_key, server.project_id = server.shell(SIGN_IN).split()
     log = server.log_path.open("wb")
     process = subprocess.Popen(
