@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import docker
 import httpx
 import pytest
 from django.conf import settings
@@ -43,6 +44,7 @@ from productions.models import Production, Release, releases_dir
 from productions.routes import site_routes
 from projects import services as project_services
 from projects.jobs import delete as delete_handler  # noqa: F401 (registers project.delete)
+from tests.productions.poller import Poller
 
 pytest_plugins = ["tests.fixtures_runtime"]
 pytestmark = [pytest.mark.docker, pytest.mark.django_db(transaction=True)]
@@ -81,8 +83,10 @@ LEASE_SECONDS = 2.0
 
 
 @contextmanager
-def worker_process() -> Iterator[subprocess.Popen]:
-    """A real `manage.py run_worker` against the test database (killed on exit)."""
+def worker_process(kill_at: str = "", drain: float = 0) -> Iterator[subprocess.Popen]:
+    """A real `manage.py run_worker` against the test database (killed on exit). With
+    `kill_at`, the worker kills itself (SIGKILL) at that point of a deploy
+    (`tests.productions.deploy_worker_main`). `drain`: `DOCE_PROD_DRAIN_SECONDS`."""
     conf = connection.settings_dict
     env = {
         **os.environ,
@@ -91,15 +95,20 @@ def worker_process() -> Iterator[subprocess.Popen]:
         "DOCE_DATA_DIR": str(settings.DATA_DIR),
         "DOCE_INSTANCE": settings.DOCE_INSTANCE,
         "DOCE_EXTRA_CA_BUNDLE": settings.DOCE_EXTRA_CA_BUNDLE,
-        "DOCE_PROD_DRAIN_SECONDS": "0",
+        "DOCE_PROD_DRAIN_SECONDS": str(drain),
         "DOCE_RELEASES_KEPT": str(settings.DOCE_RELEASES_KEPT),
         "DOCE_QUEUE_LEASE_SECONDS": str(LEASE_SECONDS),
         "DOCE_QUEUE_HEARTBEAT_SECONDS": "0.3",
         "DOCE_QUEUE_REAP_SECONDS": "0.3",
         "DOCE_LOG_LEVEL": "WARNING",
+        "DOCE_TEST_KILL_AT": kill_at,
+        "PYTHONPATH": str(ROOT),
     }
+    main = ["manage.py", "run_worker"]
+    if kill_at:
+        main = ["-m", "tests.productions.deploy_worker_main"]
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_worker", "--concurrency", "1"],
+        [sys.executable, *main, "--concurrency", "1"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -177,6 +186,8 @@ def edge(settings, tmp_path):
     def get(host: str) -> tuple[int, str, dict]:
         response = httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": host}, timeout=5)
         return response.status_code, response.text, dict(response.headers)
+
+    get.port = port  # type: ignore[attr-defined]
 
     wait_for(lambda: os.path.exists(socket_path), timeout=20)
     try:
@@ -430,3 +441,96 @@ def test_server_releases_start_beside_the_live_one_and_roll_back(deploying, bob,
     run_jobs(worker)
     assert running_releases(project) == set()
     assert live(project).live_release is None and one.directory.is_dir()
+
+
+def release_label(body: str) -> str:
+    """Which release a page is from, by its heading ("one", "two"), else its first bytes."""
+    for name in ("one", "two"):
+        if f"Release {name}" in body:
+            return name
+    return body[:60]
+
+
+def container_id(name: str) -> str:
+    client = docker.from_env()
+    try:
+        return client.containers.get(name).id
+    finally:
+        client.close()
+
+
+def test_a_deploy_whose_workers_are_killed_completes_exactly_once(deploying, bob, worker, edge):
+    """Server release two replaces release one while its workers die by `kill -9` twice: once
+    right after the builder ran (nothing stored yet), once while `production.waitReady` holds
+    its job (two's container started, not switched to). A third worker finishes the deploy.
+    A poller through the real edge every 20 ms sees release one until the switch and two
+    after it, with no failed request; the deploy ends with one new release, live, its
+    container started once; the old one is stopped."""
+    project = deploying
+    host = f"s-{project.id}.localhost"
+    (project.site_dir / "astro.config.mjs").write_text(SERVER_CONFIG)
+    write_page(project, "Release one")
+    services.deploy(project, bob)
+    run_jobs(worker)
+    one = live(project).live_release
+    assert one is not None and one.kind == Release.Kind.SERVER, live(project).last_error
+    assert "Release one" in edge(host)[1]
+
+    write_page(project, "Release two")
+    site = f"http://127.0.0.1:{edge.port}/"
+    with Poller(site, host=host, interval=0.02, label=release_label) as poller:
+        deployed_at = timezone.now()
+        services.deploy(project, bob)
+        with worker_process(kill_at="build_done") as doomed:
+            assert doomed.wait(300) == -signal.SIGKILL
+        production = live(project)
+        assert production.status == Production.Status.BUILDING
+        assert production.live_release == one
+        assert Release.objects.filter(project=project).count() == 1  # nothing recorded
+
+        with worker_process(kill_at="wait_ready") as doomed:
+            assert doomed.wait(300) == -signal.SIGKILL
+        production = live(project)
+        two = production.target_release
+        assert production.status == Production.Status.STARTING
+        assert production.live_release == one and two is not None and two != one
+        assert running_releases(project) == {one.short_id, two.short_id}
+        two_container = container_id(two.container_name)
+
+        with worker_process(drain=1):
+            wait_for(lambda: live(project).live_release_id == two.pk, timeout=120)
+            wait_for(lambda: running_releases(project) == {two.short_id}, timeout=60)
+            wait_for(
+                lambda: (
+                    not Job.objects.filter(
+                        serial_key=f"production:{project.id}",
+                        state__in=[JobState.QUEUED, JobState.RUNNING],
+                    ).exists()
+                ),
+                timeout=60,
+            )
+        time.sleep(0.2)  # a few more requests after the old container is gone
+
+    # Served without a failed request: release one until the switch, then release two.
+    assert poller.failures == [], poller.failures[:5]
+    assert poller.labels_in_order() == ["one", "two"], poller.labels_in_order()
+    assert len(poller.samples) > 100
+    # Exactly once: one new release, live; its container is the one started before the
+    # crash in waitReady (the start step did not run again); `current` points at it.
+    production = live(project)
+    assert production.status == Production.Status.LIVE and production.live_release == two
+    assert Release.objects.filter(project=project).count() == 2
+    assert container_id(two.container_name) == two_container
+    assert current_target(project) == two.release_id
+    assert "Release two" in edge(host)[1]
+    steps = Job.objects.filter(
+        serial_key=f"production:{project.id}", created_at__gte=deployed_at
+    ).values_list("type", "state", "attempts")
+    by_type = {kind: (state, attempts) for kind, state, attempts in steps}
+    assert sorted(kind for kind, _, _ in steps) == sorted(
+        [services.BUILD, services.START, services.WAIT_READY, services.PROMOTE, services.RETIRE]
+    )
+    assert by_type[services.BUILD] == (JobState.SUCCEEDED, 2)  # the killed attempt counts
+    assert by_type[services.START] == (JobState.SUCCEEDED, 1)
+    assert by_type[services.PROMOTE] == (JobState.SUCCEEDED, 1)
+    assert not any((project.root_dir / "builds").iterdir())
