@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -183,8 +184,8 @@ def edge(settings, tmp_path):
         stderr=subprocess.DEVNULL,
     )
 
-    def get(host: str) -> tuple[int, str, dict]:
-        response = httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": host}, timeout=5)
+    def get(host: str, path: str = "/") -> tuple[int, str, dict]:
+        response = httpx.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}, timeout=5)
         return response.status_code, response.text, dict(response.headers)
 
     get.port = port  # type: ignore[attr-defined]
@@ -210,10 +211,25 @@ def deploying(settings, make_runtime_project, bob, worker):
     remove_production_containers(project.id)
 
 
+def stylesheet(release: Release) -> str:
+    """The path of the hashed stylesheet a release's page links (`/_astro/….css`)."""
+    page = (release.directory / "index.html").read_text()
+    found = re.search(r'href="(/_astro/[^"]+\.css)"', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
 def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
     project = deploying
     host = f"s-{project.id}.localhost"
     assert edge(host)[0] == 404  # nothing deployed: the edge does not serve the host
+    # Styles as hashed files under /_astro/ (not inlined), as a bigger site's would be.
+    config = project.site_dir / "astro.config.mjs"
+    config.write_text(
+        config.read_text().replace(
+            "defineConfig({", 'defineConfig({\n  build: { inlineStylesheets: "never" },'
+        )
+    )
 
     # 1. The template builds into a static release that goes live. The first worker is
     #    killed during the build: the next one reclaims the job, removes the half-done
@@ -239,6 +255,8 @@ def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
     assert "A new site is on its way" in page
     assert (first.directory / "favicon.svg").is_file()  # public/ is part of the build
     assert current_target(project) == first.release_id
+    first_css = stylesheet(first)
+    assert edge(host, first_css)[0] == 200
     assert "Complete!" in first.build_log
     # the build log streamed into the project's Docker log as it ran
     assert "[app] build:" in (project.logs_dir / "docker.log").read_text()
@@ -258,6 +276,8 @@ def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
     #    worker is killed right after the switch: the new release serves; the job runs
     #    again when its lease expires; reconciliation points `current` at it.
     write_page(project, "Fresh bread daily")
+    page_file = project.site_dir / "src" / "pages" / "index.astro"
+    page_file.write_text(page_file.read_text() + "\n<style>h1 { color: #7a3b10; }</style>\n")
     (project.site_dir / "public" / "menu.txt").write_text("rye, spelt\n")
     services.deploy(project, bob)
     with worker_process() as doomed:
@@ -275,9 +295,18 @@ def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
     assert "Fresh bread daily" in edge(host)[1]
     assert first.directory.is_dir()
     assert current_target(project) == second.release_id
+    # Never a mix of releases: a page of the first release loaded before the switch still
+    # gets its own stylesheet after it (the edge falls back to retained releases for hashed
+    # assets the live one lacks); the second release's page gets the second's.
+    second_css = stylesheet(second)
+    assert second_css != first_css and not (second.directory / first_css[1:]).exists()
+    status, text, _ = edge(host, first_css)
+    assert status == 200 and text == (first.directory / first_css[1:]).read_text()
+    status, text, _ = edge(host, second_css)
+    assert status == 200 and "#7a3b10" in text
+    assert edge(host, "/_astro/missing.css")[0] == 404
 
     # 4. A broken page: the build fails with its log's tail, the second release stays live.
-    page_file = project.site_dir / "src" / "pages" / "index.astro"
     good = page_file.read_text()
     page_file.write_text(good.replace("</main>", "</main>\n{ broken ( \n"))
     services.deploy(project, bob)
@@ -300,6 +329,9 @@ def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
     assert production.status == Production.Status.LIVE and production.live_release == first
     assert current_target(project) == first.release_id
     assert "A new site is on its way" in edge(host)[1]
+    assert edge(host, first_css)[0] == 200
+    assert edge(host, second_css)[0] == 200  # pages of the second release still open
+    assert edge(host, "/menu.txt")[0] == 404  # only hashed assets fall back, never pages
     # a custom domain serves the site; detached, it is not served any more
     services.attach_domain(project, "www.bakery.example")
     assert "A new site is on its way" in edge("www.bakery.example")[1]
@@ -322,6 +354,8 @@ def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
         third.release_id,
         "current",
     }
+    assert edge(host, first_css)[0] == 404  # pruned: no longer routed
+    assert edge(host, second_css)[0] == 200
 
     # 7. Deleting the project leaves no container, route or folder.
     project_services.delete_project(project)
