@@ -17,27 +17,32 @@ import httpx
 
 @dataclass(frozen=True)
 class Sample:
-    """One request: `at` (monotonic seconds when it was sent), `status` (0 for a transport
-    error), `label` (what `label` made of the body, e.g. which release answered), `error`
-    (the transport error's text), `ms` (round trip)."""
+    """One page load: `at` (monotonic seconds when it was sent), `status` (0 for a transport
+    error; with assets, the first status that was not 200, else 200), `label` (what `label`
+    made of the page, e.g. which release answered), `error` (the transport error's text),
+    `ms` (round trip of the page), `mixed` (an asset's label differed from the page's)."""
 
     at: float
     status: int
     label: str
     error: str
     ms: float
+    mixed: bool = False
 
 
 @dataclass
 class Poller:
     """`GET url` (with `host` as the Host header when set) every `interval` seconds from a
     thread, over one keep-alive client, until stopped; use as a context manager.
-    `label(body) -> str` names the answer (default: "")."""
+    `label(body) -> str` names the answer (default: ""). With `assets(page) -> [path]`,
+    each page load also requests those paths (on the same origin) and compares their
+    labels with the page's, as a browser loading the page would."""
 
     url: str
     host: str = ""
     interval: float = 0.02
     label: Callable[[str], str] = lambda body: ""
+    assets: Callable[[str], list[str]] | None = None
     samples: list[Sample] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -57,17 +62,34 @@ class Poller:
         with httpx.Client(timeout=5, headers=headers) as client:
             next_at = time.monotonic()
             while not self._stop.is_set():
-                sent = time.monotonic()
-                status, label, error = 0, "", ""
-                try:
-                    response = client.get(self.url)
-                    status, label = response.status_code, self.label(response.text)
-                except httpx.HTTPError as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                ms = (time.monotonic() - sent) * 1000
-                self.samples.append(Sample(sent, status, label, error, ms))
+                self.samples.append(self._load(client))
                 next_at += self.interval
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def _load(self, client: httpx.Client) -> Sample:
+        sent = time.monotonic()
+        try:
+            response = client.get(self.url)
+        except httpx.HTTPError as exc:
+            return Sample(sent, 0, "", f"{type(exc).__name__}: {exc}", 0)
+        ms = (time.monotonic() - sent) * 1000
+        status, label, mixed = response.status_code, self.label(response.text), False
+        if status != 200 or self.assets is None:
+            return Sample(sent, status, label, "", ms)
+        for path in self.assets(response.text):
+            try:
+                asset = client.get(httpx.URL(self.url).join(path))
+            except httpx.HTTPError as exc:
+                return Sample(sent, 0, label, f"{path}: {type(exc).__name__}: {exc}", ms)
+            if asset.status_code != 200:
+                return Sample(sent, asset.status_code, label, path, ms)
+            mixed = mixed or self.label(asset.text) != label
+        return Sample(sent, 200, label, "", ms, mixed)
+
+    @property
+    def mixed(self) -> list[Sample]:
+        """Page loads whose assets came from another release than the page."""
+        return [s for s in self.samples if s.mixed]
 
     @property
     def failures(self) -> list[Sample]:
