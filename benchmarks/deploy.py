@@ -13,13 +13,15 @@ Prints one JSON object:
   through the edge (build in the one-off builder, hash, store, switch), per deploy; each
   deploy changes the page's heading, which is how the answer is recognised.
 - rollback_s: from `POST /api/projects/{id}/releases/{release}/activate` (the previous
-  release) until it answers through the edge. For a server release this includes starting
-  its container again and the readiness probe (once a second).
+  release) until it answers through the edge, asked once the last switch's drain is over.
+  For a server release this includes starting its stopped container again and the
+  readiness probe (once a second).
 - switch_ms: the `production.promote` job's run time (record the release as live, one edge
   config load, the `current` symlink).
 - requests/failed: a visitor requesting the site through the edge at a steady 50 req/s
   (one keep-alive client, every 20 ms) for the whole series; failed = transport errors and
-  answers other than 200.
+  answers other than 200 once the site first answered (`failures`: when and what, seconds
+  from the start of the series, next to `switches_at_s`).
 - latency_ms: that visitor's p50/p99 over the whole series; switch_latency_ms: only the
   requests sent within 1 s of a switch (from 1 s before the promote job starts to 1 s after
   it ends).
@@ -141,8 +143,8 @@ class Visitor:
                 try:
                     response = client.get(self.url)
                     status, heading = response.status_code, heading_of(response.text)
-                except httpx.HTTPError:
-                    status, heading = 0, ""
+                except httpx.HTTPError as exc:
+                    status, heading = 0, type(exc).__name__
                 self.samples.append((sent, status, heading, (time.perf_counter() - t0) * 1000))
                 due += 0.02
                 self._stop.wait(max(0.0, due - time.monotonic()))
@@ -277,6 +279,9 @@ def series(api: httpx.Client, edge: str, project, rounds: int) -> dict:
             listed = api.get(f"{base}/releases").json()
             # Back and forth between the two newest releases (older ones may be pruned).
             target = listed[1] if listed[0]["live"] else listed[0]
+            # After the drain: the other release's container (server kind) is stopped, so a
+            # rollback starts it again, as it would long after a deploy.
+            wait_until(lambda: not retiring(project.id), 60, interval=0.2)
             asked = time.time()
             api.post(f"{base}/releases/{target['id']}/activate").raise_for_status()
             rollbacks.append(visitor.first_with(headings[target["id"]], asked) - asked)
@@ -290,6 +295,8 @@ def series(api: httpx.Client, edge: str, project, rounds: int) -> dict:
         if job.started_at.timestamp() >= begun
     )
     samples = visitor.samples
+    online = first_ok(samples)
+    failed = [s for s in samples[online:] if s[1] != 200]
     near = [s for s in samples if any(start - 1 <= s[0] <= end + 1 for start, end in promotes[1:])]
     latencies = [s[3] for s in samples if s[1]]
     switch_latencies = [s[3] for s in near if s[1]]
@@ -299,7 +306,13 @@ def series(api: httpx.Client, edge: str, project, rounds: int) -> dict:
         "rollback_s": summary(rollbacks),
         "switch_ms": summary([(end - start) * 1000 for start, end in promotes[1:]], 1),
         "requests": len(samples),
-        "failed": sum(1 for s in samples[first_ok(samples) :] if s[1] != 200),
+        "failed": len(failed),
+        # When (seconds from the start of the series) and what: status 0 = transport error.
+        "failures": [
+            {"at_s": round(s[0] - begun, 2), "status": s[1], "error": s[2] if not s[1] else ""}
+            for s in failed[:10]
+        ],
+        "switches_at_s": [round(start - begun, 2) for start, _ in promotes],
         "latency_ms": {
             "p50": round(percentile(latencies, 0.5), 2),
             "p99": round(percentile(latencies, 0.99), 2),
@@ -310,6 +323,15 @@ def series(api: httpx.Client, edge: str, project, rounds: int) -> dict:
             "p99": round(percentile(switch_latencies, 0.99), 2),
         },
     }
+
+
+def retiring(project_id: str) -> bool:
+    """True while a `production.retire` job of the project is queued or running."""
+    from jobqueue.models import Job
+
+    return Job.objects.filter(
+        type="production.retire", payload__project_id=project_id, state__in=["queued", "running"]
+    ).exists()
 
 
 def first_ok(samples: list) -> int:
