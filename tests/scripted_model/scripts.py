@@ -126,6 +126,7 @@ SCRIPTS: dict[str, Script] = {
             },
         ],
         [{"type": "text", "text": "Done: the home page now shows the heading “$heading”."}],
+    ],
     # Three pages in parallel tool calls: home, /about and /broken (which throws in the
     # browser), then say so.
     "pages": [
