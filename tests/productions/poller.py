@@ -2,7 +2,9 @@
 thread, for as long as a deploy, switch or rollback takes, and keeps every answer.
 
 Used by the crash test (`tests/integration/test_productions.py`) and the browser flow
-(`tests/e2e/test_deploy_flow.py`) to show that no request fails across a switch.
+(`tests/e2e/test_deploy_flow.py`) to show that no request fails across a switch. Like a browser, it sends a GET again once
+when the edge closed its reused keep-alive connection before answering (a Caddy config load
+closes idle connections; `retried` counts those).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class Poller:
     samples: list[Sample] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # Requests sent again because the edge closed their reused keep-alive connection
+        # before answering (see `_get`).
+        self.retried = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -66,10 +71,20 @@ class Poller:
                 next_at += self.interval
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
 
+    def _get(self, client: httpx.Client, url) -> httpx.Response:
+        """GET once more when the connection was closed before any answer: each edge config
+        load makes Caddy close idle keep-alive connections, and browsers send a GET again
+        in that case (httpx does not). Counted in `retried`; a second failure raises."""
+        try:
+            return client.get(url)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            self.retried += 1
+            return client.get(url)
+
     def _load(self, client: httpx.Client) -> Sample:
         sent = time.monotonic()
         try:
-            response = client.get(self.url)
+            response = self._get(client, self.url)
         except httpx.HTTPError as exc:
             return Sample(sent, 0, "", f"{type(exc).__name__}: {exc}", 0)
         ms = (time.monotonic() - sent) * 1000
@@ -78,7 +93,7 @@ class Poller:
             return Sample(sent, status, label, "", ms)
         for path in self.assets(response.text):
             try:
-                asset = client.get(httpx.URL(self.url).join(path))
+                asset = self._get(client, httpx.URL(self.url).join(path))
             except httpx.HTTPError as exc:
                 return Sample(sent, 0, label, f"{path}: {type(exc).__name__}: {exc}", ms)
             if asset.status_code != 200:
