@@ -3,7 +3,11 @@
 
     .venv/bin/python benchmarks/create_to_preview.py [--quick] [--runs N]
 
-Prints one JSON object: `{"median_s", "p90_s", "runs", "samples_s"}` (seconds).
+Prints one JSON object (seconds): `{"median_s", "p90_s", "runs", "samples_s",
+"first_page_median_s", "first_page_samples_s", "pool"}`. `first_page_*` is create → the
+agent's first written page visible in the preview (the scripted model writes the home page;
+timed until the preview stops serving the template's page). `pool` is null: the warm pool
+is not built yet, so every figure is without it.
 
 What is timed is the whole create chain as a user triggers it through the API: the project
 row and jobs, scaffolding (with the prewarmed template dependencies), port allocation, stack
@@ -110,7 +114,18 @@ def _site_answers(url: str, headers: dict) -> bool:
         return False
 
 
-def one_run(api: httpx.Client, index: int) -> float:
+TEMPLATE_TITLE = "<title>A new site</title>"
+
+
+def _agent_page_shows(url: str, headers: dict) -> bool:
+    try:
+        answer = httpx.get(url, headers=headers, timeout=2, verify=False)  # noqa: S501
+    except httpx.TransportError:
+        return False
+    return answer.status_code == 200 and TEMPLATE_TITLE not in answer.text
+
+
+def one_run(api: httpx.Client, index: int) -> tuple[float, float | None]:
     started = time.monotonic()
     response = api.post("/api/projects", json={"prompt": f"Benchmark site number {index}"})
     response.raise_for_status()
@@ -130,13 +145,19 @@ def one_run(api: httpx.Client, index: int) -> float:
         time.sleep(POLL_S)
     else:
         raise TimeoutError(f"project {project_id}'s preview did not answer")
+    page = None  # stays None when the agent's page did not show within READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if _agent_page_shows(*cookie):
+            page = time.monotonic() - started
+            break
+        time.sleep(0.2)
     # Let the agent finish its turn before deleting, so runs do not overlap.
     while time.monotonic() < deadline:
         if api.get(f"/api/projects/{project_id}").json()["prompt_completed"]:
             break
         time.sleep(0.2)
     api.delete(f"/api/projects/{project_id}").raise_for_status()
-    return elapsed
+    return elapsed, page
 
 
 def main() -> None:
@@ -179,12 +200,14 @@ def main() -> None:
         token = make_user_with_provider(env, f"http://127.0.0.1:{model_port}/v1")
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=f"http://localhost:{port}", headers=headers, timeout=30) as api:
-            samples = [one_run(api, i) for i in range(runs)]
+            pairs = [one_run(api, i) for i in range(runs)]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         model.terminate()
         model.wait(timeout=10)
+    samples = [preview for preview, _ in pairs]
+    pages = [page for _, page in pairs if page is not None]
     ordered = sorted(samples)
     p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
     print(
@@ -194,6 +217,9 @@ def main() -> None:
                 "p90_s": round(p90, 2),
                 "runs": runs,
                 "samples_s": [round(s, 2) for s in samples],
+                "first_page_median_s": round(statistics.median(pages), 2) if pages else None,
+                "first_page_samples_s": [None if p is None else round(p, 2) for _, p in pairs],
+                "pool": None,
             }
         )
     )

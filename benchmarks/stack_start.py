@@ -12,7 +12,13 @@ Prints one JSON object:
   an HTTP answer and the agent answering `GET /doc` 200;
 - warm_start_s: the same projects started again after `stack_stop()`;
 - idle_stack_mem_mib: median memory (usage minus page cache, both containers) of a ready
-  stack left idle for 5 s;
+  stack left idle for 5 s; idle_preview_mem_mib / idle_agent_mem_mib: each service's part;
+- idle_preview_only_mem_mib: the same stack after its idle agent was stopped (lean idle:
+  `compose stop agent`, the preview keeps running);
+- resume_preview_s: a stopped project started again, until its preview answers (what a
+  user waits for; the agent follows, `warm_agent_s`);
+- disk_per_project_mb: what a new project's folder adds on disk (`du` of the shared
+  dependency store and the project together, minus the store: hard links count once);
 - *_preview_s / *_agent_s: the per-service medians, and the raw samples.
 
 Runs in a throwaway data directory (a fresh SQLite database) with the configured images,
@@ -80,12 +86,15 @@ def run(runs: int) -> dict:
         Project.objects.create(owner=owner, name=f"bench {i}", prompt="benchmark")
         for i in range(runs)
     ]
-    cold, warm, memory = [], [], []
+    cold, warm, memory, lean, disk = [], [], [], [], []
     try:
         for project in projects:
             prepare(project)
+            disk.append(disk_mb(project))
             cold.append(timed_start(project))
             memory.append(idle_memory_mib(project))
+            stop_agent(project)
+            lean.append(idle_memory_mib(project)["total"])
             stop(project)
             warm.append(timed_start(project))
     finally:
@@ -94,13 +103,18 @@ def run(runs: int) -> dict:
     return {
         "cold_start_s": median(cold, "total"),
         "warm_start_s": median(warm, "total"),
-        "idle_stack_mem_mib": round(statistics.median(memory), 1),
+        "idle_stack_mem_mib": round(statistics.median(m["total"] for m in memory), 1),
+        "idle_preview_mem_mib": round(statistics.median(m["preview"] for m in memory), 1),
+        "idle_agent_mem_mib": round(statistics.median(m["agent"] for m in memory), 1),
+        "idle_preview_only_mem_mib": round(statistics.median(lean), 1),
+        "resume_preview_s": median(warm, "preview"),
+        "disk_per_project_mb": round(statistics.median(disk), 1),
         "cold_preview_s": median(cold, "preview"),
         "cold_agent_s": median(cold, "agent"),
         "warm_preview_s": median(warm, "preview"),
         "warm_agent_s": median(warm, "agent"),
         "runs": runs,
-        "samples": {"cold": cold, "warm": warm, "idle_mem_mib": memory},
+        "samples": {"cold": cold, "warm": warm, "idle_mem_mib": memory, "disk_mb": disk},
     }
 
 
@@ -151,23 +165,45 @@ def poll(probe, started: float) -> float:
     raise SystemExit(f"not ready after {READY_TIMEOUT_S}s")
 
 
-def idle_memory_mib(project) -> float:
+def idle_memory_mib(project) -> dict:
+    """MiB per running service after 5 s idle (usage minus page cache), and their total."""
     from doce.docker.engine import engine_client
-    from projects.runtime import status
+    from doce.docker.stacks import stack_status
 
     time.sleep(5)
     client = engine_client()
-    total = 0
+    found = {"preview": 0.0, "agent": 0.0}
     try:
-        for state in status(project).containers.values():
+        for service, state in stack_status(project.id).containers.items():
+            if not state.running:
+                continue
             stats = client.containers.get(state.id).stats(stream=False)
             memory = stats.get("memory_stats", {})
             detail = memory.get("stats", {})
             cache = detail.get("total_inactive_file", detail.get("cache", 0))
-            total += memory.get("usage", 0) - cache
+            found[service] = round((memory.get("usage", 0) - cache) / (1024 * 1024), 1)
     finally:
         client.close()
-    return round(total / (1024 * 1024), 1)
+    return {**found, "total": round(sum(found.values()), 1)}
+
+
+def disk_mb(project) -> float:
+    """MB a new project adds: `du` counts a hard-linked file once, for the store."""
+    import subprocess
+
+    from projects.scaffold import prewarm_dir, template_lock_hash
+
+    store = prewarm_dir(template_lock_hash())
+    out = subprocess.run(
+        ["du", "-sk", str(store), str(project.root_dir)], capture_output=True, text=True
+    ).stdout.splitlines()
+    return round(int(out[1].split()[0]) / 1024, 1)
+
+
+def stop_agent(project) -> None:
+    from projects.runtime import stop_service
+
+    stop_service(project, "agent")
 
 
 def stop(project) -> None:

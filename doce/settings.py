@@ -430,6 +430,9 @@ DOCE_CHAT_HISTORY_LIMIT = env.int("DOCE_CHAT_HISTORY_LIMIT", 200, minimum=1)
 
 # A running project nobody has viewed for this long is stopped by the worker (seconds).
 DOCE_IDLE_STOP_SECONDS = env.int("DOCE_IDLE_STOP_SECONDS", 300, minimum=30)
+# A running project's agent (not its preview) is stopped after this long without a prompt
+# or a chat viewer; the next prompt starts it again (seconds; 0 keeps agents running).
+DOCE_AGENT_IDLE_STOP_SECONDS = env.int("DOCE_AGENT_IDLE_STOP_SECONDS", 120, minimum=0)
 # A workspace viewer's heartbeat interval, and when a silent viewer no longer counts (seconds).
 DOCE_VIEWER_HEARTBEAT_SECONDS = env.int("DOCE_VIEWER_HEARTBEAT_SECONDS", 30, minimum=1)
 DOCE_VIEWER_TTL_SECONDS = env.int("DOCE_VIEWER_TTL_SECONDS", 90, minimum=2)

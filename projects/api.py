@@ -116,11 +116,20 @@ class PromptOut(Schema):
     failure: str = Field(description="Why it failed (only with `failed`), for the user.")
 
 
+class AgentOut(Schema):
+    state: Literal["stopped", "starting", "ready", "stopping"] = Field(
+        description="The agent's own readiness: the preview is shown (`status` running) "
+        "while the agent is still starting; an idle agent sleeps (`stopped`) while the "
+        "preview stays up, and the next prompt wakes it."
+    )
+
+
 class ProjectOut(Schema):
     id: str
     name: str
     status: str
     status_reason: str
+    agent: AgentOut
     model: str
     preview_url: str | None
     prompt: PromptOut
@@ -192,6 +201,7 @@ def _out(request: HttpRequest, project: Project) -> dict:
         "name": project.name,
         "status": project.status,
         "status_reason": project.status_reason,
+        "agent": {"state": project.agent_state},
         "model": project.model,
         "preview_url": preview_url(request, project),
         "prompt": {"state": project.prompt_state, "failure": project.prompt_failure},

@@ -7,12 +7,18 @@ names and queue `Step.then` on success; the workspace's setup checklist
 browser gets the labels in the page, not a copy); `services.stop_project` cancels the queued
 steps with `stop_cancels`; `services.retry_step` moves the project to `retry_status`.
 
-    project.create → docker.composeUp → docker.waitReady → opencode.sessionCreate
-                   → opencode.sendUserPrompt → opencode.awaitIdle        (create)
-    docker.ensureRunning → docker.waitReady (→ opencode.sessionCreate …)  (start)
-    docker.restartPreview → docker.waitReady                              (restart preview)
-    docker.stop, project.delete                                           (one step each)
+    project.create → docker.composeUp → docker.waitReady → opencode.waitReady
+                   → opencode.sessionCreate → opencode.sendUserPrompt
+                   → opencode.awaitIdle                                    (create)
+    docker.ensureRunning → docker.waitReady → opencode.waitReady (→ …)     (start, wake)
+    docker.restartPreview → docker.waitReady                               (restart preview)
+    docker.stop, docker.stopAgent, project.delete                          (one step each)
     opencode.reconfigure    (a provider changed: new agent config, agent restarted when idle)
+
+Readiness is per service: `docker.waitReady` waits for the preview only and makes the project
+`running` (viewable) at once; `opencode.waitReady` waits for the agent (`Project.agent_state`
+starting → ready) and then hands over the prompt. `docker.stopAgent` puts an idle agent to
+sleep (the preview stays up); the next prompt wakes it through `docker.ensureRunning`.
 
 Type names are the seeds' (the upstream job names), so logs and the queue monitor read the
 same in both systems. All steps of a project share the serial key `project:<id>`.
@@ -28,10 +34,12 @@ CREATE = "project.create"
 COMPOSE_UP = "docker.composeUp"
 ENSURE_RUNNING = "docker.ensureRunning"
 WAIT_READY = "docker.waitReady"
+AGENT_WAIT_READY = "opencode.waitReady"
 SESSION_CREATE = "opencode.sessionCreate"
 SEND_PROMPT = "opencode.sendUserPrompt"
 AWAIT_IDLE = "opencode.awaitIdle"
 STOP = "docker.stop"
+STOP_AGENT = "docker.stopAgent"
 RESTART_PREVIEW = "docker.restartPreview"
 DELETE = "project.delete"
 RECONFIGURE_AGENT = "opencode.reconfigure"
@@ -58,17 +66,13 @@ STEPS: dict[str, Step] = {
         Step(CREATE, "Create the project's files", COMPOSE_UP, Project.Status.STARTING),
         Step(COMPOSE_UP, "Start the containers", WAIT_READY, Project.Status.STARTING, True),
         Step(ENSURE_RUNNING, "Start the project", WAIT_READY, Project.Status.STARTING, True),
-        Step(
-            WAIT_READY,
-            "Wait for the preview and the agent",
-            SESSION_CREATE,
-            Project.Status.STARTING,
-            True,
-        ),
+        Step(WAIT_READY, "Wait for the preview", AGENT_WAIT_READY, Project.Status.STARTING, True),
+        Step(AGENT_WAIT_READY, "Wait for the agent", SESSION_CREATE, stop_cancels=True),
         Step(SESSION_CREATE, "Open an agent session", SEND_PROMPT),
         Step(SEND_PROMPT, "Hand your prompt to the agent", AWAIT_IDLE),
         Step(AWAIT_IDLE, "The agent builds your site"),
         Step(STOP, "Stop the project", retry_status=Project.Status.STOPPING),
+        Step(STOP_AGENT, "Let the idle agent sleep"),
         Step(
             RESTART_PREVIEW,
             "Restart the preview",

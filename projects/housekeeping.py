@@ -28,10 +28,12 @@ def reconcile_and_restart() -> dict:
 
 
 def stop_idle() -> dict:
-    """Forget viewers whose web process died, then stop idle projects."""
+    """Forget viewers whose web process died, then stop idle projects and put the agents
+    of idle running projects to sleep (their previews stay up)."""
     pruned = presence.prune_stale_viewers()
     stopped = services.stop_idle_projects()
-    return {"stale_viewers": pruned, "stopped": stopped}
+    agents = services.stop_idle_agents()
+    return {"stale_viewers": pruned, "stopped": stopped, "agents_stopped": agents}
 
 
 def record_engine_health() -> dict:

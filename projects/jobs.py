@@ -39,7 +39,7 @@ from doce.opencode.ids import MESSAGE_ID_PATTERN, ascending_message_id
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
 from projects import chain, runtime
 from projects.agent_config import opencode_provider_config, revoke_gateway_token
-from projects.models import IllegalTransition, Project, PromptState, project_topic
+from projects.models import AgentState, IllegalTransition, Project, PromptState, project_topic
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
 from projects.services import (
@@ -47,6 +47,7 @@ from projects.services import (
     WAITING_FOR_DOCKER,
     enqueue_step,
     record_completion,
+    set_agent_state,
     set_prompt_state,
     set_status,
 )
@@ -54,6 +55,11 @@ from projects.services import (
 log = structlog.get_logger(__name__)
 
 WAIT_POLL_SECONDS = 1.0
+# A readiness wait probes this often, for at most this long per run, before it gives the
+# worker back (a reschedule): a preview that answers in 0.8 s is seen at once, not at the
+# next lease (seconds).
+PROBE_INTERVAL_SECONDS = 0.1
+PROBE_SLICE_SECONDS = 5.0
 COMPLETION_POLL_SECONDS = 1.0
 
 
@@ -201,6 +207,7 @@ def _bring_up(ctx: JobContext, project: Project) -> None:
     ensure_ports(project)
     _render(project)
     ctx.throw_if_cancel_requested()
+    set_agent_state(project, AgentState.STARTING)
     try:
         runtime.stack_up(project)
     except StackError as exc:
@@ -259,9 +266,15 @@ def ensure_running(ctx: JobContext) -> None:
         return
     if project.preview_port and project.agent_port and runtime.check_ready(project).ready:
         _move(ctx, project, Project.Status.RUNNING)
+        set_agent_state(project, AgentState.READY)
         return
-    if project.status != Project.Status.STARTING and not _move(
-        ctx, project, Project.Status.STARTING
+    # A running project whose preview answers keeps showing it while its agent wakes (the
+    # agent slept after an idle spell, or crashed): only a dead preview makes it `starting`.
+    waking = project.status == Project.Status.RUNNING and runtime.preview_answers(project)
+    if (
+        not waking
+        and project.status != Project.Status.STARTING
+        and not _move(ctx, project, Project.Status.STARTING)
     ):
         return
     with project_fails_with_job(ctx, project), holds_while_docker_is_down(ctx, project):
@@ -272,30 +285,65 @@ def ensure_running(ctx: JobContext) -> None:
 
 @job_handler(chain.WAIT_READY, payload=WaitReadyPayload, max_attempts=5)
 def wait_ready(ctx: JobContext) -> None:
-    """Poll both services once a second; after `DOCE_READY_TIMEOUT_SECONDS`, status `error`."""
+    """Wait for the preview only: once it answers, the project is `running` (viewable) and
+    the agent's own wait (`opencode.waitReady`) follows. After `DOCE_READY_TIMEOUT_SECONDS`
+    without an answer, status `error`."""
     project = _project(ctx)
     if _halted(ctx, project):
         return
-    readiness = runtime.check_ready(project)
-    if not readiness.ready:
+    if not _probe(ctx, lambda: runtime.preview_answers(project)):
         waited = time.time() - ctx.payload.started_at
         if waited > settings.DOCE_READY_TIMEOUT_SECONDS:
-            message = _not_ready_message(readiness, waited)
+            message = _not_ready_message("preview", waited)
             _fail_project(project, message)
             raise PermanentJobError(message)
         ctx.reschedule(WAIT_POLL_SECONDS)
     if not _move(ctx, project, Project.Status.RUNNING):
         return
     if ctx.payload.then_session:
+        _enqueue_next(ctx, {"project_id": project.id, "started_at": ctx.payload.started_at})
+
+
+@job_handler(chain.AGENT_WAIT_READY, payload=WaitReadyPayload, max_attempts=5)
+def agent_wait_ready(ctx: JobContext) -> None:
+    """Wait for the agent (`/doc` answers): then `agent_state` is `ready` and the agent
+    session (and the prompt) follow. The preview is already shown meanwhile. After
+    `DOCE_READY_TIMEOUT_SECONDS` without an answer, status `error`."""
+    project = _project(ctx)
+    if _halted(ctx, project):
+        return
+    if not _probe(ctx, lambda: runtime.agent_answers(project)):
+        waited = time.time() - ctx.payload.started_at
+        if waited > settings.DOCE_READY_TIMEOUT_SECONDS:
+            message = _not_ready_message("agent", waited)
+            _fail_project(project, message)
+            raise PermanentJobError(message)
+        ctx.reschedule(WAIT_POLL_SECONDS)
+    # Not over a sleep that began meanwhile (idle stop writes `stopping` only from `ready`).
+    awake = set(AgentState) - {AgentState.STOPPING}
+    ready = set_agent_state(project, AgentState.READY, from_=awake)
+    if project.status != Project.Status.RUNNING and not _move(ctx, project, Project.Status.RUNNING):
+        return
+    if ready and ctx.payload.then_session:
         _enqueue_next(ctx, {"project_id": project.id})
 
 
-def _not_ready_message(readiness, waited: float) -> str:
-    missing = [
-        name for name, ok in (("preview", readiness.preview), ("agent", readiness.agent)) if not ok
-    ]
+def _probe(ctx: JobContext, answers) -> bool:
+    """Call `answers()` every `PROBE_INTERVAL_SECONDS` for up to `PROBE_SLICE_SECONDS`;
+    True as soon as it returns True."""
+    deadline = time.monotonic() + PROBE_SLICE_SECONDS
+    while True:
+        if answers():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        ctx.throw_if_cancel_requested()
+        time.sleep(PROBE_INTERVAL_SECONDS)
+
+
+def _not_ready_message(service: str, waited: float) -> str:
     return (
-        f"The {' and '.join(missing)} did not answer within {int(waited)} s. Open the Logs tab "
+        f"The {service} did not answer within {int(waited)} s. Open the Logs tab "
         "for the containers' output, then start the project again."
     )
 
@@ -350,13 +398,21 @@ def send_user_prompt(ctx: JobContext) -> None:
     if project.status == Project.Status.DELETING:
         return
     with prompt_fails_with_job(ctx, project):
-        if not project.agent_session_id or project.status != Project.Status.RUNNING:
-            # The stack or session is still on its way (start chain queued before this job).
+        if (
+            not project.agent_session_id
+            or project.status != Project.Status.RUNNING
+            or project.agent_state != AgentState.READY
+        ):
+            # The stack, the agent or its session is still on its way (a start chain queued
+            # before this job), or the agent sleeps (idle stop after this job was queued).
             if time.time() - ctx.payload.queued_at > settings.DOCE_READY_TIMEOUT_SECONDS:
                 raise PermanentJobError("The agent did not become available to take the prompt.")
-            if project.status == Project.Status.RUNNING and not project.agent_session_id:
-                # Enqueued now, not as a follow-up: follow-ups are dropped on a reschedule.
-                enqueue_step(project, chain.SESSION_CREATE)
+            # Enqueued now, not as follow-ups: follow-ups are dropped on a reschedule.
+            if project.status == Project.Status.RUNNING:
+                if project.agent_state in (AgentState.STOPPED, AgentState.STOPPING):
+                    enqueue_step(project, chain.ENSURE_RUNNING)
+                elif project.agent_state == AgentState.READY:
+                    enqueue_step(project, chain.SESSION_CREATE)
             ctx.reschedule(WAIT_POLL_SECONDS)
         client = _agent_client(project)
         session_id, message_id = project.agent_session_id, ctx.payload.message_id
@@ -481,11 +537,31 @@ def stop(ctx: JobContext) -> None:
     with holds_while_docker_is_down(ctx, None):
         runtime.stack_stop(project)
     _close_agent_clients(project)
+    set_agent_state(project, AgentState.STOPPED)
     try:
         set_status(project, Project.Status.STOPPED)
     except IllegalTransition as exc:
         # Started again (or deleted) while this stop ran: the start chain that follows wins.
         ctx.log(f"stack stopped; the project is {exc.current} now")
+
+
+@job_handler(chain.STOP_AGENT, payload=ProjectPayload)
+def stop_agent(ctx: JobContext) -> None:
+    """Put an idle agent to sleep (`compose stop agent`); the preview keeps running.
+
+    Queued by the worker's housekeeping (`services.stop_idle_agents`) after it moved the
+    agent from `ready` to `stopping`; a prompt that came meanwhile moved it on (its
+    `docker.ensureRunning` runs after this step, on the same serial key), so the stop is
+    skipped unless the agent is still `stopping`.
+    """
+    project = _project(ctx, allow_missing=True)
+    if project is None or project.agent_state != AgentState.STOPPING:
+        return
+    with holds_while_docker_is_down(ctx, None):
+        runtime.stop_service(project, "agent")
+    _close_agent_clients(project)
+    if set_agent_state(project, AgentState.STOPPED, from_=[AgentState.STOPPING]):
+        ctx.log("the idle agent sleeps; the preview keeps running")
 
 
 @job_handler(chain.RESTART_PREVIEW, payload=ProjectPayload)
@@ -536,6 +612,15 @@ def reconfigure_agent(ctx: JobContext) -> None:
     project = _project(ctx, allow_missing=True)
     if project is None or project.status != Project.Status.RUNNING:
         return
+    if project.agent_state == AgentState.STARTING:
+        # Its start rendered the config already; look again once it answers.
+        ctx.reschedule(RECONFIGURE_BUSY_POLL_SECONDS)
+    if project.agent_state != AgentState.READY:
+        # A sleeping agent is not woken: the file is what it reads when a prompt wakes it.
+        runtime.write_agent_config(project, opencode_provider_config(project))
+        ctx.log("agent config rewritten; the sleeping agent reads it when it wakes")
+        _announce_models(project)
+        return
     client = client_for_project(project)
     if client is not None and project.agent_session_id:
         try:
@@ -555,8 +640,19 @@ def reconfigure_agent(ctx: JobContext) -> None:
         ctx.log("agent config reloaded with the current providers")
     else:
         with holds_while_docker_is_down(ctx, None):
+            set_agent_state(project, AgentState.STARTING)
             runtime.restart_service(project, "agent")
+        # Prompts wait for `ready` again (not a follow-up: this step's chain ends here).
+        enqueue_step(
+            project,
+            chain.AGENT_WAIT_READY,
+            {"started_at": time.time(), "then_session": False},
+        )
         ctx.log("agent restarted with the current providers")
+    _announce_models(project)
+
+
+def _announce_models(project: Project) -> None:
     events.emit(
         project_topic(project.id),
         "project.models",

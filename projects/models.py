@@ -49,6 +49,17 @@ class PromptState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class AgentState(models.TextChoices):
+    """Where a project's agent service stands, apart from the project's status (which follows
+    the preview): a project is `running` (viewable) while its agent is still starting, and
+    stays `running` while an idle agent sleeps (`stopped`)."""
+
+    STOPPED = "stopped", "Stopped"
+    STARTING = "starting", "Starting"
+    READY = "ready", "Ready"
+    STOPPING = "stopping", "Stopping"
+
+
 def visible_topics(user) -> list[str]:
     """The topics (= job serial keys) of `user`'s own projects; [] for an anonymous user.
 
@@ -116,6 +127,12 @@ class Project(models.Model):
         max_length=16, choices=PromptState.choices, blank=True, default=""
     )
     prompt_failure = models.TextField(blank=True, default="")
+    # The agent service's own readiness (`services.set_agent_state` is the one writer) and
+    # when it last changed (idle stop of the agent counts from there).
+    agent_state = models.CharField(
+        max_length=16, choices=AgentState.choices, default=AgentState.STOPPED
+    )
+    agent_state_at = models.DateTimeField(null=True, blank=True)
     last_viewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

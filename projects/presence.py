@@ -7,23 +7,30 @@ import structlog
 from django.utils import timezone
 
 from projects import services
-from projects.models import Project, Viewer
+from projects.models import AgentState, Project, Viewer
 
 log = structlog.get_logger(__name__)
 
 
 def viewer_joined(project: Project, user, channel_name: str) -> None:
-    """Record a viewer; the first viewer of a stopped project starts it."""
+    """Record a viewer; the first viewer of a stopped project starts it, and of a running
+    project whose agent sleeps wakes the agent."""
     now = timezone.now()
     Viewer.objects.update_or_create(
         channel_name=channel_name,
         defaults={"project": project, "user": user, "heartbeat_at": now},
     )
     services.mark_viewed(project)
-    project.refresh_from_db(fields=["status"])
+    project.refresh_from_db(fields=["status", "agent_state"])
     if project.status == Project.Status.STOPPED:
         log.info("project.autostart", project_id=project.id)
         services.start_project(project)
+    elif project.status == Project.Status.RUNNING and project.agent_state in (
+        AgentState.STOPPED,
+        AgentState.STOPPING,
+    ):
+        # The chat reads the agent: a viewer wakes a sleeping one (idle stop let it sleep).
+        services.wake_agent(project)
 
 
 def viewer_heartbeat(channel_name: str) -> None:

@@ -6,7 +6,8 @@
 2. marks `running` projects whose containers are all gone as `stopped`, with a reason;
 3. reports `running` projects whose containers exist but are not all running (a crash, an
    Engine or host restart): the caller enqueues a start (`docker.ensureRunning`) for each
-   of `needs_start`;
+   of `needs_start`. A sleeping agent (`agent_state` stopped or stopping: idle stop) is
+   meant to be stopped and is not counted;
 4. (re)starts the `[app]` log followers of running stacks in this process, which is how
    followers come back after a worker restart.
 
@@ -21,7 +22,7 @@ import structlog
 
 from doce.docker.failures import StackError
 from doce.docker.stacks import follow_stack_logs, list_stacks, remove_stack
-from projects.models import IllegalTransition, Project
+from projects.models import AgentState, IllegalTransition, Project
 from projects.services import set_status
 
 GONE_REASON = (
@@ -84,12 +85,13 @@ def reconcile(*, follow_logs: bool = True) -> ReconcileReport:
             continue
         report.removed.append(project_id)
 
-    for project in Project.objects.filter(status=Project.Status.RUNNING).only("id", "status"):
+    running = Project.objects.filter(status=Project.Status.RUNNING)
+    for project in running.only("id", "status", "agent_state"):
         stack = stacks.get(project.id)
         if stack is None or not stack.exists:
             if _mark_gone(project):
                 report.marked_gone.append(project.id)
-        elif not stack.running:
+        elif not _runs_what_it_should(project, stack):
             report.needs_start.append(project.id)
         elif follow_logs:
             try:
@@ -99,6 +101,15 @@ def reconcile(*, follow_logs: bool = True) -> ReconcileReport:
     if report.removed or report.marked_gone or report.needs_start:
         log.info("reconciled", **report.as_dict())
     return report
+
+
+def _runs_what_it_should(project: Project, stack) -> bool:
+    preview = stack.containers.get("preview")
+    if preview is None or not preview.running:
+        return False
+    if project.agent_state in (AgentState.STOPPED, AgentState.STOPPING):
+        return True  # the agent sleeps on purpose (idle stop); a prompt wakes it
+    return stack.running
 
 
 def _mark_gone(project: Project) -> bool:

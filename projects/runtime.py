@@ -286,6 +286,15 @@ def restart_service(project: Project, service: str) -> CommandResult:
     return result
 
 
+def stop_service(project: Project, service: str) -> CommandResult | None:
+    """`compose stop` one service (an idle agent: the preview keeps running); None when the
+    stack was never rendered. Raises `StackError`."""
+    stack = project_stack(project)
+    if not stack.env_file.is_file():
+        return None
+    return compose_stop(stack, service=service)
+
+
 def stack_down(project: Project, *, delete: bool = False) -> CommandResult | None:
     """`compose down` the stack; `delete=True` also removes its volumes and orphans (the
     project is being deleted). Without rendered files, `delete=True` removes the stack's
@@ -310,6 +319,20 @@ def _stop_followers(project: Project) -> None:
     except Exception:  # the command that follows reports an unreachable Engine properly
         return
     stop_following(container.id for container in status.containers.values())
+
+
+def preview_answers(project: Project) -> bool:
+    """Probe the preview once (any HTTP answer, at most 1 s); False without ports."""
+    if project.preview_port is None:
+        return False
+    return health.preview_ready(health.probe_host(ports.PREVIEW_ADDRESS), project.preview_port)
+
+
+def agent_answers(project: Project) -> bool:
+    """Probe the agent once (`/doc` 200 with its password, at most 1 s); False without ports."""
+    if project.agent_port is None:
+        return False
+    return health.agent_ready(settings.DOCE_AGENT_HOST, project.agent_port, project.agent_password)
 
 
 def check_ready(project: Project) -> health.Readiness:

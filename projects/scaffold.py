@@ -4,8 +4,18 @@ prewarmed dependencies that let a new project start without a network install.
 The template is `projects/template/site/`: a small Astro starter, `AGENTS.md` (the agent's
 instructions) and `opencode.json` (the agent's permissions). `prewarm()` installs its
 dependencies once, in the preview image, into `DOCE_CACHE_DIR/prewarm/<lockfile hash>/`,
-filling the shared npm cache on the way; `scaffold_site()` copies that `node_modules` into a
-new project when the lockfile matches.
+filling the shared npm cache on the way; that folder is the shared dependency store.
+
+`scaffold_site()` gives a new project a `node_modules` whose files are hard links into the
+store (its folders are the project's own): about 10k files cost a few MB of folders instead
+of 225 MB, and every project's copy of a file is the same inode. That is safe because
+nothing writes those files in place: npm installs, updates and removes a package by
+extracting new files and renaming or deleting the old ones (it never opens an installed
+file for writing), so the agent's `npm install <pkg>` in one project replaces that
+project's links and leaves the store and every other project as they were. The one file
+npm rewrites in place, `node_modules/.package-lock.json`, is a private copy in each
+project. When the data and cache folders are on different file systems (no hard links),
+the store is copied instead.
 """
 
 from __future__ import annotations
@@ -102,22 +112,43 @@ def _tool(name: str) -> str:
     return path
 
 
+# Files of a project's `node_modules` that npm rewrites in place: never shared.
+PRIVATE_MODULE_FILES = (".package-lock.json",)
+
+
 def _copy_prewarmed_modules(site: Path) -> bool:
+    """Give `site` the store's `node_modules` as hard links (a copy across file systems);
+    False when there is no store for its lockfile or both ways failed."""
     seed = prewarm_dir(template_lock_hash(site)) / "node_modules"
     if not (seed / ".package-lock.json").is_file():
         return False
-    try:
-        subprocess.run(
-            [_tool("cp"), "-a", "--reflink=auto", str(seed), str(site / "node_modules")],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    except (OSError, subprocess.SubprocessError, ScaffoldError):
-        # The preview installs what is missing on first start; a failed copy costs time only.
-        shutil.rmtree(site / "node_modules", ignore_errors=True)
-        return False
-    return True
+    target = site / "node_modules"
+    for mode in ("--link", "--reflink=auto"):
+        try:
+            subprocess.run(
+                [_tool("cp"), "-a", mode, str(seed), str(target)],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+        except (OSError, subprocess.SubprocessError, ScaffoldError):
+            # The preview installs what is missing on first start; a failed copy costs time.
+            shutil.rmtree(target, ignore_errors=True)
+            continue
+        if mode == "--link":
+            _unshare(target, PRIVATE_MODULE_FILES)
+        return True
+    return False
+
+
+def _unshare(modules: Path, names: tuple[str, ...]) -> None:
+    """Replace the hard links `names` (relative to `modules`) by private copies."""
+    for name in names:
+        path = modules / name
+        if path.is_file():
+            private = path.with_name(f".{path.name}.private")
+            shutil.copy2(path, private)
+            os.replace(private, path)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,14 @@ from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from jobqueue.models import RETRYABLE_STATES, Job, JobState
 from projects import chain, edge
 from projects.agent_config import revoke_gateway_token
-from projects.models import IllegalTransition, Project, PromptState, Viewer, project_topic
+from projects.models import (
+    AgentState,
+    IllegalTransition,
+    Project,
+    PromptState,
+    Viewer,
+    project_topic,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +106,9 @@ def set_status(
         if not updated:
             current = Project.objects.values_list("status", flat=True).get(pk=project.pk)
             raise IllegalTransition(project.pk, current, status)
-        project.refresh_from_db(fields=["status", "status_reason", "updated_at", "preview_port"])
+        project.refresh_from_db(
+            fields=["status", "status_reason", "updated_at", "preview_port", "agent_state"]
+        )
         events.emit(project_topic(project.id), "project.status", _status_payload(project))
         # Routing follows the status (a preview is routed while starting or running).
         edge.request_sync()
@@ -112,7 +121,32 @@ def _status_payload(project: Project) -> dict:
         "label": project.get_status_display(),
         "reason": project.status_reason,
         "preview_port": project.preview_port,
+        "agent_state": project.agent_state,
+        "agent_label": AgentState(project.agent_state).label,
     }
+
+
+def set_agent_state(project: Project, state: str, *, from_: Iterable[str] | None = None) -> bool:
+    """Record where the project's agent service stands (`AgentState`): the one writer of
+    `Project.agent_state` (and `agent_state_at`, the time of the change).
+
+    A compare-and-set like `set_status`: with `from_`, the row changes only while its agent
+    state is one of those (the state the caller's decision was based on). Returns True when
+    written (then a `project.status` event carrying both states commits with it, and
+    `project` gets the new state), False when another writer moved it first.
+    """
+    now = timezone.now()
+    rows = Project.objects.filter(pk=project.pk)
+    if from_ is not None:
+        rows = rows.filter(agent_state__in=list(from_))
+    with transaction.atomic():
+        if not rows.update(agent_state=state, agent_state_at=now):
+            return False
+        project.refresh_from_db(
+            fields=["status", "status_reason", "preview_port", "agent_state", "agent_state_at"]
+        )
+        events.emit(project_topic(project.id), "project.status", _status_payload(project))
+    return True
 
 
 WAITING_FOR_DOCKER = (
@@ -277,12 +311,16 @@ def send_prompt(project: Project, text: str, *, model: str | None = None) -> boo
         chosen = resolve_model(project.owner, model) if model else project.model
         client = (
             client_for_project(project)
-            if project.status == Project.Status.RUNNING and project.agent_session_id
+            if project.status == Project.Status.RUNNING
+            and project.agent_session_id
+            and project.agent_state == AgentState.READY
             else None
         )
         if client is None:
             if project.status != Project.Status.RUNNING:
                 start_project(project)
+            elif project.agent_state in (AgentState.STOPPED, AgentState.STOPPING):
+                wake_agent(project)
             enqueue_step(project, chain.SEND_PROMPT, {"text": text, "model": chosen}, dedupe=False)
             set_prompt_state(project, PromptState.QUEUED)
             return False
@@ -409,6 +447,52 @@ def idle_projects(now=None) -> list[Project]:
         .exclude(updated_at__gt=cutoff)
         .exclude(prompt_sent=True, prompt_completed=False)
     )
+
+
+def wake_agent(project: Project) -> None:
+    """Start a running project's sleeping agent (`docker.ensureRunning`: the preview stays
+    up and shown, the agent is started and waited for). Queued at most once at a time."""
+    enqueue_step(project, chain.ENSURE_RUNNING)
+    log.info("project.agent_wake", project_id=project.id)
+
+
+def idle_agents(now=None) -> list[Project]:
+    """Running projects whose agent has been `ready` for `DOCE_AGENT_IDLE_STOP_SECONDS` with
+    no live chat viewer, no view, no activity (status change, prompt) and no prompt queued
+    or being answered in that time; [] when the setting is 0."""
+    seconds = settings.DOCE_AGENT_IDLE_STOP_SECONDS
+    if not seconds:
+        return []
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=seconds)
+    watched = Viewer.objects.live(now).values("project_id")
+    return list(
+        Project.objects.filter(
+            status=Project.Status.RUNNING,
+            agent_state=AgentState.READY,
+            agent_state_at__lte=cutoff,
+        )
+        .exclude(pk__in=watched)
+        .exclude(last_viewed_at__gt=cutoff)
+        .exclude(updated_at__gt=cutoff)
+        .exclude(prompt_sent=True, prompt_completed=False)
+        .exclude(prompt_state__in=[PromptState.QUEUED, PromptState.RUNNING])
+    )
+
+
+def stop_idle_agents(now=None) -> int:
+    """Put every idle agent to sleep (see `idle_agents`): its state moves `ready` →
+    `stopping` (compare-and-set: a prompt that woke or used it meanwhile wins) and a
+    `docker.stopAgent` is queued (one per project at a time). Returns how many."""
+    stopped = 0
+    for project in idle_agents(now):
+        with transaction.atomic():
+            if not set_agent_state(project, AgentState.STOPPING, from_=[AgentState.READY]):
+                continue
+            enqueue_step(project, chain.STOP_AGENT)
+        log.info("project.agent_idle_stop", project_id=project.id)
+        stopped += 1
+    return stopped
 
 
 def stop_idle_projects() -> int:

@@ -241,10 +241,16 @@ def compose_up(stack: Stack, *, timeout: float = UP_TIMEOUT_S) -> CommandResult:
     return _run_checked(stack, ("up", "--detach"), timeout)
 
 
-def compose_stop(stack: Stack, *, timeout: float = STOP_TIMEOUT_S) -> CommandResult:
-    """`stop` the stack's containers (kept, with their state). Raises `StackError`."""
+def compose_stop(
+    stack: Stack, *, service: str | None = None, timeout: float = STOP_TIMEOUT_S
+) -> CommandResult:
+    """`stop` the stack's containers (kept, with their state), or only `service`'s. Raises
+    `StackError`; `ValueError` for an unknown service name (it reaches a command line)."""
+    if service is not None and service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}")
     _require_engine(stack)
-    return _run_checked(stack, ("stop", "--timeout", "5"), timeout)
+    args = ("stop", "--timeout", "5") + ((service,) if service else ())
+    return _run_checked(stack, args, timeout)
 
 
 SERVICES = ("preview", "agent")

@@ -21,6 +21,7 @@ class FailureKind(StrEnum):
     PORT_IN_USE = "port_in_use"
     TIMEOUT = "timeout"
     DISK_FULL = "disk_full"
+    NO_NETWORK_POOL = "no_network_pool"
     OTHER = "other"
 
 
@@ -42,6 +43,11 @@ _MESSAGES = {
         "The disk is full, so Docker cannot create files. Free disk space (old images, "
         "stopped projects), then retry."
     ),
+    FailureKind.NO_NETWORK_POOL: (
+        "Docker has no free address range for this project's network: too many stacks run "
+        "on this Engine. Stop projects you don't need (or an operator widens "
+        "`default-address-pools` in Docker's daemon.json); doce tries again."
+    ),
     FailureKind.OTHER: "Docker reported an error. The project's Docker log has the details.",
 }
 
@@ -52,6 +58,7 @@ _RETRYABLE = {
     FailureKind.PORT_IN_USE: True,
     FailureKind.TIMEOUT: True,
     FailureKind.DISK_FULL: False,
+    FailureKind.NO_NETWORK_POOL: True,
     FailureKind.OTHER: True,
 }
 
@@ -66,6 +73,10 @@ _PATTERNS: list[tuple[FailureKind, re.Pattern[str]]] = [
             r"connection refused.*docker\.sock|docker\.sock.*(no such file|connection refused)",
             re.I,
         ),
+    ),
+    (
+        FailureKind.NO_NETWORK_POOL,
+        re.compile(r"could not find an available, non-overlapping ipv4 address pool", re.I),
     ),
     (
         FailureKind.PORT_IN_USE,

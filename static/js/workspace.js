@@ -21,6 +21,13 @@
     var badge = root.querySelector("[data-status-badge]");
     badge.className = "badge badge-" + status;
     badge.textContent = payload.label;
+    // The agent has its own readiness: the preview shows while the agent still starts, and
+    // an idle agent sleeps until the next prompt wakes it.
+    var agent = root.querySelector("[data-agent-state]");
+    if (agent && payload.agent_state) {
+      agent.dataset.agentState = payload.agent_state;
+      agent.querySelector("[data-agent-label]").textContent = payload.agent_label.toLowerCase();
+    }
     var reason = root.querySelector("[data-status-reason]");
     reason.textContent = payload.reason || "";
     reason.hidden = !payload.reason;

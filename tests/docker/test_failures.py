@@ -24,6 +24,12 @@ PULL_DENIED = (
     "'docker login': denied: requested access to the resource is denied"
 )
 NO_SPACE = "failed to register layer: write /usr/lib/x: no space left on device"
+# Every bridge network the Engine's default address pools allow is taken (seen on a machine
+# running ~30 stacks).
+NO_POOL = (
+    "could not find an available, non-overlapping IPv4 address pool among the defaults to "
+    "assign to the network"
+)
 
 
 @pytest.mark.parametrize(
@@ -36,6 +42,7 @@ NO_SPACE = "failed to register layer: write /usr/lib/x: no space left on device"
         (PULL_DENIED, FailureKind.IMAGE_MISSING),
         ("Error response from daemon: No such image: doce-agent:latest", FailureKind.IMAGE_MISSING),
         (NO_SPACE, FailureKind.DISK_FULL),
+        (NO_POOL, FailureKind.NO_NETWORK_POOL),
         ("ERROR: something unexpected happened", FailureKind.OTHER),
         ("", FailureKind.OTHER),
     ],

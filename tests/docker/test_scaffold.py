@@ -59,7 +59,7 @@ def test_it_leaves_nothing_half_written(project, monkeypatch, tmp_path):
     assert [p.name for p in project.root_dir.iterdir()] == ["logs"]
 
 
-def test_it_copies_prewarmed_dependencies(project):
+def test_it_links_prewarmed_dependencies_from_the_store(project, monkeypatch):
     seed = scaffold.prewarm_dir(scaffold.template_lock_hash()) / "node_modules"
     (seed / "astro").mkdir(parents=True)
     (seed / ".package-lock.json").write_text("{}")
@@ -67,12 +67,32 @@ def test_it_copies_prewarmed_dependencies(project):
 
     scaffold.scaffold_site(project)
 
-    copied = project.site_dir / "node_modules"
-    assert (copied / "astro" / "package.json").read_text() == '{"name": "astro"}'
-    # A copy, not links: a project can't change another project's dependencies.
-    assert (copied / "astro" / "package.json").stat().st_ino != (
+    linked = project.site_dir / "node_modules"
+    assert (linked / "astro" / "package.json").read_text() == '{"name": "astro"}'
+    # One inode in the store and every project (npm replaces files, never edits them) ...
+    assert (linked / "astro" / "package.json").stat().st_ino == (
         seed / "astro" / "package.json"
     ).stat().st_ino
+    # ... except the file npm rewrites in place, and the folders, which are the project's.
+    assert (linked / ".package-lock.json").stat().st_ino != (
+        seed / ".package-lock.json"
+    ).stat().st_ino
+    assert (linked / "astro").stat().st_ino != (seed / "astro").stat().st_ino
+
+    # Across file systems (no hard links) the store is copied.
+    real_run = scaffold.subprocess.run
+
+    def no_links(argv, **kwargs):
+        if "--link" in argv:
+            raise scaffold.subprocess.CalledProcessError(1, argv)
+        return real_run(argv, **kwargs)
+
+    monkeypatch.setattr(scaffold.subprocess, "run", no_links)
+    other = Project.objects.create(owner=project.owner, name="Other", prompt="p")
+    scaffold.scaffold_site(other)
+    copied = other.site_dir / "node_modules" / "astro" / "package.json"
+    assert copied.read_text() == '{"name": "astro"}'
+    assert copied.stat().st_ino != (seed / "astro" / "package.json").stat().st_ino
 
 
 def test_the_template_is_a_small_astro_site():
@@ -88,4 +108,6 @@ def test_the_template_is_a_small_astro_site():
     assert set(config["permission"]) >= {"edit", "bash"}
     assert "provider" not in config and "model" not in config
     assert "allowedHosts: true" in (site / "astro.config.mjs").read_text()
-    assert "src/pages" in (site / "AGENTS.md").read_text()
+    agents = (site / "AGENTS.md").read_text()
+    assert "src/pages" in agents
+    assert "package manager is **npm**" in agents  # the shared store's rules follow

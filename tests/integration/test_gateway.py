@@ -150,7 +150,9 @@ def test_agents_reach_models_only_through_the_gateway(make_runtime_project, alic
             project = make_runtime_project(owner=alice, model="local/scripted")
             project_jobs._render(project)  # the create step's rendering: providers, token
             runtime.stack_up(project)
-            Project.objects.filter(pk=project.pk).update(status=Project.Status.RUNNING)
+            Project.objects.filter(pk=project.pk).update(
+                status=Project.Status.RUNNING, agent_state="ready"
+            )
             project.refresh_from_db()
             _agent_ready(project)
             agent_url = f"http://127.0.0.1:{project.agent_port}"

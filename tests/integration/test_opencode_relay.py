@@ -44,6 +44,7 @@ def make_project(owner, server, session_id: str, *, port: int | None = None) -> 
         name="Relay",
         prompt="p",
         status=Project.Status.RUNNING,
+        agent_state="ready",
         agent_port=port or server.port,
         agent_password=server.password,
         agent_session_id=session_id,

@@ -47,6 +47,7 @@ def hub():
 def project_of(owner, **fields) -> Project:
     # A running project: prompts go straight to its agent (others go through the queue).
     fields.setdefault("status", Project.Status.RUNNING)
+    fields.setdefault("agent_state", "ready")
     return Project.objects.create(owner=owner, name="Site", prompt="p", **fields)
 
 

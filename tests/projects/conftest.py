@@ -8,7 +8,7 @@ from accounts.models import ApiToken, ProviderCredential
 from doce.models import Event
 from jobqueue.models import Job
 from jobqueue.worker import Worker
-from projects.models import Project, Viewer
+from projects.models import AgentState, Project, Viewer
 from tests.ws import session_cookie, ws_communicator  # noqa: F401 (shared helpers)
 
 # A provider key shaped like a real OpenRouter key: it must never leave doce's database,
@@ -105,6 +105,8 @@ class FakeRuntime:
         self.prompts: list[tuple[str, str, str | None]] = []
         self.sent_messages: dict[tuple[str, str], str] = {}
         self.completion = "done"
+        # `stop_service("agent")` puts the agent to sleep; the next `stack_up` wakes it.
+        self.agent_asleep = False
 
     # projects.runtime
     def render_stack(self, project, **kwargs):
@@ -114,10 +116,25 @@ class FakeRuntime:
         self.calls.append(("up", project.id))
         if self.up_error is not None:
             raise self.up_error
+        self.agent_asleep = False
 
     def check_ready(self, project):
+        from doce.docker.health import Readiness
+
         self.calls.append(("check_ready", project.id))
-        return self.ready
+        return Readiness(self.ready.preview, self.ready.agent and not self.agent_asleep)
+
+    def preview_answers(self, project):
+        self.calls.append(("probe preview", project.id))
+        return self.ready.preview
+
+    def agent_answers(self, project):
+        self.calls.append(("probe agent", project.id))
+        return self.ready.agent and not self.agent_asleep
+
+    def stop_service(self, project, service):
+        self.calls.append((f"stop {service}", project.id))
+        self.agent_asleep = self.agent_asleep or service == "agent"
 
     def stack_stop(self, project, **kwargs):
         self.calls.append(("stop", project.id))
@@ -202,8 +219,19 @@ def fake_runtime(monkeypatch):
     from projects import jobs, runtime
 
     fake = FakeRuntime()
-    for name in ("render_stack", "stack_up", "check_ready", "stack_stop", "restart_service"):
+    for name in (
+        "render_stack",
+        "stack_up",
+        "check_ready",
+        "preview_answers",
+        "agent_answers",
+        "stack_stop",
+        "stop_service",
+        "restart_service",
+    ):
         monkeypatch.setattr(runtime, name, getattr(fake, name))
+    # One probe per run: a readiness wait gives the worker back at once when not ready.
+    monkeypatch.setattr(jobs, "PROBE_SLICE_SECONDS", 0.0)
     monkeypatch.setattr(runtime, "stack_down", fake.stack_down)
     monkeypatch.setattr(runtime, "delete_files", fake.delete_files)
     for name in ("ensure_ports", "scaffold_site", "client_for_project", "check_completion"):
@@ -212,7 +240,10 @@ def fake_runtime(monkeypatch):
 
 
 def make_project(owner, status=Project.Status.RUNNING, **fields) -> Project:
-    """A project row of `owner` (no files, no containers); `fields` override the defaults."""
+    """A project row of `owner` (no files, no containers); `fields` override the defaults
+    (a running project's agent is ready unless `agent_state` says otherwise)."""
+    if status == Project.Status.RUNNING:
+        fields.setdefault("agent_state", AgentState.READY)
     return Project.objects.create(
         owner=owner, name="Site", prompt="p", model=MODEL, status=status, **fields
     )

@@ -73,9 +73,12 @@ def test_it_gets_a_project_with_its_preview_url_and_flags(api, alice, settings):
         preview_port=41000,
         agent_port=41001,
         prompt_sent=True,
+        agent_state="starting",
     )
     body = api.get(f"/api/projects/{project.id}").json()
     assert body["id"] == project.id and body["status"] == "running"
+    # Viewable while its agent is still starting: both are shown.
+    assert body["agent"] == {"state": "starting"}
     # The preview's own origin behind the edge, entered with a fresh single-use token.
     origin = f"http://p-{project.id}.localhost:{settings.DOCE_PORT}"
     assert body["preview_url"].startswith(f"{origin}/.doce/enter?token=")

@@ -26,11 +26,17 @@ def test_it_declares_the_create_chain_in_the_seeds_order():
         "project.create",
         "docker.composeUp",
         "docker.waitReady",
+        "opencode.waitReady",
         "opencode.sessionCreate",
         "opencode.sendUserPrompt",
         "opencode.awaitIdle",
     )
-    assert chain.STOP_CANCELS == ("docker.composeUp", "docker.ensureRunning", "docker.waitReady")
+    assert chain.STOP_CANCELS == (
+        "docker.composeUp",
+        "docker.ensureRunning",
+        "docker.waitReady",
+        "opencode.waitReady",
+    )
 
 
 def test_it_has_a_handler_for_every_declared_step_and_declares_every_project_handler():

@@ -53,7 +53,8 @@ def test_it_runs_the_create_chain_in_order(alice, alice_provider, worker, fake_r
         "render",
         "render",  # compose up renders again: the owner's keys may have changed
         "up",
-        "check_ready",
+        "probe preview",
+        "probe agent",
         "session create",
         "prompt",
         "check completion",
@@ -74,7 +75,7 @@ def test_it_waits_for_readiness_rescheduling_without_spending_attempts(
         assert run_due(worker) == 1
     project.refresh_from_db()
     assert project.status == Project.Status.STARTING
-    assert fake_runtime.kinds().count("check_ready") == 4
+    assert fake_runtime.kinds().count("probe preview") == 4
 
     fake_runtime.ready = Readiness(preview=True, agent=True)
     make_due()
@@ -85,16 +86,19 @@ def test_it_waits_for_readiness_rescheduling_without_spending_attempts(
 
 
 @pytest.mark.parametrize(
-    ("preview", "agent", "missing"),
-    [(False, False, "preview and agent"), (True, False, "agent"), (False, True, "preview")],
+    ("step", "ready", "missing"),
+    [
+        ("docker.waitReady", Readiness(preview=False, agent=True), "preview"),
+        ("opencode.waitReady", Readiness(preview=True, agent=False), "agent"),
+    ],
 )
 def test_it_gives_up_waiting_after_the_ready_timeout_with_a_readable_reason(
-    alice, alice_provider, worker, fake_runtime, settings, preview, agent, missing
+    alice, alice_provider, worker, fake_runtime, settings, step, ready, missing
 ):
     settings.DOCE_READY_TIMEOUT_SECONDS = 10
-    fake_runtime.ready = Readiness(preview=preview, agent=agent)
+    fake_runtime.ready = ready
     project = make_project(alice, Project.Status.STARTING)
-    services.enqueue_step(project, "docker.waitReady", {"started_at": time.time() - 5})
+    services.enqueue_step(project, step, {"started_at": time.time() - 5})
     run_due(worker)
     assert Job.objects.get().state == JobState.QUEUED  # 5 s in: still waiting
     Job.objects.update(payload={"project_id": project.id, "started_at": time.time() - 11})
@@ -107,7 +111,28 @@ def test_it_gives_up_waiting_after_the_ready_timeout_with_a_readable_reason(
     assert project.status_reason.startswith(f"The {missing} did not answer within 11 s.")
     assert "Logs tab" in project.status_reason
     assert "Traceback" not in project.status_reason
-    assert project_jobs(project) == [("docker.waitReady", "failed")]  # no session step follows
+    assert project_jobs(project) == [(step, "failed")]  # no session step follows
+
+
+def test_the_preview_is_shown_while_the_agent_is_still_starting(
+    alice, alice_provider, worker, fake_runtime
+):
+    fake_runtime.ready = Readiness(preview=True, agent=False)
+    project = services.create_project(alice, prompt="a bakery")
+    run_due(worker)
+    project.refresh_from_db()
+    # viewable at once; the prompt waits for the agent
+    assert (project.status, project.agent_state) == (Project.Status.RUNNING, "starting")
+    assert project.prompt_state == "queued" and fake_runtime.prompts == []
+    assert Job.objects.get(type="opencode.waitReady").state == JobState.QUEUED
+
+    fake_runtime.ready = Readiness(preview=True, agent=True)
+    make_due()
+    run_due(worker)
+    project.refresh_from_db()
+    assert project.agent_state == "ready"
+    assert fake_runtime.prompts == [("ses_1", "a bakery", MODEL)]
+    assert project_jobs(project) == [(step, "succeeded") for step in CREATE_CHAIN]
 
 
 def test_it_puts_the_project_in_error_on_a_permanent_stack_error(
@@ -199,7 +224,11 @@ def test_it_holds_a_prompt_until_the_project_runs_then_sends_it(
     services.enqueue_step(project, "opencode.sendUserPrompt", {"text": "pink"}, dedupe=False)
     run_due(worker)
     assert Job.objects.get().state == JobState.QUEUED and fake_runtime.prompts == []
-    Project.objects.filter(pk=project.pk).update(status=Project.Status.RUNNING)
+    Project.objects.filter(pk=project.pk).update(status="running", agent_state="starting")
+    make_due()
+    run_due(worker)
+    assert fake_runtime.prompts == []  # the preview runs, the agent does not answer yet
+    Project.objects.filter(pk=project.pk).update(agent_state="ready")
     make_due()
     run_due(worker)
     assert fake_runtime.prompts == [("ses_1", "pink", MODEL)]
@@ -308,6 +337,7 @@ def test_it_starts_a_stopped_project_and_skips_the_first_prompt_once_sent(
     assert project_jobs(project) == [
         ("docker.ensureRunning", "succeeded"),
         ("docker.waitReady", "succeeded"),
+        ("opencode.waitReady", "succeeded"),
         ("opencode.sessionCreate", "succeeded"),
     ]
     assert fake_runtime.prompts == []

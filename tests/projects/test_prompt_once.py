@@ -67,6 +67,7 @@ def test_it_sends_the_first_prompt_once_when_the_worker_dies(
         prompt=PROMPT,
         model="scripted/scripted",
         status=Project.Status.RUNNING,
+        agent_state="ready",
         agent_port=agent_server.port,
         agent_password=agent_server.password,
         agent_session_id=session.id,

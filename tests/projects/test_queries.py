@@ -72,6 +72,7 @@ def test_it_renders_the_workspace_in_a_bounded_number_of_queries(
 def _payload(step: str) -> dict:
     return {
         "docker.waitReady": {"started_at": 0},
+        "opencode.waitReady": {"started_at": 0},
         "opencode.sendUserPrompt": {"text": "hi"},
         "opencode.awaitIdle": {"since_ms": 0},
     }.get(step, {})

@@ -53,6 +53,8 @@ def test_it_makes_every_allowed_transition_with_its_event(alice, before, after):
             "label": after.label,
             "reason": "why" if after == S.ERROR else "",
             "preview_port": 41234,
+            "agent_state": project.agent_state,
+            "agent_label": project.get_agent_state_display(),
         }
     ]
 
