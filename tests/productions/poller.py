@@ -2,9 +2,9 @@
 thread, for as long as a deploy, switch or rollback takes, and keeps every answer.
 
 Used by the crash test (`tests/integration/test_productions.py`) and the browser flow
-(`tests/e2e/test_deploy_flow.py`) to show that no request fails across a switch. Like a browser, it sends a GET again once
-when the edge closed its reused keep-alive connection before answering (a Caddy config load
-closes idle connections; `retried` counts those).
+(`tests/e2e/test_main_flow.py`) to show that no request fails across a switch. Like a
+browser, it sends a GET again once when the edge closed its reused keep-alive connection
+before answering (a Caddy config load closes idle connections; `retried` counts those).
 """
 
 from __future__ import annotations
