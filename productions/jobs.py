@@ -430,6 +430,9 @@ def retire(ctx: JobContext) -> None:
     with holds_while_docker_is_down(ctx, None):
         stopped = stop_idle_containers(project, production)
         pruned = apply_retention(project, production)
+    if pruned:
+        # The live site's route lists retained releases for hashed assets: drop the pruned.
+        services.request_edge_sync()
     ctx.log("retired", stopped=stopped, pruned=pruned)
 
 

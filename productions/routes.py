@@ -7,10 +7,18 @@ edge's routes, one per host (static release: `file_server` on its folder; server
 `reverse_proxy` to its container's loopback port; both with the site headers of
 `doce.edge.config.SITE_HEADERS`). doce's cookies never reach a site: they are host-only
 cookies of doce's own host, and the site hosts are other hosts.
+
+Never a mix of releases across a switch: a static site's hashed build assets
+(`ASSET_PATHS`, Astro's `_astro/` folder, whose file names carry a hash of their contents)
+that the live release does not have are served from the project's other retained static
+releases, newest first. A page loaded from release N just before the switch to N+1 so
+still gets N's scripts and styles after it; pages and every other path come from the live
+release only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,6 +26,9 @@ from django.conf import settings
 
 from doce.edge.config import SiteRoute as EdgeSiteRoute
 from productions.models import Domain, Production, Release
+
+# Where Astro puts its content-hashed build assets (`build.assets`, default `_astro`).
+ASSET_PATHS = ("/_astro/*",)
 
 
 def site_host(project_id: str) -> str:
@@ -37,7 +48,8 @@ def site_url(project_id: str) -> str:
 class SiteRoute:
     """One live site: `hosts` (the site host, then custom domains), the release's `kind`,
     `root` (a static release's directory) or `upstream` (`127.0.0.1:<port>` of a server
-    release's container), and `release_id`."""
+    release's container), and `release_id`. `fallback_roots`: the directories of the other
+    retained static releases, newest first, for hashed assets the live one lacks."""
 
     project_id: str
     hosts: tuple[str, ...]
@@ -45,6 +57,7 @@ class SiteRoute:
     release_id: str
     root: str = ""
     upstream: str = ""
+    fallback_roots: tuple[str, ...] = ()
 
     @property
     def port(self) -> int:
@@ -52,9 +65,12 @@ class SiteRoute:
         return int(self.upstream.rsplit(":", 1)[1]) if self.upstream else 0
 
 
-def route_for(production: Production, domains: list[str]) -> SiteRoute | None:
+def route_for(
+    production: Production, domains: list[str], fallbacks: Sequence[Release] = ()
+) -> SiteRoute | None:
     """The route of one production, or None when nothing is to be served (no live release,
-    stopped, or a server release without a port)."""
+    stopped, or a server release without a port). `fallbacks`: the project's other retained
+    static releases, newest first (their folders serve hashed assets the live one lacks)."""
     release = production.live_release
     if release is None or production.status == Production.Status.STOPPED:
         return None
@@ -70,13 +86,41 @@ def route_for(production: Production, domains: list[str]) -> SiteRoute | None:
             upstream=f"127.0.0.1:{release.port}",
         )
     return SiteRoute(
-        production.project_id, hosts, release.kind, release.release_id, root=str(release.directory)
+        production.project_id,
+        hosts,
+        release.kind,
+        release.release_id,
+        root=str(release.directory),
+        fallback_roots=tuple(str(r.directory) for r in fallbacks if r.pk != release.pk),
     )
+
+
+def _fallback_releases(productions: list[Production]) -> dict[str, list[Release]]:
+    """Per project: its retained static releases other than the live one, newest first."""
+    found: dict[str, list[Release]] = {}
+    static = [
+        p for p in productions if p.live_release and p.live_release.kind == Release.Kind.STATIC
+    ]
+    if not static:
+        return found
+    releases = (
+        Release.objects.filter(
+            project_id__in=[p.project_id for p in static],
+            kind=Release.Kind.STATIC,
+            state=Release.State.READY,
+        )
+        .exclude(pk__in=[p.live_release_id for p in static])
+        .select_related("project")
+        .order_by("project_id", "-created_at", "-id")
+    )
+    for release in releases:
+        found.setdefault(release.project_id, []).append(release)
+    return found
 
 
 def site_routes() -> list[SiteRoute]:
     """The routes of every live site of this installation, ordered by project id."""
-    productions = (
+    productions = list(
         Production.objects.filter(live_release__isnull=False)
         .exclude(status=Production.Status.STOPPED)
         .select_related("live_release", "live_release__project")
@@ -85,9 +129,14 @@ def site_routes() -> list[SiteRoute]:
     domains: dict[str, list[str]] = {}
     for project_id, name in Domain.objects.values_list("project_id", "name"):
         domains.setdefault(project_id, []).append(name)
+    fallbacks = _fallback_releases(productions)
     routes = []
     for production in productions:
-        route = route_for(production, domains.get(production.project_id, []))
+        route = route_for(
+            production,
+            domains.get(production.project_id, []),
+            fallbacks.get(production.project_id, []),
+        )
         if route is not None:
             routes.append(route)
     return routes
@@ -98,7 +147,13 @@ def edge_routes() -> list[EdgeSiteRoute]:
     registered with `doce.edge.routes.register_routes`, rendered by the edge (static:
     `file_server` on the release folder; server: `reverse_proxy` to the container's port)."""
     return [
-        EdgeSiteRoute(host=host, port=route.port, root=route.root)
+        EdgeSiteRoute(
+            host=host,
+            port=route.port,
+            root=route.root,
+            fallback_roots=route.fallback_roots,
+            fallback_paths=ASSET_PATHS if route.fallback_roots else (),
+        )
         for route in site_routes()
         for host in route.hosts
     ]

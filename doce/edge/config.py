@@ -129,11 +129,19 @@ class PreviewRoute:
 class SiteRoute:
     """A published site, public (no check): requests for `host` are served from the folder
     `root` (`file_server`, a static release) when it is set, else proxied to
-    `127.0.0.1:<port>` (a server release's container)."""
+    `127.0.0.1:<port>` (a server release's container).
+
+    `fallback_roots` (static only): older folders of the same site, tried in order for a
+    request under one of `fallback_paths` (Caddy path patterns, e.g. `/_astro/*`) that `root`
+    has no file for. A page loaded just before a switch then still gets its own hashed
+    assets after it (a content-hashed name means the same bytes in whichever folder has it);
+    every other path is served from `root` only."""
 
     host: str
     port: int = 0
     root: str = ""
+    fallback_roots: tuple[str, ...] = ()
+    fallback_paths: tuple[str, ...] = ()
 
 
 # Headers every site response carries.
@@ -299,12 +307,33 @@ def _preview_route(site: EdgeSite, preview: PreviewRoute) -> dict:
     }
 
 
+def _static_site(site: SiteRoute) -> dict:
+    """`file_server` on the site's root; with fallbacks, a subroute that serves a
+    `fallback_paths` request from the first of `root`, then `fallback_roots`, that has the
+    file, and anything else (and a miss everywhere) from `root`."""
+    serve: dict = {"handler": "file_server", "root": site.root}
+    if not (site.fallback_roots and site.fallback_paths):
+        return serve
+    routes = [
+        {
+            "match": [
+                {
+                    "path": list(site.fallback_paths),
+                    "file": {"root": root, "try_files": ["{http.request.uri.path}"]},
+                }
+            ],
+            "handle": [{"handler": "file_server", "root": root}],
+            "terminal": True,
+        }
+        for root in (site.root, *site.fallback_roots)
+    ]
+    routes.append({"handle": [serve]})
+    return {"handler": "subroute", "routes": routes}
+
+
 def _site_route(site: SiteRoute, limits: EdgeLimits) -> dict:
     headers = {"handler": "headers", "response": {"set": SITE_HEADERS}}
-    if site.root:
-        serve: dict = {"handler": "file_server", "root": site.root}
-    else:
-        serve = _proxy(_dial(site.port))
+    serve = _static_site(site) if site.root else _proxy(_dial(site.port))
     return {
         "match": [{"host": [site.host.lower()]}],
         "handle": [_body_limit(limits.preview_body_bytes), headers, serve],

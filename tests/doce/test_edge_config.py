@@ -201,7 +201,16 @@ def test_caddy_accepts_the_rendered_configuration(tmp_path, mode):
             ),
         }
     )  # type: ignore[arg-type]
-    config = render_config(site, [PreviewRoute("aaa", 42000)], [SiteRoute("example.org", 43000)])
+    sites = [
+        SiteRoute("example.org", 43000),
+        SiteRoute(
+            "static.example.org",
+            root=str(tmp_path / "b"),
+            fallback_roots=(str(tmp_path / "a"),),
+            fallback_paths=("/_astro/*",),
+        ),
+    ]
+    config = render_config(site, [PreviewRoute("aaa", 42000)], sites)
     path = tmp_path / "caddy.json"
     path.write_text(json.dumps(config))
     checked = subprocess.run(

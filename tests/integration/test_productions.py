@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import docker
 import httpx
 import pytest
 from django.conf import settings
@@ -43,6 +45,7 @@ from productions.models import Production, Release, releases_dir
 from productions.routes import site_routes
 from projects import services as project_services
 from projects.jobs import delete as delete_handler  # noqa: F401 (registers project.delete)
+from tests.productions.poller import Poller
 
 pytest_plugins = ["tests.fixtures_runtime"]
 pytestmark = [pytest.mark.docker, pytest.mark.django_db(transaction=True)]
@@ -81,8 +84,10 @@ LEASE_SECONDS = 2.0
 
 
 @contextmanager
-def worker_process() -> Iterator[subprocess.Popen]:
-    """A real `manage.py run_worker` against the test database (killed on exit)."""
+def worker_process(kill_at: str = "", drain: float = 0) -> Iterator[subprocess.Popen]:
+    """A real `manage.py run_worker` against the test database (killed on exit). With
+    `kill_at`, the worker kills itself (SIGKILL) at that point of a deploy
+    (`tests.productions.deploy_worker_main`). `drain`: `DOCE_PROD_DRAIN_SECONDS`."""
     conf = connection.settings_dict
     env = {
         **os.environ,
@@ -91,15 +96,20 @@ def worker_process() -> Iterator[subprocess.Popen]:
         "DOCE_DATA_DIR": str(settings.DATA_DIR),
         "DOCE_INSTANCE": settings.DOCE_INSTANCE,
         "DOCE_EXTRA_CA_BUNDLE": settings.DOCE_EXTRA_CA_BUNDLE,
-        "DOCE_PROD_DRAIN_SECONDS": "0",
+        "DOCE_PROD_DRAIN_SECONDS": str(drain),
         "DOCE_RELEASES_KEPT": str(settings.DOCE_RELEASES_KEPT),
         "DOCE_QUEUE_LEASE_SECONDS": str(LEASE_SECONDS),
         "DOCE_QUEUE_HEARTBEAT_SECONDS": "0.3",
         "DOCE_QUEUE_REAP_SECONDS": "0.3",
         "DOCE_LOG_LEVEL": "WARNING",
+        "DOCE_TEST_KILL_AT": kill_at,
+        "PYTHONPATH": str(ROOT),
     }
+    main = ["manage.py", "run_worker"]
+    if kill_at:
+        main = ["-m", "tests.productions.deploy_worker_main"]
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_worker", "--concurrency", "1"],
+        [sys.executable, *main, "--concurrency", "1"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -174,9 +184,11 @@ def edge(settings, tmp_path):
         stderr=subprocess.DEVNULL,
     )
 
-    def get(host: str) -> tuple[int, str, dict]:
-        response = httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": host}, timeout=5)
+    def get(host: str, path: str = "/") -> tuple[int, str, dict]:
+        response = httpx.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}, timeout=5)
         return response.status_code, response.text, dict(response.headers)
+
+    get.port = port  # type: ignore[attr-defined]
 
     wait_for(lambda: os.path.exists(socket_path), timeout=20)
     try:
@@ -199,10 +211,25 @@ def deploying(settings, make_runtime_project, bob, worker):
     remove_production_containers(project.id)
 
 
+def stylesheet(release: Release) -> str:
+    """The path of the hashed stylesheet a release's page links (`/_astro/….css`)."""
+    page = (release.directory / "index.html").read_text()
+    found = re.search(r'href="(/_astro/[^"]+\.css)"', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
 def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
     project = deploying
     host = f"s-{project.id}.localhost"
     assert edge(host)[0] == 404  # nothing deployed: the edge does not serve the host
+    # Styles as hashed files under /_astro/ (not inlined), as a bigger site's would be.
+    config = project.site_dir / "astro.config.mjs"
+    config.write_text(
+        config.read_text().replace(
+            "defineConfig({", 'defineConfig({\n  build: { inlineStylesheets: "never" },'
+        )
+    )
 
     # 1. The template builds into a static release that goes live. The first worker is
     #    killed during the build: the next one reclaims the job, removes the half-done
@@ -228,6 +255,8 @@ def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
     assert "A new site is on its way" in page
     assert (first.directory / "favicon.svg").is_file()  # public/ is part of the build
     assert current_target(project) == first.release_id
+    first_css = stylesheet(first)
+    assert edge(host, first_css)[0] == 200
     assert "Complete!" in first.build_log
     # the build log streamed into the project's Docker log as it ran
     assert "[app] build:" in (project.logs_dir / "docker.log").read_text()
@@ -247,6 +276,8 @@ def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
     #    worker is killed right after the switch: the new release serves; the job runs
     #    again when its lease expires; reconciliation points `current` at it.
     write_page(project, "Fresh bread daily")
+    page_file = project.site_dir / "src" / "pages" / "index.astro"
+    page_file.write_text(page_file.read_text() + "\n<style>h1 { color: #7a3b10; }</style>\n")
     (project.site_dir / "public" / "menu.txt").write_text("rye, spelt\n")
     services.deploy(project, bob)
     with worker_process() as doomed:
@@ -264,9 +295,18 @@ def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
     assert "Fresh bread daily" in edge(host)[1]
     assert first.directory.is_dir()
     assert current_target(project) == second.release_id
+    # Never a mix of releases: a page of the first release loaded before the switch still
+    # gets its own stylesheet after it (the edge falls back to retained releases for hashed
+    # assets the live one lacks); the second release's page gets the second's.
+    second_css = stylesheet(second)
+    assert second_css != first_css and not (second.directory / first_css[1:]).exists()
+    status, text, _ = edge(host, first_css)
+    assert status == 200 and text == (first.directory / first_css[1:]).read_text()
+    status, text, _ = edge(host, second_css)
+    assert status == 200 and "#7a3b10" in text
+    assert edge(host, "/_astro/missing.css")[0] == 404
 
     # 4. A broken page: the build fails with its log's tail, the second release stays live.
-    page_file = project.site_dir / "src" / "pages" / "index.astro"
     good = page_file.read_text()
     page_file.write_text(good.replace("</main>", "</main>\n{ broken ( \n"))
     services.deploy(project, bob)
@@ -289,6 +329,9 @@ def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
     assert production.status == Production.Status.LIVE and production.live_release == first
     assert current_target(project) == first.release_id
     assert "A new site is on its way" in edge(host)[1]
+    assert edge(host, first_css)[0] == 200
+    assert edge(host, second_css)[0] == 200  # pages of the second release still open
+    assert edge(host, "/menu.txt")[0] == 404  # only hashed assets fall back, never pages
     # a custom domain serves the site; detached, it is not served any more
     services.attach_domain(project, "www.bakery.example")
     assert "A new site is on its way" in edge("www.bakery.example")[1]
@@ -311,6 +354,8 @@ def test_a_site_goes_through_its_release_history(deploying, bob, worker, edge):
         third.release_id,
         "current",
     }
+    assert edge(host, first_css)[0] == 404  # pruned: no longer routed
+    assert edge(host, second_css)[0] == 200
 
     # 7. Deleting the project leaves no container, route or folder.
     project_services.delete_project(project)
@@ -430,3 +475,96 @@ def test_server_releases_start_beside_the_live_one_and_roll_back(deploying, bob,
     run_jobs(worker)
     assert running_releases(project) == set()
     assert live(project).live_release is None and one.directory.is_dir()
+
+
+def release_label(body: str) -> str:
+    """Which release a page is from, by its heading ("one", "two"), else its first bytes."""
+    for name in ("one", "two"):
+        if f"Release {name}" in body:
+            return name
+    return body[:60]
+
+
+def container_id(name: str) -> str:
+    client = docker.from_env()
+    try:
+        return client.containers.get(name).id
+    finally:
+        client.close()
+
+
+def test_a_deploy_whose_workers_are_killed_completes_exactly_once(deploying, bob, worker, edge):
+    """Server release two replaces release one while its workers die by `kill -9` twice: once
+    right after the builder ran (nothing stored yet), once while `production.waitReady` holds
+    its job (two's container started, not switched to). A third worker finishes the deploy.
+    A poller through the real edge every 20 ms sees release one until the switch and two
+    after it, with no failed request; the deploy ends with one new release, live, its
+    container started once; the old one is stopped."""
+    project = deploying
+    host = f"s-{project.id}.localhost"
+    (project.site_dir / "astro.config.mjs").write_text(SERVER_CONFIG)
+    write_page(project, "Release one")
+    services.deploy(project, bob)
+    run_jobs(worker)
+    one = live(project).live_release
+    assert one is not None and one.kind == Release.Kind.SERVER, live(project).last_error
+    assert "Release one" in edge(host)[1]
+
+    write_page(project, "Release two")
+    site = f"http://127.0.0.1:{edge.port}/"
+    with Poller(site, host=host, interval=0.02, label=release_label) as poller:
+        deployed_at = timezone.now()
+        services.deploy(project, bob)
+        with worker_process(kill_at="build_done") as doomed:
+            assert doomed.wait(300) == -signal.SIGKILL
+        production = live(project)
+        assert production.status == Production.Status.BUILDING
+        assert production.live_release == one
+        assert Release.objects.filter(project=project).count() == 1  # nothing recorded
+
+        with worker_process(kill_at="wait_ready") as doomed:
+            assert doomed.wait(300) == -signal.SIGKILL
+        production = live(project)
+        two = production.target_release
+        assert production.status == Production.Status.STARTING
+        assert production.live_release == one and two is not None and two != one
+        assert running_releases(project) == {one.short_id, two.short_id}
+        two_container = container_id(two.container_name)
+
+        with worker_process(drain=1):
+            wait_for(lambda: live(project).live_release_id == two.pk, timeout=120)
+            wait_for(lambda: running_releases(project) == {two.short_id}, timeout=60)
+            wait_for(
+                lambda: (
+                    not Job.objects.filter(
+                        serial_key=f"production:{project.id}",
+                        state__in=[JobState.QUEUED, JobState.RUNNING],
+                    ).exists()
+                ),
+                timeout=60,
+            )
+        time.sleep(0.2)  # a few more requests after the old container is gone
+
+    # Served without a failed request: release one until the switch, then release two.
+    assert poller.failures == [], poller.failures[:5]
+    assert poller.labels_in_order() == ["one", "two"], poller.labels_in_order()
+    assert len(poller.samples) > 100
+    # Exactly once: one new release, live; its container is the one started before the
+    # crash in waitReady (the start step did not run again); `current` points at it.
+    production = live(project)
+    assert production.status == Production.Status.LIVE and production.live_release == two
+    assert Release.objects.filter(project=project).count() == 2
+    assert container_id(two.container_name) == two_container
+    assert current_target(project) == two.release_id
+    assert "Release two" in edge(host)[1]
+    steps = Job.objects.filter(
+        serial_key=f"production:{project.id}", created_at__gte=deployed_at
+    ).values_list("type", "state", "attempts")
+    by_type = {kind: (state, attempts) for kind, state, attempts in steps}
+    assert sorted(kind for kind, _, _ in steps) == sorted(
+        [services.BUILD, services.START, services.WAIT_READY, services.PROMOTE, services.RETIRE]
+    )
+    assert by_type[services.BUILD] == (JobState.SUCCEEDED, 2)  # the killed attempt counts
+    assert by_type[services.START] == (JobState.SUCCEEDED, 1)
+    assert by_type[services.PROMOTE] == (JobState.SUCCEEDED, 1)
+    assert not any((project.root_dir / "builds").iterdir())

@@ -105,6 +105,41 @@ def _release(project, digit: str, kind=Release.Kind.STATIC, **fields) -> Release
 
 
 @pytest.mark.django_db
+def test_static_routes_fall_back_to_retained_releases_for_hashed_assets(project, settings):
+    settings.DOCE_SITES_DOMAIN = "sites.example.org"
+    oldest = _release(project, "a")
+    _release(project, "b", state=Release.State.PRUNED)  # files gone: never a fallback
+    _release(project, "c", kind=Release.Kind.SERVER)  # no static files to fall back to
+    previous = _release(project, "d")
+    live = _release(project, "e")
+    Release.objects.filter(pk=oldest.pk).update(created_at=live.created_at.replace(year=2020))
+    production = services.production_of(project)
+    services.set_production_status(production, Production.Status.QUEUED)
+    services.set_production_status(production, Production.Status.LIVE, live_release=live)
+
+    [route] = site_routes()
+    assert route.root == str(live.directory)
+    assert route.fallback_roots == (str(previous.directory), str(oldest.directory))
+    [edge] = edge_routes()
+    assert edge.fallback_paths == ("/_astro/*",)
+    assert edge.fallback_roots == route.fallback_roots
+
+    # Rendered: hashed assets from the first folder that has the file, the live one
+    # first; everything else (pages, misses) from the live release only.
+    config = render_config(edge_site(), sites=edge_routes())
+    [site] = [
+        r
+        for r in config["apps"]["http"]["servers"]["doce"]["routes"]
+        if r.get("match") and r["match"][0]["host"] == [edge.host]
+    ]
+    subroutes = site["handle"][-1]["routes"]
+    roots = [str(live.directory), str(previous.directory), str(oldest.directory)]
+    assert [r["match"][0]["file"]["root"] for r in subroutes[:-1]] == roots
+    assert all(r["match"][0]["path"] == ["/_astro/*"] for r in subroutes[:-1])
+    assert subroutes[-1] == {"handle": [{"handler": "file_server", "root": roots[0]}]}
+
+
+@pytest.mark.django_db
 def test_production_status_moves_only_along_its_table(project):
     production = services.production_of(project)
     assert production.status == Production.Status.NONE

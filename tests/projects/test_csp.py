@@ -67,6 +67,7 @@ def test_it_renders_no_page_that_needs_inline_script_or_style(
         f"/projects/{pid}/",
         f"/projects/{pid}/files/?path=src/pages/index.astro",
         f"/projects/{pid}/assets/",
+        f"/projects/{pid}/deploy/?embed=1",
         "/api/docs",
         "/admin/",
         "/admin/queue/job/",

@@ -56,6 +56,30 @@ const title = "$heading";
 </html>
 """
 
+# A page whose styles are a build asset of their own (over Astro's 4 KiB inlining limit, so
+# the build writes them to a content-hashed `/_astro/….css`), marked with the page's slug in
+# both the HTML (`data-release` on the heading) and the stylesheet (`--release`): a page
+# load can tell whether its stylesheet came from the same build as its HTML.
+STYLED_PAGE = (
+    """---
+const title = "$heading";
+---
+<html lang="en">
+  <head>
+    <meta charset="utf-8" /><title>{title}</title>
+    <style is:global>
+      :root { --release: "$slug"; }
+"""
+    + "".join(f"      .spacing-{i} {{ margin-top: {i}px; }}\n" for i in range(400))
+    + """    </style>
+  </head>
+  <body>
+    <h1 data-release="$slug">$heading</h1>
+  </body>
+</html>
+"""
+)
+
 ABOUT_PAGE = """---
 ---
 <html lang="en">
@@ -87,6 +111,18 @@ SCRIPTS: dict[str, Script] = {
                 "type": "tool",
                 "name": "write",
                 "arguments": {"filePath": "src/pages/index.astro", "content": INDEX_PAGE},
+            },
+        ],
+        [{"type": "text", "text": "Done: the home page now shows the heading “$heading”."}],
+    ],
+    # The default script's page with its styles in a hashed build asset (deploy tests).
+    "styled": [
+        [
+            {"type": "text", "text": "I'll create the home page for you."},
+            {
+                "type": "tool",
+                "name": "write",
+                "arguments": {"filePath": "src/pages/index.astro", "content": STYLED_PAGE},
             },
         ],
         [{"type": "text", "text": "Done: the home page now shows the heading “$heading”."}],
