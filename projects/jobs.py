@@ -71,6 +71,9 @@ class WaitReadyPayload(ProjectPayload):
 class PromptPayload(ProjectPayload):
     text: str = Field(min_length=1, max_length=PROMPT_MAX)
     model: str = ""
+    # OpenCode file parts of the prompt's attachments (`projects.attachments`), checked
+    # before the prompt was queued.
+    parts: list[dict[str, str]] = Field(default_factory=list, max_length=5)
     # Epoch seconds when the prompt was queued; the wait for the agent is bounded from there.
     queued_at: float = Field(default_factory=time.time)
     # The user message's id in the agent, fixed when the job is queued: a re-run (the worker
@@ -370,6 +373,7 @@ def send_user_prompt(ctx: JobContext) -> None:
                 session_id,
                 ctx.payload.text,
                 model=ctx.payload.model or project.model,
+                parts=ctx.payload.parts,
                 message_id=message_id,
             )
             # The agent stores the message a moment after its 204: wait for it, so that from
