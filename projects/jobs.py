@@ -45,6 +45,7 @@ from projects.scaffold import scaffold_site
 from projects.services import (
     PROMPT_MAX,
     WAITING_FOR_DOCKER,
+    adopt_session_title,
     enqueue_step,
     record_completion,
     set_prompt_state,
@@ -431,6 +432,7 @@ def await_idle(ctx: JobContext) -> None:
         )
     if check.finished:
         record_completion(project, check)
+        _adopt_title(project)
         if check.state == "done":
             set_prompt_state(project, PromptState.COMPLETED)
         else:
@@ -454,6 +456,16 @@ def await_idle(ctx: JobContext) -> None:
         )
         return
     ctx.reschedule(COMPLETION_POLL_SECONDS)
+
+
+def _adopt_title(project: Project) -> None:
+    """Name the project after the agent's session title (`services.adopt_session_title`);
+    a failure to read it only keeps the current name."""
+    try:
+        session = _agent_client(project).get_session(project.agent_session_id)
+    except (OpencodeError, PermanentJobError):
+        return
+    adopt_session_title(project, session.title)
 
 
 _FAILURE_MESSAGES = {

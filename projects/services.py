@@ -24,12 +24,20 @@ from doce import events
 from doce.opencode.agents import client_for_project
 from doce.opencode.completion import CompletionCheck
 from doce.opencode.errors import OpencodeError
+from doce.opencode.normalize import is_placeholder_title
 from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from jobqueue.models import RETRYABLE_STATES, Job, JobState
 from projects import chain, edge
 from projects.agent_config import revoke_gateway_token
 from projects.attachments import Attachment
-from projects.models import IllegalTransition, Project, PromptState, Viewer, project_topic
+from projects.models import (
+    IllegalTransition,
+    Project,
+    PromptState,
+    Viewer,
+    owner_topic,
+    project_topic,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -207,10 +215,21 @@ def create_project(user, *, prompt: str, model: str | None = None, name: str = "
     characters in the prompt or name, unknown model) before anything is written.
     """
     prompt = clean_prompt(prompt, empty="Describe the website you want.")
-    name = clean_name(name) or name_from_prompt(prompt)
+    chosen_name = clean_name(name)
     model = resolve_model(user, model)
     project = Project.objects.create(
-        owner=user, prompt=prompt, model=model, name=name, prompt_state=PromptState.QUEUED
+        owner=user,
+        prompt=prompt,
+        model=model,
+        name=chosen_name or name_from_prompt(prompt),
+        name_from_user=bool(chosen_name),
+        prompt_state=PromptState.QUEUED,
+    )
+    # The dashboard of every tab (and of scripts' users) shows it at once.
+    events.emit(
+        owner_topic(user.pk),
+        "project.created",
+        {"id": project.id, "name": project.name, "status": Project.Status.CREATED.value},
     )
     set_status(project, Project.Status.CREATED)
     enqueue_step(project, chain.CREATE)
@@ -396,8 +415,31 @@ def rename_project(project: Project, name: str) -> None:
     if not name:
         raise ProjectActionError(f"A name needs 1 to {PROJECT_NAME_MAX} characters.")
     project.name = name
-    project.save(update_fields=["name", "updated_at"])
+    project.name_from_user = True
+    project.save(update_fields=["name", "name_from_user", "updated_at"])
     events.emit(project_topic(project.id), "project.renamed", {"name": name})
+
+
+def adopt_session_title(project: Project, title: str) -> bool:
+    """Name the project after its agent session's `title` (OpenCode writes a short one from
+    the first prompt) unless the user chose the name; placeholder titles and titles that are
+    not a clean line are ignored. Returns True when the name changed."""
+    if project.name_from_user or not title or is_placeholder_title(title):
+        return False
+    try:
+        name = clean_name(title)[:PROJECT_NAME_MAX]
+    except ProjectActionError:
+        return False
+    if not name or name == project.name:
+        return False
+    with transaction.atomic():
+        updated = Project.objects.filter(pk=project.pk, name_from_user=False).update(
+            name=name, updated_at=timezone.now()
+        )
+        if updated:
+            project.name = name
+            events.emit(project_topic(project.id), "project.renamed", {"name": name})
+    return bool(updated)
 
 
 def reconfigure_agents(owner=None) -> int:

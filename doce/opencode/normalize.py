@@ -119,6 +119,11 @@ class _Message:
     announced: bool = False  # chat.message.user sent
 
 
+def is_placeholder_title(title: str) -> bool:
+    """Whether `title` is OpenCode's stand-in ("New session - <ISO time>"), not a real one."""
+    return bool(_PLACEHOLDER_TITLE.match(title))
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

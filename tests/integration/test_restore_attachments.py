@@ -65,10 +65,10 @@ def _prompt_and_wait(api: Client, agent, project: Project, body: dict) -> None:
         deadline = time.monotonic() + 60
         while True:
             messages = client.messages(project.agent_session_id)
-            done = messages and messages[-1].info.role == "assistant"
-            if done and messages[-1].info.time.completed:
-                if project.agent_session_id not in client.session_statuses():
-                    return
+            last = messages[-1].info if messages else None
+            answered = last is not None and last.role == "assistant" and last.time.completed
+            if answered and project.agent_session_id not in client.session_statuses():
+                return
             assert time.monotonic() < deadline, "the agent did not finish"
             time.sleep(0.2)
 
@@ -88,7 +88,9 @@ def test_it_restores_to_the_first_message_and_undoes_the_restore(api, agent, pro
     one, two = agent.project_dir / "restore-one.md", agent.project_dir / "restore-two.md"
     assert one.exists() and two.exists()
     with OpencodeClient(agent.base_url, agent.password) as client:
-        users = [m.info.id for m in client.messages(project.agent_session_id) if m.info.role == "user"]
+        users = [
+            m.info.id for m in client.messages(project.agent_session_id) if m.info.role == "user"
+        ]
 
     response = _post(api, f"/api/projects/{project.id}/restore", {"message_id": users[0]})
     assert response.status_code == 200, response.content

@@ -105,6 +105,7 @@ class FakeRuntime:
         self.prompts: list[tuple[str, str, str | None]] = []
         self.sent_messages: dict[tuple[str, str], str] = {}
         self.completion = "done"
+        self.title = ""  # the session title get_session reports
 
     # projects.runtime
     def render_stack(self, project, **kwargs):
@@ -167,7 +168,9 @@ class FakeRuntime:
             raise OpencodeError(
                 make_diagnostic("unknown", "no such session", status_code=404, retryable=False)
             )
-        return session_id
+        from types import SimpleNamespace
+
+        return SimpleNamespace(id=session_id, title=self.title)
 
     def prompt_async(self, session_id, text, *, model=None, parts=None, message_id=None):
         self.calls.append(("prompt", session_id))
