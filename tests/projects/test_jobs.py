@@ -422,7 +422,7 @@ def test_it_names_the_project_after_the_session_title_unless_the_user_named_it(
     assert not services.adopt_session_title(project, "New session - 2026-01-01T00:00:00.000Z")
     services.rename_project(project, "Renamed")
     fake_runtime.title = "Something else"
-    services.send_prompt(project, "more")
+    services.record_prompt_sent(project, since_ms=0)  # a later prompt, tracked to its end
     run_due(worker)
     project.refresh_from_db()
     assert project.name == "Renamed"
