@@ -66,6 +66,75 @@ def project_containers(project_id):
         client.close()
 
 
+# A 4×4 PNG, as a user would drop it on the chat.
+PNG_BASE64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAFElEQVR4nGM8ISfHAANMDEgANwcANHYBDK9qubUAAAAASUVORK5CYII="
+)
+
+
+def drop_image(page, selector, name):
+    """Drop a PNG file on `selector` the way a drag from the desktop does."""
+    transfer = page.evaluate_handle(
+        """([data, name]) => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, {type: "image/png"}));
+            return transfer;
+        }""",
+        [PNG_BASE64, name],
+    )
+    for kind in ("dragenter", "dragover", "drop"):
+        page.dispatch_event(selector, kind, {"dataTransfer": transfer})
+
+
+def chat_restore_attachments_and_diffs(page, shoot):
+    """The chat's own behaviour on the running project (two prompts answered so far)."""
+    # An edit's card shows its diff; a dropped image travels with the prompt.
+    drop_image(page, "[data-chat]", "logo.png")
+    page.locator(".chat-chips .chip", has_text="logo.png").wait_for()
+    page.locator("#composer-text").fill("[script:tools] Notes with the logo")
+    page.locator("#composer-text").press("Control+Enter")
+    sent = page.locator(".msg-user[data-message-id]", has_text="Notes with the logo")
+    sent.locator("img.msg-thumb").wait_for(timeout=STEP_TIMEOUT_MS)
+    edit = page.locator(".tool-card[data-state=done]", has=page.locator(".tool-name", has_text="edit"))
+    edit.first.wait_for(timeout=STEP_TIMEOUT_MS)
+    edit.first.locator("summary").click()
+    assert edit.first.locator(".diff-add").inner_text().strip() == "+edited line"
+    assert edit.first.locator(".diff-del").inner_text().strip() == "-first line"
+    page.locator(".msg-assistant", has_text="Wrote, edited and printed notes.md.").wait_for(
+        timeout=STEP_TIMEOUT_MS
+    )
+    shoot(page, "diff-and-attachment")
+
+    # After a reload the chat opens at the latest message.
+    page.reload()
+    page.locator(".msg-assistant", has_text="Wrote, edited and printed notes.md.").wait_for(
+        timeout=STEP_TIMEOUT_MS
+    )
+    page.wait_for_function(
+        """() => { const t = document.querySelector('[data-chat-transcript]');
+                   return t.scrollHeight > t.clientHeight
+                       && t.scrollHeight - t.scrollTop - t.clientHeight < 48; }"""
+    )
+    assert page.locator(".msg-user img.msg-thumb").count() >= 1  # kept in the history
+    shoot(page, "reloaded-at-latest")
+
+    # Restore to the first message: later messages are undone, the preview shows the first
+    # heading again; Undo restore brings the second back.
+    first = page.locator(".msg-user[data-message-id]", has_text=FIRST)
+    first.hover()
+    first.locator("[data-restore]").click()  # confirmed (dialogs are accepted)
+    page.locator("[data-revert-banner]").wait_for(timeout=STEP_TIMEOUT_MS)
+    assert page.locator(".msg-user.msg-undone", has_text=SECOND).count() == 1
+    preview_heading(page).filter(has_text=FIRST).wait_for(timeout=STEP_TIMEOUT_MS)
+    shoot(page, "restored")
+    page.locator("[data-unrestore]").click()
+    page.locator("[data-revert-banner]").wait_for(state="detached", timeout=STEP_TIMEOUT_MS)
+    assert page.locator(".msg-undone").count() == 0
+    preview_heading(page).filter(has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
+    shoot(page, "restore-undone")
+
+
 def test_it_builds_a_site_from_a_prompt_and_changes_it(
     doce_server, scripted_model_url, browser_page, shoot
 ):
@@ -131,6 +200,8 @@ def test_it_builds_a_site_from_a_prompt_and_changes_it(
     assert hmr, f"no HMR socket on {origin}: {[ws['url'] for ws in hmr_sockets]}"
     assert any("reload" in m or "update" in m for ws in hmr for m in ws["received"]), hmr
     shoot(page, "preview-second")
+
+    chat_restore_attachments_and_diffs(page, shoot)
 
     # The model was reached only through doce's gateway, and metered.
     page.goto(url + "/settings/")
