@@ -66,10 +66,8 @@ def project_containers(project_id):
         client.close()
 
 
-# A 4×4 PNG, as a user would drop it on the chat.
-PNG_BASE64 = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAFElEQVR4nGM8ISfHAANMDEgANwcANHYBDK9qubUAAAAASUVORK5CYII="
-)
+# A 4 by 4 PNG, as a user would drop it on the chat.
+PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAFElEQVR4nGM8ISfHAANMDEgANwcANHYBDK9qubUAAAAASUVORK5CYII="
 
 
 def drop_image(page, selector, name):
@@ -96,7 +94,8 @@ def chat_restore_attachments_and_diffs(page, shoot):
     page.locator("#composer-text").press("Control+Enter")
     sent = page.locator(".msg-user[data-message-id]", has_text="Notes with the logo")
     sent.locator("img.msg-thumb").wait_for(timeout=STEP_TIMEOUT_MS)
-    edit = page.locator(".tool-card[data-state=done]", has=page.locator(".tool-name", has_text="edit"))
+    edit_name = page.locator(".tool-name", has_text="edit")
+    edit = page.locator(".tool-card[data-state=done]", has=edit_name)
     edit.first.wait_for(timeout=STEP_TIMEOUT_MS)
     edit.first.locator("summary").click()
     assert edit.first.locator(".diff-add").inner_text().strip() == "+edited line"
