@@ -2,10 +2,13 @@
 Docker Engine with the offline-built images, the pinned OpenCode in the agent container
 driven by the scripted model. Screenshots of every stage go to test-artifacts/e2e/."""
 
+import base64
+import io
 import time
 
 import docker
 import pytest
+from PIL import Image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -66,8 +69,11 @@ def project_containers(project_id):
         client.close()
 
 
-# A 4 by 4 PNG, as a user would drop it on the chat.
-PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAFElEQVR4nGM8ISfHAANMDEgANwcANHYBDK9qubUAAAAASUVORK5CYII="
+def png_base64() -> str:
+    """A 4 by 4 PNG, as a user would drop it on the chat."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def drop_image(page, selector, name):
@@ -79,7 +85,7 @@ def drop_image(page, selector, name):
             transfer.items.add(new File([bytes], name, {type: "image/png"}));
             return transfer;
         }""",
-        [PNG_BASE64, name],
+        [png_base64(), name],
     )
     for kind in ("dragenter", "dragover", "drop"):
         page.dispatch_event(selector, kind, {"dataTransfer": transfer})

@@ -42,7 +42,9 @@ def test_it_reads_the_image_type_from_the_content_not_the_name(kind, mime):
 
 
 def test_it_takes_utf8_text_files():
-    attachment = check_attachment("notes.md", "# Hours\n\tMon–Fri 8–18\r\n".encode())
+    attachment = check_attachment(
+        "notes.md", "# Hours\n\tMon to Fri, 8\u201318 \u00e9\r\n".encode()
+    )
     assert attachment.mime == "text/plain"
 
 
