@@ -497,9 +497,11 @@ class Normalizer:
         tokens = info.get("tokens")
         if not isinstance(tokens, dict):
             return []
-        cache = tokens.get("cache") if isinstance(tokens.get("cache"), dict) else {}
-        used = sum(
-            int(value or 0)
+        cache: dict[str, Any] = (
+            tokens.get("cache") or {} if isinstance(tokens.get("cache"), dict) else {}
+        )
+        used: int = sum(
+            int(value)
             for value in (
                 tokens.get("input"),
                 tokens.get("output"),
@@ -584,7 +586,9 @@ class Normalizer:
             output = str(state.get("output") or "")
             part.output = output[:MAX_TOOL_OUTPUT_CHARS]
             part.title = str(state.get("title") or "")
-            metadata = state.get("metadata") if isinstance(state.get("metadata"), dict) else {}
+            metadata: dict[str, Any] = (
+                state["metadata"] if isinstance(state.get("metadata"), dict) else {}
+            )
             part.diff, part.diff_truncated = self._tool_diff(part, metadata)
             out.append(self._tool_event("chat.tool.finish", message.id, part))
         elif part.status == "error" and "error" not in part.said:
