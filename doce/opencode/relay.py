@@ -192,7 +192,10 @@ class ProjectRelay:
         """`provider/model` → context window of the agent's connected providers' models
         (`GET /provider`), read once per relay: the providers change only with a restart."""
         if self._limits is None:
-            providers = await client.providers()
+            try:
+                providers = await client.providers()
+            except OpencodeError:
+                return {}  # usage is shown without its limit; asked again next time
             limits: dict[str, int] = {}
             for provider in providers.all:
                 if provider.id not in providers.connected:
