@@ -8,7 +8,12 @@
   var after = (list || empty).dataset.lastEventId || null;
 
   function addCard(project) {
-    if (!list) { location.reload(); return; }  // the first project: the page lays it out
+    if (!list) {  // the first project: the list takes the empty notice's place
+      list = document.createElement("ul");
+      list.className = "cards";
+      list.dataset.projectCards = "";
+      empty.replaceWith(list);
+    }
     if (list.querySelector('[data-project-id="' + CSS.escape(project.id) + '"]')) return;
     var card = document.createElement("li");
     card.className = "card project-card";
