@@ -425,7 +425,10 @@
 
   Chat.prototype.handle = function (event) {
     var handler = this.handlers[event.type];
-    if (handler) handler.call(this, event.payload || {}, event);
+    if (!handler) return;
+    handler.call(this, event.payload || {}, event);
+    // Whatever grew (a diff, a final answer's markdown), a follower stays at the end.
+    if (this.following) this.transcript.scrollTop = this.transcript.scrollHeight;
   };
 
   Chat.prototype.handlers = {
