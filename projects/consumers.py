@@ -140,13 +140,14 @@ def _send_prompt(project: Project, text: str, model: str | None) -> bool:
         connection.close()
 
 
-def _restore(project: Project, message: RestoreMessage | UnrestoreMessage) -> None:
-    """`services.restore_to` / `unrestore` in a thread of its own (agent calls)."""
+def _restore(project: Project, message: RestoreMessage | UnrestoreMessage) -> str | None:
+    """`services.restore_to` / `unrestore` in a thread of its own (agent calls); returns the
+    first undone message (None after an unrestore)."""
     try:
         if isinstance(message, RestoreMessage):
-            services.restore_to(project, message.messageId)
-        else:
-            services.unrestore(project)
+            return services.restore_to(project, message.messageId)
+        services.unrestore(project)
+        return None
     finally:
         connection.close()
 
@@ -284,14 +285,16 @@ class ChatConsumer(DoceConsumer):
             await self.send_error("rejected", "This project no longer exists.")
             return
         try:
-            await sync_to_async(_restore, thread_sensitive=False)(project, message)
+            undone_from = await sync_to_async(_restore, thread_sensitive=False)(project, message)
         except services.PromptFailed as exc:
             await self._send_diagnostic(exc.diagnostic)
             return
         except services.ProjectActionError as exc:
             await self.send_error("rejected", str(exc))
             return
-        await self._send_event("chat.ack", {"action": message.type})
+        # The files are back when this is sent; `undoneFrom` (null after an unrestore) is
+        # the revert point the chat shows, whether or not the agent's own event came first.
+        await self._send_event("chat.ack", {"action": message.type, "undoneFrom": undone_from})
 
     async def _perform(self, client, target: AgentTarget, message: Any) -> None:
         if isinstance(message, AbortMessage):

@@ -476,7 +476,10 @@
     },
     "chat.ack": function (p) {
       if (p.action === "prompt") this.settlePending(!!p.queued);
-      else if (p.action === "restore" || p.action === "unrestore") this.onRestored(p.action);
+      else if (p.action === "restore" || p.action === "unrestore") {
+        this.showRevert(p.undoneFrom || null);
+        this.onRestored(p.action);
+      }
     },
     "chat.session.revert": function (p) { this.showRevert(p.messageId); },
     "chat.usage": function (p) { this.showUsage(p); },
