@@ -13,6 +13,8 @@ QUEUE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432
 # tests lock rows, which Postgres checks more strictly than SQLite).
 POSTGRES_PASS_TESTS := tests/doce/test_text_input.py tests/projects/test_api_fuzz.py \
   tests/projects/test_status.py tests/productions
+# The real-stack lane: tests that mostly wait on containers, Caddy and browsers.
+STACK_TESTS := tests/e2e tests/integration
 
 .PHONY: run test lint uv deps deps-dev
 
@@ -32,18 +34,28 @@ run: deps
 	@$(UV) run --frozen --no-dev python manage.py serve
 
 test: deps-dev
-	@rm -rf "$(TEST_DATA)" && mkdir -p "$(TEST_DATA)"
+	@rm -rf "$(TEST_DATA)" && mkdir -p "$(TEST_DATA)/stacks" "$(TEST_DATA)/units"
 	@# Layers point one way (contracts in pyproject.toml); a broken contract fails the run.
 	$(UV) run --frozen lint-imports
 	@# Types: mypy with django-stubs and the pydantic plugin (config in pyproject.toml).
 	DOCE_DATA_DIR="$(TEST_DATA)" $(UV) run --frozen mypy
 ifeq ($(strip $(PYTEST_ARGS)),)
-	@# Tests marked `postgres` need Postgres as Django's database: they run in the second pass.
-	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING $(UV) run --frozen pytest -m "not postgres"
-	@# Again with Postgres as Django's database: the queue tests and POSTGRES_PASS_TESTS.
-	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING \
-	  DATABASE_URL="$(QUEUE_TEST_POSTGRES)/doce_queue_$$$$" $(UV) run --frozen pytest \
-	  tests/jobqueue $(POSTGRES_PASS_TESTS)
+	@# Two pytest processes side by side, each with its own data directory: the real-stack
+	@# tests mostly wait on containers and browsers, so the rest runs meanwhile on the second
+	@# core. The units lane then runs the Postgres pass (tests marked `postgres` need Postgres
+	@# as Django's database; the queue tests and POSTGRES_PASS_TESTS run again on it).
+	@# Each line is prefixed with its lane; the run fails if either lane fails.
+	@set -o pipefail; \
+	( DOCE_DATA_DIR="$(TEST_DATA)/stacks" DOCE_LOG_LEVEL=WARNING \
+	    $(UV) run --frozen pytest -m "not postgres" $(STACK_TESTS) 2>&1 \
+	    | sed -u 's/^/[stacks] /' ) & stacks=$$!; \
+	( ( DOCE_DATA_DIR="$(TEST_DATA)/units" DOCE_LOG_LEVEL=WARNING \
+	    $(UV) run --frozen pytest -m "not postgres" $(addprefix --ignore=,$(STACK_TESTS)) && \
+	  DOCE_DATA_DIR="$(TEST_DATA)/units" DOCE_LOG_LEVEL=WARNING \
+	    DATABASE_URL="$(QUEUE_TEST_POSTGRES)/doce_queue_$$$$" $(UV) run --frozen pytest \
+	    tests/jobqueue $(POSTGRES_PASS_TESTS) ) 2>&1 | sed -u 's/^/[units]  /' ) & units=$$!; \
+	wait $$stacks; rs=$$?; wait $$units; ru=$$?; \
+	echo "lanes: stacks exit $$rs, units exit $$ru"; test $$rs -eq 0 -a $$ru -eq 0
 else
 	DOCE_DATA_DIR="$(TEST_DATA)" DOCE_LOG_LEVEL=WARNING $(UV) run --frozen pytest $(PYTEST_ARGS)
 endif

@@ -187,7 +187,8 @@ class Job(models.Model):
 
 
 def _iso(value) -> str | None:
-    return value.isoformat() if value else None
+    # Always six fraction digits, as the Postgres fast path renders it (jobqueue/pgsql.py).
+    return value.isoformat(timespec="microseconds") if value else None
 
 
 class JobLog(models.Model):

@@ -19,12 +19,19 @@ from django.db import connection
 from jobqueue import outbox
 from jobqueue.models import Job
 
-_JOB_JSON = """jsonb_build_object(
+def _ts(column: str) -> str:
+    """SQL for a timestamp as `Job.as_event()` writes it: UTC, always six fraction digits
+    (jsonb's own rendering drops trailing zeros, so 10% of events differed)."""
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+
+
+_JOB_JSON = f"""jsonb_build_object(
     'id', c.id, 'type', c.type, 'state', c.state, 'attempts', c.attempts,
-    'max_attempts', c.max_attempts, 'priority', c.priority, 'run_at', c.run_at,
+    'max_attempts', c.max_attempts, 'priority', c.priority, 'run_at', {_ts("c.run_at")},
     'dedupe_key', c.dedupe_key, 'serial_key', c.serial_key, 'locked_by', c.locked_by,
     'cancel_requested', c.cancel_requested_at IS NOT NULL, 'last_error', c.last_error,
-    'created_at', c.created_at, 'started_at', c.started_at, 'finished_at', c.finished_at)"""
+    'created_at', {_ts("c.created_at")}, 'started_at', {_ts("c.started_at")},
+    'finished_at', {_ts("c.finished_at")})"""
 
 _EVENTS_FROM = """
     INSERT INTO doce_event (topic, type, payload, created_at)

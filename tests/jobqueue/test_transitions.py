@@ -358,7 +358,12 @@ def test_a_heartbeat_keeps_the_lease_and_flags_lost_and_cancelled_jobs(worker):
     assert contexts[c.pk].cancel_seen.is_set()
 
 
-def test_the_claim_and_success_events_match_the_jobs_own_shape(worker):
+@pytest.mark.parametrize("microsecond", [1480, 0, 123456])
+def test_the_claim_and_success_events_match_the_jobs_own_shape(worker, monkeypatch, microsecond):
+    # Trailing zeros and a whole second are where the SQL fast path and Python's isoformat
+    # rendered timestamps differently.
+    fixed = timezone.now().replace(microsecond=microsecond)
+    monkeypatch.setattr("jobqueue.services.timezone.now", lambda: fixed)
     job = enqueue("test.noop", {}, serial_key="project:a", dedupe_key="d")
     worker.run_one()
     job = refreshed(job)
