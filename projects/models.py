@@ -27,7 +27,7 @@ def project_topic(project_id: str) -> str:
     return f"project:{project_id}"
 
 
-def owner_topic(user_id: int) -> str:
+def owner_topic(user_id: int | None) -> str:
     """`owner:<user id>`: the outbox topic of events about a user's set of projects (a project
     created, by any tab or the API), which the dashboard follows."""
     return f"owner:{user_id}"

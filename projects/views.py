@@ -55,7 +55,7 @@ def _dashboard(request: HttpRequest, form=None, status: int = 200) -> HttpRespon
         "engine": recorded_engine(),
         # The stream resumes after what this page shows, new projects included.
         "last_event_id": last_event_id(
-            [owner_topic(int(request.user.pk)), *(project_topic(p.id) for p in projects)]
+            [owner_topic(request.user.pk), *(project_topic(p.id) for p in projects)]
         ),
     }
     return render(request, "projects/dashboard.html", context, status=status)
