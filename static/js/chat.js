@@ -396,6 +396,17 @@
     this.refreshRestoreButtons();
   };
 
+  // The agent deletes the undone messages with the next prompt; drop them here too, whether
+  // or not its removal events arrive.
+  Chat.prototype.finalizeRevert = function () {
+    var self = this;
+    this.transcript.querySelectorAll(".msg-undone[data-message-id]").forEach(function (node) {
+      delete self.messages[node.dataset.messageId];
+      node.remove();
+    });
+    this.showRevert(null);
+  };
+
   // --- usage ------------------------------------------------------------------------------
 
   Chat.prototype.showUsage = function (p) {
@@ -457,6 +468,7 @@
         if (p.attachments && p.attachments.length) existing.node.querySelector(".msg-text").after(this.attachmentList(p.attachments));
         return;
       }
+      if (this.revert) this.finalizeRevert();  // a new prompt makes the restore final
       var waiting = this.pending.find(function (item) { return item.text === p.text; });
       if (waiting) { waiting.node.remove(); this.pending.splice(this.pending.indexOf(waiting), 1); }
       var node = el("article", "msg msg-user");
