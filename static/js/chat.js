@@ -352,8 +352,12 @@
   Chat.prototype.confirmRestore = function (messageId) {
     var start = this.messages[messageId];
     if (!start) return;
+    // What is undone starts at the next message of yours: this message's own answer stays.
     var later = [];
     var node = start.node.nextElementSibling;
+    while (node && !(node.dataset.messageId && node.classList.contains("msg-user"))) {
+      node = node.nextElementSibling;
+    }
     while (node) {
       if (node.dataset.messageId) later.push(node);
       node = node.nextElementSibling;
