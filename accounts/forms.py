@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import BaseUserCreationForm
+from django.contrib.auth.forms import BaseUserCreationForm, PasswordChangeForm
 from django.core.exceptions import ValidationError
 
 from accounts.models import (
@@ -64,6 +64,16 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9._:/@+\-]{1,120}$")
 MAX_MODELS = 40
 
 
+class SettingsPasswordForm(PasswordChangeForm):
+    """Django's password change form without its autofocus: on the settings page the
+    password section is one of several, and focusing it scrolled the page (473 px on a
+    phone) to a field the user did not come for."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["old_password"].widget.attrs.pop("autofocus", None)
+
+
 class ProviderForm(forms.Form):
     """Add a model provider: a hosted one (key) or an OpenAI-compatible endpoint (URL)."""
 
@@ -81,6 +91,8 @@ class ProviderForm(forms.Form):
         max_length=300,
         validators=[validate_line, reject_url_credentials],
         assume_scheme="http",
+        # Shown only while "OpenAI-compatible" is chosen (doce.js; all fields without it).
+        widget=forms.URLInput(attrs={"data-shown-for": "id_kind=openai-compatible"}),
         help_text="OpenAI-compatible only, e.g. http://127.0.0.1:11434/v1 (Ollama). doce calls "
         "it from this machine through its model gateway, so a server listening on 127.0.0.1 "
         "works (for administrators, or for everyone when the operator allows private "
@@ -90,6 +102,7 @@ class ProviderForm(forms.Form):
         label="Provider id",
         required=False,
         max_length=40,
+        widget=forms.TextInput(attrs={"data-shown-for": "id_kind=openai-compatible"}),
         help_text="OpenAI-compatible only: a short name for this endpoint, e.g. ollama. "
         "Models are then chosen as ollama/<model>.",
     )

@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.models import User
 from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
@@ -21,6 +20,7 @@ from accounts.forms import (
     ApiTokenForm,
     DefaultModelForm,
     ProviderForm,
+    SettingsPasswordForm,
     SetupForm,
 )
 from accounts.models import ApiToken, ProviderCredential
@@ -113,7 +113,7 @@ def _settings_page(request: SignedInRequest, **forms) -> HttpResponse:
         "provider_form": forms.get("provider_form") or ProviderForm(user=user),
         "default_form": forms.get("default_form")
         or DefaultModelForm(models=models, initial={"default_model": default_model(user)}),
-        "password_form": forms.get("password_form") or PasswordChangeForm(user),
+        "password_form": forms.get("password_form") or SettingsPasswordForm(user),
         "token_form": forms.get("token_form") or ApiTokenForm(),
         "tokens": ApiToken.objects.active().filter(user=user),
         "new_token": forms.get("new_token"),
@@ -215,7 +215,7 @@ def change_default_model(request: SignedInRequest) -> HttpResponse:
 @login_required
 @require_POST
 def change_password(request: SignedInRequest) -> HttpResponse:
-    form = PasswordChangeForm(request.user, request.POST)
+    form = SettingsPasswordForm(request.user, request.POST)
     if not form.is_valid():
         return _settings_page(request, password_form=form)
     user = form.save()

@@ -19,6 +19,7 @@ from django.db import connection
 from jobqueue import outbox
 from jobqueue.models import Job
 
+
 def _ts(column: str) -> str:
     """SQL for a timestamp as `Job.as_event()` writes it: UTC, always six fraction digits
     (jsonb's own rendering drops trailing zeros, so 10% of events differed)."""

@@ -72,6 +72,16 @@ class TreeEntry:
     depth: int
     size: int
 
+    @property
+    def stem(self) -> str:
+        """The name without its extension (what the Assets tab lets a user rename)."""
+        return PurePosixPath(self.name).stem
+
+    @property
+    def extension(self) -> str:
+        """The extension with its dot, lowercase (kept by a rename), or ""."""
+        return PurePosixPath(self.name).suffix.lower()
+
 
 def is_secret_file(name: str) -> bool:
     return any(p.match(name) for p in SECRET_FILE_PATTERNS)
@@ -278,13 +288,29 @@ def _asset_path(project: Project, relative: str) -> Path:
 
 
 def rename_asset(project: Project, relative: str, new_name: str) -> str:
-    """Rename an asset within its folder; keeps the extension rules. Returns the new path."""
+    """Rename an asset within its folder, keeping its extension: `new_name` may end in the
+    same extension or none (`logo` and `logo.svg` both rename `favicon.svg` to `logo.svg`).
+    Returns the new path (`public/…`). Raises `FileAccessError` for another extension
+    (`evil.png` for an SVG: the type a page links to must not change under it) or a name
+    with nothing usable left."""
     path = _asset_path(project, relative)
-    target = path.with_name(sanitize_asset_name(new_name))
+    target = path.with_name(sanitize_asset_name(_with_extension(new_name, path.suffix.lower())))
     if target.exists():
         raise FileAccessError("A file with that name already exists.")
     path.rename(target)
     return target.relative_to(project.site_dir.resolve()).as_posix()
+
+
+def _with_extension(new_name: str, extension: str) -> str:
+    """`new_name` ending in `extension` (lowercase, with its dot); `FileAccessError` when it
+    ends in another one."""
+    base = PurePosixPath(new_name.replace("\\", "/")).name.strip()
+    stem, dot, typed = base.rpartition(".")
+    if dot and stem and "." + typed.lower() != extension:
+        raise FileAccessError(
+            f"Renaming keeps the file type: use a name ending in {extension}, or no extension."
+        )
+    return (stem if dot and stem else base) + extension
 
 
 def delete_asset(project: Project, relative: str) -> None:

@@ -12,18 +12,42 @@ from projects.preview_access import entry_url, preview_origin
 SHOWN_STATUSES_WITH_PREVIEW = {Project.Status.RUNNING, Project.Status.STARTING}
 
 
+# The project menu's state-dependent actions: (label, action in `projects.views._ACTIONS`,
+# the statuses it is offered in). The page renders every one and hides those not valid now;
+# static/js/layout.js shows and hides them as the status changes (reading `data-valid-in`).
+MENU_ACTIONS = [
+    ("Start", "start", (Project.Status.STOPPED, Project.Status.ERROR)),
+    ("Stop", "stop", (Project.Status.STARTING, Project.Status.RUNNING, Project.Status.ERROR)),
+    ("Restart preview", "restart-preview", (Project.Status.RUNNING,)),
+]
+
+
+def project_menu(project: Project) -> list[dict]:
+    """The menu's actions for `project`: `[{label, action, valid_in: "a b", shown: bool}]`."""
+    return [
+        {
+            "label": label,
+            "action": action,
+            "valid_in": " ".join(valid_in),
+            "shown": project.status in valid_in,
+        }
+        for label, action, valid_in in MENU_ACTIONS
+    ]
+
+
 def preview_address(project: Project) -> str:
     """The preview's own origin and root, `http://p-<id>.<DOCE_PREVIEW_DOMAIN>:<port>/`: shown
     to the user; only its owner, after the entry handshake, gets past the edge there."""
     return f"{preview_origin(project.id)}/"
 
 
-def preview_url(request: HttpRequest, project: Project) -> str | None:
-    """A fresh entry URL into the preview (`projects.preview_access.entry_url`: a signed,
-    single-use token valid 60 s) for the signed-in owner; None while no port is allocated."""
+def preview_url(request: HttpRequest, project: Project, path: str = "/") -> str | None:
+    """A fresh entry URL into the preview at `path` (`projects.preview_access.entry_url`: a
+    signed, single-use token valid 60 s) for the signed-in owner; None while no port is
+    allocated."""
     if not project.preview_port or not request.user.is_authenticated:
         return None
-    return entry_url(request.user.pk, project.id)
+    return entry_url(request.user.pk, project.id, path)
 
 
 def preview_frame_source(project: Project) -> str:

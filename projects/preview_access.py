@@ -17,15 +17,20 @@ context, so `Secure` works over plain HTTP there; other hosts need HTTPS.
 `PreviewAccessApp` answers `/.doce/*` in a small raw ASGI handler routed before Django
 (`doce.asgi`): the check runs on every preview request and must stay light (no middleware,
 no session, no query on a cache hit). `/.doce/ask` is Caddy's on-demand TLS permission
-check: 200 only for the preview host of an existing project.
+check: 200 only for the preview host of an existing project. `/.doce/bridge.js` is the preview
+bridge (`preview_bridge.js`, public): the site template's dev server loads it, and it posts the
+page's path and runtime errors to doce's origin, which it carries.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable
+from functools import cache
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 from asgiref.sync import sync_to_async
@@ -33,7 +38,14 @@ from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
 
-from doce.edge.config import ASK_PATH, AUTH_PATH, ENTER_PATH, PROJECT_HEADER, preview_host
+from doce.edge.config import (
+    ASK_PATH,
+    AUTH_PATH,
+    BRIDGE_PATH,
+    ENTER_PATH,
+    PROJECT_HEADER,
+    preview_host,
+)
 from projects.models import PreviewEntry, Project
 
 ENTER_SALT = "doce.preview.enter"
@@ -66,8 +78,11 @@ def entry_token(user_id: int, project_id: str) -> str:
 
 
 def entry_url(user_id: int, project_id: str, next_path: str = "/") -> str:
-    """The preview's entry URL with a fresh token: what the workspace frames and opens."""
+    """The preview's entry URL with a fresh token: what the workspace frames and opens;
+    after the handshake the preview shows `next_path` (a path on the preview, `/` when it is
+    anything else: see `safe_next`)."""
     token = entry_token(user_id, project_id)
+    next_path = safe_next(next_path)
     suffix = "" if next_path == "/" else f"&next={quote(next_path, safe='/')}"
     return f"{preview_origin(project_id)}{ENTER_PATH}?token={token}{suffix}"
 
@@ -148,8 +163,11 @@ def prune_entries() -> int:
 
 
 def safe_next(value: str) -> str:
-    """`value` when it is a path on the same host (`/…`, not `//…` or `/\\…`), else `/`."""
-    if not value.startswith("/") or value.startswith(("//", "/\\")) or "\n" in value:
+    """`value` when it is a path on the same host (`/…`, not `//…` or `/\\…`, no control
+    characters: it becomes a Location header), else `/`."""
+    if not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
         return "/"
     return value
 
@@ -281,8 +299,33 @@ async def _ask(scope: dict, send) -> None:
     await _respond(send, 200 if ok else 404, [], b"ok\n" if ok else _NOT_FOUND)
 
 
+@cache
+def _bridge_source() -> str:
+    return Path(__file__).with_name("preview_bridge.js").read_text()
+
+
+def bridge_script() -> bytes:
+    """The preview bridge with doce's origin (`DOCE_ORIGIN`) filled in: the one window its
+    messages go to."""
+    origin = json.dumps(settings.DOCE_ORIGIN)
+    return _bridge_source().replace('"__DOCE_ORIGIN__"', origin).encode()
+
+
+async def _bridge(send) -> None:
+    body = bridge_script()
+    headers = [
+        (b"content-type", b"text/javascript; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-cache"),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class PreviewAccessApp:
-    """ASGI app answering `/.doce/enter`, `/.doce/auth` and `/.doce/ask` and passing every
+    """ASGI app answering `/.doce/enter`, `/.doce/auth`, `/.doce/ask` and `/.doce/bridge.js`
+    and passing every
     other request to `inner` (Django). Caddy sends `/.doce/*` of preview hosts here with the
     project header set; on doce's own host the edge answers `/.doce/*` with 404 itself."""
 
@@ -303,5 +346,7 @@ class PreviewAccessApp:
             await _enter(scope, send)
         elif path == ASK_PATH:
             await _ask(scope, send)
+        elif path == BRIDGE_PATH:
+            await _bridge(send)
         else:
             await _not_found(send)

@@ -32,6 +32,7 @@ from projects.presenters import (
     preview_address,
     preview_frame_source,
     preview_url,
+    project_menu,
     setup_checklist,
 )
 
@@ -101,10 +102,7 @@ def _assets_page(request: HttpRequest, project: Project, status: int = 200) -> H
         "allowed": sorted(ext.lstrip(".") for ext in files.ASSET_EXTENSIONS),
         "max_mb": files.MAX_ASSET_BYTES // (1024 * 1024),
     }
-    response = render(request, "projects/assets.html", context, status=status)
-    # The POST views re-render this page inside the Assets tab too (what the decorator sets).
-    response["X-Frame-Options"] = "SAMEORIGIN"
-    return response
+    return render(request, "projects/assets.html", context, status=status)
 
 
 def _assets_redirect(request: HttpRequest, project: Project) -> HttpResponse:
@@ -112,6 +110,10 @@ def _assets_redirect(request: HttpRequest, project: Project) -> HttpResponse:
     return redirect(url + ("?embed=1" if request.POST.get("embed") else ""))
 
 
+# The POST views answer inside the Assets tab too (an error re-renders the page there), so
+# their responses are frameable by doce like the page's: Django's decorator sets the header on
+# whatever the view returns, errors included.
+@xframe_options_sameorigin
 @csrf_exempt  # the upload handlers must be set before CSRF reads the body; checked below
 @login_required
 @require_POST
@@ -140,9 +142,11 @@ def _upload_asset(request: HttpRequest, project_id: str) -> HttpResponse:
     return _assets_redirect(request, project)
 
 
+@xframe_options_sameorigin
 @login_required
 @require_POST
 def rename_asset(request: HttpRequest, project_id: str) -> HttpResponse:
+    """Rename an asset (`path`) to `name`, keeping its extension (`files.rename_asset`)."""
     project = get_project_for_user(request.user, project_id)
     try:
         path = files.rename_asset(
@@ -155,9 +159,11 @@ def rename_asset(request: HttpRequest, project_id: str) -> HttpResponse:
     return _assets_redirect(request, project)
 
 
+@xframe_options_sameorigin
 @login_required
 @require_POST
 def delete_asset(request: HttpRequest, project_id: str) -> HttpResponse:
+    """Delete an asset (`path`) from `public/`."""
     project = get_project_for_user(request.user, project_id)
     try:
         files.delete_asset(project, request.POST.get("path", ""))
@@ -216,9 +222,10 @@ def _frames_previews(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 @xframe_options_exempt  # a redirect only: the preview frame loads through it
 def preview_enter(request: HttpRequest, project_id: str) -> HttpResponse:
     """Redirect the owner into the project's preview with a fresh entry token (the workspace
-    frame and "Open in new tab" load this); 404 for anyone else or while no port exists."""
+    frame and "Open in new tab" load this), at `?path=` (a path on the preview; `/` when
+    absent or not a path); 404 for anyone else or while no port exists."""
     project = get_project_for_user(request.user, project_id)
-    target = preview_url(request, project)
+    target = preview_url(request, project, request.GET.get("path", "/")[:2000])
     if target is None:
         raise Http404("The preview is not available.")
     response = HttpResponseRedirect(target)
@@ -237,6 +244,8 @@ def workspace(request: HttpRequest, project_id: str) -> HttpResponse:
     context = {
         "project": project,
         "preview_address": preview_address(project),
+        "preview_origin": preview_frame_source(project),
+        "menu": project_menu(project),
         "models": available_models(request.user),
         "checklist": setup_checklist(project),
         "last_event_id": last_event_id([project_topic(project.id)]),

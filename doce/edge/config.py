@@ -6,7 +6,8 @@
   per path (`EdgeLimits`): uploads get the assets limit plus headroom, everything else is
   small. `/.doce/*` on doce's host is 404: those paths exist only on preview hosts.
 - each preview (`PreviewRoute`) at `p-<project id>.<preview domain>`:
-  `/.doce/enter` goes to daphne (the token handshake sets the preview cookie); every other
+  `/.doce/enter` goes to daphne (the token handshake sets the preview cookie), and so does
+  `/.doce/bridge.js` (the preview bridge, public); every other
   request is checked first through `forward_auth` (`/.doce/auth` on daphne, told the project
   by a header Caddy sets, so a client cannot choose it) and then proxied to the container's
   loopback port. Anything the check refuses gets its answer (404) and never reaches the
@@ -29,6 +30,9 @@ TlsMode = Literal["off", "acme", "internal", "files"]
 
 # Paths on a preview host that belong to doce, not to the site.
 ENTER_PATH = "/.doce/enter"
+# The preview bridge script (the site template loads it in the dev server): reports the page
+# shown and its runtime errors to the workspace. Public: it holds nothing but doce's origin.
+BRIDGE_PATH = "/.doce/bridge.js"
 AUTH_PATH = "/.doce/auth"
 ASK_PATH = "/.doce/ask"
 # The header Caddy sets (overwriting any a client sent) to tell daphne which preview a
@@ -228,7 +232,7 @@ def _preview_route(site: EdgeSite, preview: PreviewRoute) -> dict:
     daphne = [{"dial": site.upstream}]
     routes = [
         {
-            "match": [{"path": [ENTER_PATH]}],
+            "match": [{"path": [ENTER_PATH, BRIDGE_PATH]}],
             "handle": [_body_limit(1024), _proxy(daphne, project_id=preview.project_id)],
             "terminal": True,
         },

@@ -106,6 +106,66 @@
     var form = event.target.closest && event.target.closest("form[data-submit-shortcut]");
     if (form) { event.preventDefault(); form.requestSubmit(); }
   });
+  // Fields shown only for one value of another field: data-shown-for="<select id>=<value>"
+  // on the input hides its .field while the select holds anything else (the provider form:
+  // hosted providers have no base URL or provider id).
+  document.querySelectorAll("[data-shown-for]").forEach(function (input) {
+    var rule = input.dataset.shownFor.split("=");
+    var select = document.getElementById(rule[0]);
+    var field = input.closest(".field") || input;
+    if (!select) return;
+    function sync() { field.hidden = select.value !== rule[1]; }
+    select.addEventListener("change", sync);
+    sync();
+  });
+  // Copy buttons: data-copy-from="<element id>" copies that element's text.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy-from]");
+    if (!button) return;
+    var source = document.getElementById(button.dataset.copyFrom);
+    if (!source) return;
+    var done = function () { window.doce.toast("Copied.", "success"); };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(source.textContent.trim()).then(done, function () { select(source); });
+    } else {
+      select(source);
+    }
+  });
+  function select(node) {
+    var range = document.createRange();
+    range.selectNodeContents(node);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    window.doce.toast("Selected: press Ctrl+C (or Cmd+C) to copy.", "info");
+  }
+  // Theme: "light", "dark" or "system" (follows the device), kept in a cookie the server
+  // reads to render <html data-theme> (so a page never flashes the other theme).
+  window.doce.setTheme = function (theme) {
+    if (theme === "light" || theme === "dark") {
+      document.documentElement.dataset.theme = theme;
+      document.cookie = "doce_theme=" + theme + "; path=/; max-age=31536000; SameSite=Lax";
+    } else {
+      theme = "system";
+      delete document.documentElement.dataset.theme;
+      document.cookie = "doce_theme=; path=/; max-age=0; SameSite=Lax";
+    }
+    document.querySelectorAll("[data-theme-choice]").forEach(function (select) { select.value = theme; });
+  };
+  document.querySelectorAll("[data-theme-choice]").forEach(function (select) {
+    select.value = document.documentElement.dataset.theme || "system";
+    select.addEventListener("change", function () { window.doce.setTheme(select.value); });
+  });
+  // Phones: the main navigation collapses behind a Menu button.
+  var navToggle = document.querySelector("[data-nav-toggle]");
+  if (navToggle) {
+    var nav = document.getElementById(navToggle.getAttribute("aria-controls"));
+    navToggle.addEventListener("click", function () {
+      var open = navToggle.getAttribute("aria-expanded") !== "true";
+      navToggle.setAttribute("aria-expanded", open ? "true" : "false");
+      nav.classList.toggle("open", open);
+    });
+  }
   window.doce.toast = function (text, level) {
     var box = document.querySelector(".toasts");
     if (!box) return;

@@ -1,38 +1,21 @@
 // Workspace: project status and setup checklist from the project's event stream, the chat,
-// the preview frame, a live log tail, and the tabs.
+// a live log tail, and the tabs. The preview is preview.js's, the layout layout.js's.
 (function () {
   "use strict";
   var root = document.querySelector("[data-workspace]");
   if (!root) return;
   var id = root.dataset.projectId;
   var base = "/ws/projects/" + id;
-  var frame = root.querySelector("[data-preview-frame]");
-  var overlay = root.querySelector("[data-preview-overlay]");
-  var overlayText = root.querySelector("[data-preview-overlay-text]");
-  // doce's redirect into the preview with a fresh single-use entry token (owner only).
-  var previewEnter = root.dataset.previewEnter;
   var status = root.dataset.status;
-  var previewPort = null;
 
-  // --- preview ---------------------------------------------------------------------------
-  // The preview lives on its own origin (p-<id>.<preview domain>) behind the edge; its dev
-  // server's HMR updates the page when the agent edits files, so the frame is loaded only
-  // when the project starts running, its preview moves, or the user asks.
+  // --- status ------------------------------------------------------------------------------
+  // The preview (preview.js) and the layout (layout.js) follow the status through the
+  // "doce:status" event on the workspace root ({detail: the project.status payload}).
+  // preview.js reloads the frame (at the page it shows) on "doce:preview-reload".
   function reloadPreview() {
-    if (status !== "running") return;
-    frame.src = previewEnter;
+    root.dispatchEvent(new CustomEvent("doce:preview-reload"));
   }
-  root.querySelector("[data-preview-reload]").addEventListener("click", reloadPreview);
-
-  var OVERLAY_TEXT = {
-    created: "Preparing the project…", starting: "Starting the preview…",
-    stopping: "Stopping…", stopped: "The project is stopped. Start it from the Project menu.",
-    error: "The project could not start.", deleting: "Deleting the project…"
-  };
   function showStatus(payload) {
-    var moved = previewPort !== null && payload.preview_port !== previewPort;
-    previewPort = payload.preview_port;
-    var wasRunning = status === "running";
     status = payload.status;
     root.dataset.status = status;
     var badge = root.querySelector("[data-status-badge]");
@@ -41,9 +24,7 @@
     var reason = root.querySelector("[data-status-reason]");
     reason.textContent = payload.reason || "";
     reason.hidden = !payload.reason;
-    overlay.hidden = status === "running";
-    overlayText.textContent = OVERLAY_TEXT[status] || "";
-    if (status === "running" && (!wasRunning || moved || !frame.getAttribute("src"))) reloadPreview();
+    root.dispatchEvent(new CustomEvent("doce:status", { detail: payload }));
     if (status === "deleting") window.doce.toast("This project is being deleted.", "info");
   }
 

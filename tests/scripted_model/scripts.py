@@ -56,6 +56,28 @@ const title = "$heading";
 </html>
 """
 
+ABOUT_PAGE = """---
+---
+<html lang="en">
+  <head><meta charset="utf-8" /><title>About</title></head>
+  <body>
+    <h1>About: $heading</h1>
+  </body>
+</html>
+"""
+
+# A page whose script throws when it runs (the preview's runtime-error overlay).
+BROKEN_PAGE = """---
+---
+<html lang="en">
+  <head><meta charset="utf-8" /><title>Broken</title></head>
+  <body>
+    <h1>Broken page</h1>
+    <script is:inline>throw new Error("scripted runtime failure");</script>
+  </body>
+</html>
+"""
+
 SCRIPTS: dict[str, Script] = {
     # Write the home page with a heading from the prompt, then say so.
     "default": [
@@ -68,6 +90,39 @@ SCRIPTS: dict[str, Script] = {
             },
         ],
         [{"type": "text", "text": "Done: the home page now shows the heading “$heading”."}],
+    ],
+    # Three pages in parallel tool calls: home, /about and /broken (which throws in the
+    # browser), then say so.
+    "pages": [
+        [
+            {
+                "type": "tool",
+                "name": "write",
+                "arguments": {"filePath": "src/pages/index.astro", "content": INDEX_PAGE},
+            },
+            {
+                "type": "tool",
+                "name": "write",
+                "arguments": {"filePath": "src/pages/about.astro", "content": ABOUT_PAGE},
+            },
+            {
+                "type": "tool",
+                "name": "write",
+                "arguments": {"filePath": "src/pages/broken.astro", "content": BROKEN_PAGE},
+            },
+        ],
+        [{"type": "text", "text": "Done: three pages."}],
+    ],
+    # Rewrite /about with a heading from the prompt.
+    "about": [
+        [
+            {
+                "type": "tool",
+                "name": "write",
+                "arguments": {"filePath": "src/pages/about.astro", "content": ABOUT_PAGE},
+            }
+        ],
+        [{"type": "text", "text": "Done: the about page is updated."}],
     ],
     # Plain text only, in small pieces, so deltas are many.
     "text": [
