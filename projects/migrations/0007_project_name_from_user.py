@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('projects', '0005_project_gateway_token_digest'),
+        ('projects', '0006_project_agent_state'),
     ]
 
     operations = [
