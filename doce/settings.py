@@ -485,6 +485,13 @@ DOCE_PREVIEW_COOKIE_SECONDS = env.int("DOCE_PREVIEW_COOKIE_SECONDS", 12 * 3600, 
 DOCE_EDGE_MAX_BODY_BYTES = env.int("DOCE_EDGE_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 DOCE_EDGE_MAX_UPLOAD_BYTES = env.int("DOCE_EDGE_MAX_UPLOAD_BYTES", 11 * 1024 * 1024, minimum=1024)
 DOCE_EDGE_UPLOAD_PATHS = ["/projects/*/assets/upload"]
+# Prompts with attachments (5 files of up to 5 MB, base64 in JSON): their own, larger limit.
+DOCE_EDGE_MAX_PROMPT_BYTES = env.int(
+    "DOCE_EDGE_MAX_PROMPT_BYTES", 36 * 1024 * 1024, minimum=1024 * 1024
+)
+DOCE_EDGE_PROMPT_PATHS = ["/api/projects/*/prompt"]
+# Django reads a prompt's JSON body whole; the edge has bounded every body before it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = DOCE_EDGE_MAX_PROMPT_BYTES
 # Largest request body to a preview or a site (bytes).
 DOCE_EDGE_MAX_PREVIEW_BODY_BYTES = env.int(
     "DOCE_EDGE_MAX_PREVIEW_BODY_BYTES", 10 * 1024 * 1024, minimum=1024

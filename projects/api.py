@@ -28,7 +28,7 @@ from accounts.services import user_for_api_token
 from doce.opencode.agents import client_for_project
 from doce.opencode.errors import OpencodeError, diagnostic_for_agent_error
 from doce.text import Line, Text
-from projects import services
+from projects import attachments, services
 from projects.models import Project, get_project_for_user
 from projects.presenters import preview_url
 
@@ -98,14 +98,44 @@ class ProjectIn(Schema):
     )
 
 
+class AttachmentIn(Schema):
+    name: Line = Field(min_length=1, max_length=attachments.NAME_MAX, description="File name.")
+    content_base64: str = Field(
+        min_length=1,
+        # base64 of the largest allowed image (4 characters per 3 bytes), plus a data: prefix
+        max_length=attachments.MAX_IMAGE_BYTES * 4 // 3 + 100,
+        description="The file's bytes in base64 (a `data:…;base64,` prefix is allowed).",
+    )
+
+
 class PromptIn(Schema):
     text: Text = Field(min_length=1, max_length=services.PROMPT_MAX)
     model: Line | None = Field(default=None, max_length=200)
+    attachments: list[AttachmentIn] = Field(
+        default_factory=list,
+        description="Images (PNG, JPEG, WebP, GIF; 5 MB each) and UTF-8 text files (1 MB), "
+        "at most 5; the type is read from the content. A refused one refuses the prompt "
+        "(400), nothing is sent.",
+    )
+
+
+class RestoreIn(Schema):
+    message_id: str = Field(pattern=r"^msg[A-Za-z0-9_]{1,100}$", description="A user message.")
+
+
+class Restored(Schema):
+    undone_from: str = Field(description="The first message undone (shown as undone).")
 
 
 class Accepted(Schema):
     id: str
     status: str
+
+
+class PromptAccepted(Accepted):
+    queued: bool = Field(
+        description="True when the prompt waits in the queue (the project is starting)."
+    )
 
 
 class PromptOut(Schema):
@@ -288,7 +318,7 @@ def get_project(request: HttpRequest, project_id: str):
 
 @api.post(
     f"/projects/{ID}/prompt",
-    response=answers({202: Accepted}, 400, 403, 404, 409, 422, 502),
+    response=answers({202: PromptAccepted}, 400, 403, 404, 409, 422, 502),
     tags=["projects"],
 )
 def prompt(request: HttpRequest, project_id: str, payload: PromptIn):
@@ -296,7 +326,43 @@ def prompt(request: HttpRequest, project_id: str, payload: PromptIn):
     starts the stack first (the chat's path and rules: `services.send_prompt`). Follow it
     with `prompt.state` of `GET /projects/{id}`; 502 when the running agent refused it."""
     project = get_project_for_user(request.user, project_id)
-    services.send_prompt(project, payload.text, model=payload.model)
+    try:
+        files = attachments.check_attachments(
+            [
+                (a.name, attachments.decode_base64(a.name, a.content_base64))
+                for a in payload.attachments
+            ]
+        )
+    except attachments.AttachmentRefused as exc:
+        raise services.ProjectActionError(str(exc)) from None
+    sent = services.send_prompt(project, payload.text, model=payload.model, attachments=files)
+    project.refresh_from_db(fields=["status"])
+    return Status(202, {"id": project.id, "status": project.status, "queued": not sent})
+
+
+@api.post(
+    f"/projects/{ID}/restore",
+    response=answers({200: Restored}, 403, 404, 409, 422, 502),
+    tags=["projects"],
+)
+def restore(request: HttpRequest, project_id: str, payload: RestoreIn):
+    """Restore the conversation and the files to how they were when the turn of your message
+    `message_id` ended: later messages and their file changes are undone. Undo it with
+    `/unrestore` until the next prompt makes it final. 409 when the agent is not running, is
+    busy, or nothing follows the message; 404 for a message that is not yours."""
+    project = get_project_for_user(request.user, project_id)
+    return {"undone_from": services.restore_to(project, payload.message_id)}
+
+
+@api.post(
+    f"/projects/{ID}/unrestore",
+    response=answers({202: Accepted}, 403, 404, 409, 502),
+    tags=["projects"],
+)
+def unrestore(request: HttpRequest, project_id: str):
+    """Undo the last restore (messages and files come back); 409 when there is none."""
+    project = get_project_for_user(request.user, project_id)
+    services.unrestore(project)
     return _accepted(project)
 
 

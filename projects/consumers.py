@@ -17,6 +17,13 @@ Client → server messages (JSON objects, validated with pydantic):
 - `{"type": "permission.reply", "requestId": str, "reply": "once"|"always"|"reject"}`
 - `{"type": "question.reply", "requestId": str, "answers": [[str, ...], ...]}`
 - `{"type": "question.reject", "requestId": str}`
+- `{"type": "restore", "messageId": str}` / `{"type": "unrestore"}` — restore the
+  conversation and files to a user message, or undo that (`services.restore_to`,
+  `services.unrestore`; the chat sees it as `chat.session.revert`)
+- `{"type": "compact"}` — compact the conversation (OpenCode's summarize, project's model)
+
+Prompts with attachments do not fit a socket message: the chat posts them to the API
+(`POST /api/projects/<id>/prompt`), the same `services.send_prompt` path.
 
 Each is answered with `chat.ack {action}` when the agent took it (`queued: true` when a
 prompt went through the queue), `chat.error {code, message}` for a malformed message
@@ -87,12 +94,28 @@ class QuestionRejectMessage(_Message):
     requestId: RequestId
 
 
+class RestoreMessage(_Message):
+    type: Literal["restore"]
+    messageId: Annotated[str, StringConstraints(pattern=r"^msg[A-Za-z0-9_]{1,100}$")]
+
+
+class UnrestoreMessage(_Message):
+    type: Literal["unrestore"]
+
+
+class CompactMessage(_Message):
+    type: Literal["compact"]
+
+
 ClientMessage = Annotated[
     PromptMessage
     | AbortMessage
     | PermissionReplyMessage
     | QuestionReplyMessage
-    | QuestionRejectMessage,
+    | QuestionRejectMessage
+    | RestoreMessage
+    | UnrestoreMessage
+    | CompactMessage,
     Field(discriminator="type"),
 ]
 _client_message = TypeAdapter(ClientMessage)
@@ -113,6 +136,18 @@ def _send_prompt(project: Project, text: str, model: str | None) -> bool:
     process's shared sync thread), closing that thread's database connection after."""
     try:
         return services.send_prompt(project, text, model=model)
+    finally:
+        connection.close()
+
+
+def _restore(project: Project, message: RestoreMessage | UnrestoreMessage) -> str | None:
+    """`services.restore_to` / `unrestore` in a thread of its own (agent calls); returns the
+    first undone message (None after an unrestore)."""
+    try:
+        if isinstance(message, RestoreMessage):
+            return services.restore_to(project, message.messageId)
+        services.unrestore(project)
+        return None
     finally:
         connection.close()
 
@@ -182,6 +217,9 @@ class ChatConsumer(DoceConsumer):
         if isinstance(message, PromptMessage):
             await self._prompt(message)
             return
+        if isinstance(message, RestoreMessage | UnrestoreMessage):
+            await self._restore(message)
+            return
         project = await _reload(self.project_id)
         target = agent_target(project) if project is not None else None
         if project is None or target is None:
@@ -193,7 +231,7 @@ class ChatConsumer(DoceConsumer):
                 )
             )
             return
-        if isinstance(message, AbortMessage) and not target.session_id:
+        if isinstance(message, AbortMessage | CompactMessage) and not target.session_id:
             await self.send_error(
                 "no_session",
                 "The agent has no session yet; wait until the project has finished starting.",
@@ -241,9 +279,35 @@ class ChatConsumer(DoceConsumer):
             ack["queued"] = True
         await self._send_event("chat.ack", ack)
 
+    async def _restore(self, message: RestoreMessage | UnrestoreMessage) -> None:
+        project = await _reload(self.project_id)
+        if project is None:
+            await self.send_error("rejected", "This project no longer exists.")
+            return
+        try:
+            undone_from = await sync_to_async(_restore, thread_sensitive=False)(project, message)
+        except services.PromptFailed as exc:
+            await self._send_diagnostic(exc.diagnostic)
+            return
+        except services.ProjectActionError as exc:
+            await self.send_error("rejected", str(exc))
+            return
+        # The files are back when this is sent; `undoneFrom` (null after an unrestore) is
+        # the revert point the chat shows, whether or not the agent's own event came first.
+        await self._send_event("chat.ack", {"action": message.type, "undoneFrom": undone_from})
+
     async def _perform(self, client, target: AgentTarget, message: Any) -> None:
         if isinstance(message, AbortMessage):
             await client.abort(target.session_id)
+        elif isinstance(message, CompactMessage):
+            project = await _reload(self.project_id)
+            model = project.model if project is not None else ""
+            if not model:
+                raise OpencodeError(
+                    make_diagnostic("unknown", "Choose a model first.", retryable=False),
+                    operation="compact",
+                )
+            await client.summarize(target.session_id, model)
         elif isinstance(message, PermissionReplyMessage):
             await client.reply_permission(message.requestId, message.reply)
         elif isinstance(message, QuestionReplyMessage):

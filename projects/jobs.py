@@ -45,6 +45,7 @@ from projects.scaffold import scaffold_site
 from projects.services import (
     PROMPT_MAX,
     WAITING_FOR_DOCKER,
+    adopt_session_title,
     enqueue_step,
     record_completion,
     set_agent_state,
@@ -77,6 +78,9 @@ class WaitReadyPayload(ProjectPayload):
 class PromptPayload(ProjectPayload):
     text: str = Field(min_length=1, max_length=PROMPT_MAX)
     model: str = ""
+    # OpenCode file parts of the prompt's attachments (`projects.attachments`), checked
+    # before the prompt was queued.
+    parts: list[dict[str, str]] = Field(default_factory=list, max_length=5)
     # Epoch seconds when the prompt was queued; the wait for the agent is bounded from there.
     queued_at: float = Field(default_factory=time.time)
     # The user message's id in the agent, fixed when the job is queued: a re-run (the worker
@@ -426,6 +430,7 @@ def send_user_prompt(ctx: JobContext) -> None:
                 session_id,
                 ctx.payload.text,
                 model=ctx.payload.model or project.model,
+                parts=ctx.payload.parts,
                 message_id=message_id,
             )
             # The agent stores the message a moment after its 204: wait for it, so that from
@@ -483,6 +488,7 @@ def await_idle(ctx: JobContext) -> None:
         )
     if check.finished:
         record_completion(project, check)
+        _adopt_title(project)
         if check.state == "done":
             set_prompt_state(project, PromptState.COMPLETED)
         else:
@@ -506,6 +512,16 @@ def await_idle(ctx: JobContext) -> None:
         )
         return
     ctx.reschedule(COMPLETION_POLL_SECONDS)
+
+
+def _adopt_title(project: Project) -> None:
+    """Name the project after the agent's session title (`services.adopt_session_title`);
+    a failure to read it only keeps the current name."""
+    try:
+        session = _agent_client(project).get_session(project.agent_session_id)
+    except (OpencodeError, PermanentJobError):
+        return
+    adopt_session_title(project, session.title)
 
 
 _FAILURE_MESSAGES = {

@@ -27,6 +27,12 @@ def project_topic(project_id: str) -> str:
     return f"project:{project_id}"
 
 
+def owner_topic(user_id: int | None) -> str:
+    """`owner:<user id>`: the outbox topic of events about a user's set of projects (a project
+    created, by any tab or the API), which the dashboard follows."""
+    return f"owner:{user_id}"
+
+
 def new_project_id() -> str:
     """Return a fresh random project id (16 lowercase hex chars)."""
     return secrets.token_hex(PROJECT_ID_LENGTH // 2)
@@ -104,6 +110,9 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects"
     )
     name = models.CharField(max_length=120)
+    # The user chose the name (create form, API, rename): the agent's session title never
+    # replaces it. Otherwise the name made from the prompt gives way to that title.
+    name_from_user = models.BooleanField(default=False)
     prompt = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
     # Why the project is in `error` (a message a user can act on); empty otherwise.

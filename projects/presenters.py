@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from jobqueue.models import Job
+from jobqueue.models import Job, JobState
 from projects import chain
-from projects.models import Project, project_topic
+from projects.models import Project, PromptState, project_topic
 from projects.preview_access import entry_url, preview_origin
 
 SHOWN_STATUSES_WITH_PREVIEW = {Project.Status.RUNNING, Project.Status.STARTING}
@@ -59,7 +59,11 @@ def setup_checklist(project: Project) -> dict:
     """The create chain's steps (`projects.chain`) with the newest job of each (one query).
 
     Returns `{"steps": [{type, label, state, error, job_id}], "done": bool}`; a step with no
-    job yet has state `pending`. `done` once the first prompt has been answered.
+    job yet has state `pending`. `done` once the create chain is over: its first answer was
+    recorded (`prompt_completed`), or failed after the prompt reached the agent, or a later
+    prompt is being tracked (the chain's last step, `opencode.awaitIdle`, for a second
+    prompt), or the chain's first job is gone (pruned, or a project made without it). A
+    later prompt runs some of the same steps; it never brings the checklist back.
     """
     newest: dict[str, Job] = {}
     jobs = Job.objects.filter(
@@ -79,4 +83,16 @@ def setup_checklist(project: Project) -> dict:
                 "job_id": latest.id if latest else None,
             }
         )
-    return {"steps": steps, "done": project.prompt_completed}
+    return {"steps": steps, "done": _create_chain_over(project, newest)}
+
+
+def _create_chain_over(project: Project, newest: dict[str, Job]) -> bool:
+    if project.prompt_completed or chain.CREATE_CHAIN[0] not in newest:
+        return True
+    sent = newest.get(chain.SEND_PROMPT)
+    if project.prompt_state == PromptState.FAILED and sent and sent.state == JobState.SUCCEEDED:
+        return True
+    tracked = Job.objects.filter(
+        serial_key=project_topic(project.id), type=chain.CREATE_CHAIN[-1]
+    ).values_list("payload", flat=True)
+    return len({(payload or {}).get("since_ms") for payload in tracked}) > 1

@@ -10,7 +10,7 @@ HTTP status).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 import structlog
@@ -24,16 +24,19 @@ from doce import events
 from doce.opencode.agents import client_for_project
 from doce.opencode.completion import CompletionCheck
 from doce.opencode.errors import OpencodeError
+from doce.opencode.normalize import is_placeholder_title
 from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from jobqueue.models import RETRYABLE_STATES, Job, JobState
 from projects import chain, edge
 from projects.agent_config import revoke_gateway_token
+from projects.attachments import Attachment
 from projects.models import (
     AgentState,
     IllegalTransition,
     Project,
     PromptState,
     Viewer,
+    owner_topic,
     project_topic,
 )
 
@@ -240,10 +243,21 @@ def create_project(user, *, prompt: str, model: str | None = None, name: str = "
     characters in the prompt or name, unknown model) before anything is written.
     """
     prompt = clean_prompt(prompt, empty="Describe the website you want.")
-    name = clean_name(name) or name_from_prompt(prompt)
+    chosen_name = clean_name(name)
     model = resolve_model(user, model)
     project = Project.objects.create(
-        owner=user, prompt=prompt, model=model, name=name, prompt_state=PromptState.QUEUED
+        owner=user,
+        prompt=prompt,
+        model=model,
+        name=chosen_name or name_from_prompt(prompt),
+        name_from_user=bool(chosen_name),
+        prompt_state=PromptState.QUEUED,
+    )
+    # The dashboard of every tab (and of scripts' users) shows it at once.
+    events.emit(
+        owner_topic(user.pk),
+        "project.created",
+        {"id": project.id, "name": project.name, "status": Project.Status.CREATED.value},
     )
     set_status(project, Project.Status.CREATED)
     enqueue_step(project, chain.CREATE)
@@ -290,25 +304,36 @@ class PromptFailed(ProjectActionError):
         self.diagnostic = diagnostic
 
 
-def send_prompt(project: Project, text: str, *, model: str | None = None) -> bool:
+def send_prompt(
+    project: Project,
+    text: str,
+    *,
+    model: str | None = None,
+    attachments: Sequence[Attachment] = (),
+) -> bool:
     """Send a prompt to the project's agent: the one prompt path of the chat and the API.
 
     Validates first (`clean_prompt`: empty, too long, control characters; `model` against
-    the owner's models with `resolve_model`; a project being deleted is a 409). Then, when
-    the project is running with an agent session, sends straight to the agent and tracks
-    completion (`record_prompt_sent`); otherwise queues `opencode.sendUserPrompt`, after
-    starting the stack when it is not running. Returns True when sent directly, False when
-    queued.
+    the owner's models with `resolve_model`; a project being deleted is a 409).
+    `attachments` were checked by `projects.attachments.check_attachments` and travel as
+    file parts after the text. A `model` other than the project's becomes the project's
+    model (the picker remembers it). Then, when the project is running with an agent
+    session, sends straight to the agent and tracks completion (`record_prompt_sent`);
+    otherwise queues `opencode.sendUserPrompt`, after starting the stack when it is not
+    running. Returns True when sent directly, False when queued.
 
     Raises `ProjectActionError` (nothing written) or `PromptFailed` (the agent did not take
     it; carries the agent's `Diagnostic`).
     """
     text = clean_prompt(text)
+    parts = [attachment.part() for attachment in attachments]
     with transaction.atomic():
         project = _locked(project)
         if project.status == Project.Status.DELETING:
             raise ProjectActionError("This project is being deleted.", status=409)
         chosen = resolve_model(project.owner, model) if model else project.model
+        if chosen and chosen != project.model:
+            _remember_model(project, chosen)
         client = (
             client_for_project(project)
             if project.status == Project.Status.RUNNING
@@ -321,13 +346,18 @@ def send_prompt(project: Project, text: str, *, model: str | None = None) -> boo
                 start_project(project)
             elif project.agent_state in (AgentState.STOPPED, AgentState.STOPPING):
                 wake_agent(project)
-            enqueue_step(project, chain.SEND_PROMPT, {"text": text, "model": chosen}, dedupe=False)
+            enqueue_step(
+                project,
+                chain.SEND_PROMPT,
+                {"text": text, "model": chosen, "parts": parts},
+                dedupe=False,
+            )
             set_prompt_state(project, PromptState.QUEUED)
             return False
     # Outside the transaction: no row lock is held across the agent's HTTP call.
     since_ms = int(time.time() * 1000)
     try:
-        client.prompt_async(project.agent_session_id, text, model=chosen or None)
+        client.prompt_async(project.agent_session_id, text, model=chosen or None, parts=parts)
     except OpencodeError as exc:
         log.info("prompt.send_failed", project_id=project.id, error=str(exc))
         set_prompt_state(project, PromptState.FAILED, exc.diagnostic.message)
@@ -342,9 +372,72 @@ def change_model(project: Project, model: str) -> None:
     if not model:
         # resolve_model would pick the default: an empty choice must not switch silently.
         raise ProjectActionError("Choose one of your models.")
-    project.model = resolve_model(project.owner, model)
+    _remember_model(project, resolve_model(project.owner, model))
+
+
+def _remember_model(project: Project, model: str) -> None:
+    project.model = model
     project.save(update_fields=["model", "updated_at"])
     events.emit(project_topic(project.id), "project.model", {"model": project.model})
+
+
+def _session_client(project: Project):
+    """The agent client and session id of a running project; `ProjectActionError` (409)
+    when it has none (stopped, starting, or no session yet)."""
+    client = client_for_project(project)
+    if project.status != Project.Status.RUNNING or client is None or not project.agent_session_id:
+        raise ProjectActionError("Start the project first; its agent is not running.", status=409)
+    return client, project.agent_session_id
+
+
+def _agent_call(project: Project, call):
+    try:
+        return call()
+    except OpencodeError as exc:
+        if exc.status_code in (400, 404):
+            raise ProjectActionError(exc.diagnostic.message, status=409) from None
+        raise PromptFailed(exc.diagnostic) from None
+
+
+def restore_to(project: Project, message_id: str) -> str:
+    """Restore the conversation and the site's files to how they were when the turn of user
+    message `message_id` ended: every later message and the file changes they made are
+    undone (OpenCode's revert at the next user message). Undone messages stay visible and
+    `unrestore` brings everything back, until the next prompt makes the restore final
+    (OpenCode's semantics, checked with the pinned binary).
+
+    Returns the id of the first undone message. Raises `ProjectActionError`: 409 when the
+    agent is not running, the message is not a user message of the session, nothing follows
+    it, or the agent is busy (stop it first); `PromptFailed` (502) when the agent failed.
+    """
+    client, session_id = _session_client(project)
+    messages = _agent_call(project, lambda: client.messages(session_id))
+    ids = [m.info.id for m in messages]
+    if message_id not in ids or messages[ids.index(message_id)].info.role != "user":
+        raise ProjectActionError(
+            "No message of yours with that id in this conversation.", status=404
+        )
+    later = [m for m in messages[ids.index(message_id) + 1 :] if m.info.role == "user"]
+    if not later:
+        raise ProjectActionError("Nothing came after this message: nothing to restore.", status=409)
+    if session_id in _agent_call(project, client.session_statuses):
+        raise ProjectActionError("The agent is working; stop it before restoring.", status=409)
+    first_undone = later[0].info.id
+    _agent_call(project, lambda: client.revert(session_id, first_undone))
+    log.info("project.restored", project_id=project.id, undone_from=first_undone)
+    return first_undone
+
+
+def unrestore(project: Project) -> None:
+    """Undo the last `restore_to` (messages and files come back) while no prompt has made it
+    final. Raises `ProjectActionError` (409: agent not running or nothing to undo),
+    `PromptFailed` (502)."""
+    client, session_id = _session_client(project)
+    session = _agent_call(project, lambda: client.get_session(session_id))
+    if not session.revert:
+        raise ProjectActionError("There is no restore to undo.", status=409)
+    _agent_call(project, lambda: client.unrevert(session_id))
+    log.info("project.unrestored", project_id=project.id)
 
 
 @transaction.atomic
@@ -354,8 +447,31 @@ def rename_project(project: Project, name: str) -> None:
     if not name:
         raise ProjectActionError(f"A name needs 1 to {PROJECT_NAME_MAX} characters.")
     project.name = name
-    project.save(update_fields=["name", "updated_at"])
+    project.name_from_user = True
+    project.save(update_fields=["name", "name_from_user", "updated_at"])
     events.emit(project_topic(project.id), "project.renamed", {"name": name})
+
+
+def adopt_session_title(project: Project, title: str) -> bool:
+    """Name the project after its agent session's `title` (OpenCode writes a short one from
+    the first prompt) unless the user chose the name; placeholder titles and titles that are
+    not a clean line are ignored. Returns True when the name changed."""
+    if project.name_from_user or not title or is_placeholder_title(title):
+        return False
+    try:
+        name = clean_name(title)[:PROJECT_NAME_MAX]
+    except ProjectActionError:
+        return False
+    if not name or name == project.name:
+        return False
+    with transaction.atomic():
+        updated = Project.objects.filter(pk=project.pk, name_from_user=False).update(
+            name=name, updated_at=timezone.now()
+        )
+        if updated:
+            project.name = name
+            events.emit(project_topic(project.id), "project.renamed", {"name": name})
+    return bool(updated)
 
 
 def reconfigure_agents(owner=None) -> int:

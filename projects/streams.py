@@ -9,10 +9,11 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http import Http404
 
+from doce import events
 from doce.consumers import DoceConsumer, EventStreamConsumer
 from doce.docker.logs import read_log
 from projects import presence
-from projects.models import get_project_for_user, project_topic, visible_topics
+from projects.models import get_project_for_user, owner_topic, project_topic, visible_topics
 
 
 class ProjectEventsConsumer(EventStreamConsumer):
@@ -54,10 +55,25 @@ class ProjectEventsConsumer(EventStreamConsumer):
 
 
 class DashboardEventsConsumer(EventStreamConsumer):
-    """`ws/projects/events/`: the events of all the user's projects, for the dashboard."""
+    """`ws/projects/events/`: the events of all the user's projects, for the dashboard, and
+    `project.created` of the user's new projects (from any tab or the API), whose events it
+    follows from then on."""
 
     async def authorize(self) -> bool:
-        self.topics = await database_sync_to_async(visible_topics)(self.user)
+        topics = await database_sync_to_async(visible_topics)(self.user)
+        self.topics = [*topics, owner_topic(self.user.pk)]
+        return True
+
+    def wants(self, message: dict) -> bool:
+        if message.get("type") == "project.created" and message.get("topic") == owner_topic(
+            self.user.pk
+        ):
+            topic = project_topic(str((message.get("payload") or {}).get("id") or ""))
+            if topic not in self.topics:
+                self.topics.append(topic)
+                asyncio.get_running_loop().create_task(
+                    self.channel_layer.group_add(events.group_name(topic), self.channel_name)
+                )
         return True
 
 

@@ -27,7 +27,7 @@ from doce.engine_health import recorded_engine
 from doce.events import last_event_id
 from projects import files, services
 from projects.forms import CreateProjectForm
-from projects.models import Project, get_project_for_user, project_topic
+from projects.models import Project, get_project_for_user, owner_topic, project_topic
 from projects.presenters import (
     preview_address,
     preview_frame_source,
@@ -54,7 +54,10 @@ def _dashboard(request: HttpRequest, form=None, status: int = 200) -> HttpRespon
         "has_models": bool(models),
         # What a worker recorded: a page render never waits on the Engine.
         "engine": recorded_engine(),
-        "last_event_id": last_event_id([project_topic(p.id) for p in projects]),
+        # The stream resumes after what this page shows, new projects included.
+        "last_event_id": last_event_id(
+            [owner_topic(request.user.pk), *(project_topic(p.id) for p in projects)]
+        ),
     }
     return render(request, "projects/dashboard.html", context, status=status)
 

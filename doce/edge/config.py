@@ -52,7 +52,8 @@ class EdgeLimits:
     """Request limits the edge enforces before daphne or a container reads anything.
 
     Bytes: `body_bytes` for doce's requests, `upload_bytes` for `upload_paths` (Caddy path
-    patterns), `preview_body_bytes` for requests to previews and sites, `header_bytes` for
+    patterns), `prompt_bytes` for `prompt_paths` (prompts with attachments),
+    `preview_body_bytes` for requests to previews and sites, `header_bytes` for
     a request's headers. Seconds: `read_header_seconds` to receive the headers,
     `read_body_seconds` to receive the body (0: no limit), `idle_seconds` a keep-alive
     connection may sit idle, `grace_seconds` old connections get to finish after a reload.
@@ -61,6 +62,8 @@ class EdgeLimits:
     body_bytes: int = 1024 * 1024
     upload_bytes: int = 11 * 1024 * 1024
     upload_paths: tuple[str, ...] = ()
+    prompt_bytes: int = 36 * 1024 * 1024
+    prompt_paths: tuple[str, ...] = ()
     preview_body_bytes: int = 10 * 1024 * 1024
     header_bytes: int = 64 * 1024
     read_header_seconds: float = 10.0
@@ -225,14 +228,18 @@ def _doce_route(site: EdgeSite) -> dict:
     routes: list[dict] = [
         {"match": [{"path": ["/.doce/*"]}], "handle": [_not_found()], "terminal": True},
     ]
-    if limits.upload_paths:
-        routes.append(
-            {
-                "match": [{"path": list(limits.upload_paths)}],
-                "handle": [_body_limit(limits.upload_bytes), _proxy(daphne)],
-                "terminal": True,
-            }
-        )
+    for paths, max_bytes in (
+        (limits.upload_paths, limits.upload_bytes),
+        (limits.prompt_paths, limits.prompt_bytes),
+    ):
+        if paths:
+            routes.append(
+                {
+                    "match": [{"path": list(paths)}],
+                    "handle": [_body_limit(max_bytes), _proxy(daphne)],
+                    "terminal": True,
+                }
+            )
     routes.append({"handle": [_body_limit(limits.body_bytes), _proxy(daphne)]})
     return {
         "match": [{"host": [site.doce_domain]}],

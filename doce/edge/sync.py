@@ -86,6 +86,8 @@ def edge_site() -> EdgeSite:
         body_bytes=settings.DOCE_EDGE_MAX_BODY_BYTES,
         upload_bytes=settings.DOCE_EDGE_MAX_UPLOAD_BYTES,
         upload_paths=tuple(settings.DOCE_EDGE_UPLOAD_PATHS),
+        prompt_bytes=settings.DOCE_EDGE_MAX_PROMPT_BYTES,
+        prompt_paths=tuple(settings.DOCE_EDGE_PROMPT_PATHS),
         preview_body_bytes=settings.DOCE_EDGE_MAX_PREVIEW_BODY_BYTES,
         header_bytes=settings.DOCE_EDGE_MAX_HEADER_BYTES,
         read_header_seconds=settings.DOCE_EDGE_READ_HEADER_SECONDS,

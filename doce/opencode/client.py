@@ -223,8 +223,7 @@ class _Endpoints:
         restart. Sessions are kept (they live on disk). Checked with OpenCode 1.18.33."""
         return self._send(Call("POST", "/instance/dispose", parse=bool, operation="reload config"))
 
-    # revert/unrevert have no caller in doce yet: the workspace issue (undo a turn) uses them;
-    # tests/integration/test_opencode_client.py keeps them working against the real agent.
+    # Used by `projects.services.restore_to` / `unrestore` (restore to a message).
     def revert(self, session_id: str, message_id: str, part_id: str | None = None):
         """`POST /session/{id}/revert {messageID, partID?}` → `Session`."""
         body = {"messageID": message_id, **({"partID": part_id} if part_id else {})}
@@ -246,6 +245,21 @@ class _Endpoints:
                 f"/session/{_seg(session_id)}/unrevert",
                 parse=Session.model_validate,
                 operation="unrevert",
+            )
+        )
+
+    def summarize(self, session_id: str, model: str):
+        """`POST /session/{id}/summarize {providerID, modelID}` → bool: compact the
+        conversation (OpenCode replaces the history the model sees by a summary).
+        Raises `ValueError` for a malformed `model` (`provider/model`)."""
+        return self._send(
+            Call(
+                "POST",
+                f"/session/{_seg(session_id)}/summarize",
+                json=split_model(model),
+                parse=bool,
+                long=True,
+                operation="compact",
             )
         )
 

@@ -15,12 +15,19 @@ Mapping (upstream type → doce type: payload):
 - `message.part.updated`, text part → `chat.message.part.added`:
   `{messageId, partId, partType: "text", text}` (replace; only when the text changed)
 - reasoning delta / part → `chat.reasoning.part`: `{messageId, partId, deltaText | text}`
-- tool part first seen running (or pending with input) → `chat.tool.start`:
-  `{messageId, partId, toolCallId, name, input}`; `completed` → `chat.tool.finish`
-  (`+ output, title`; output cut to 8,000 chars); `error` → `chat.tool.error` (`+ error`);
-  each once per call
-- user `message.updated` and its text part → `chat.message.user`: `{messageId, text}`, once;
-  user text never becomes assistant text (the echo is suppressed)
+- tool part first seen (pending, while its input may still stream) → `chat.tool.start`:
+  `{messageId, partId, toolCallId, name, input}`, again when its input changes before it
+  ends; `completed` → `chat.tool.finish` (`+ output, title, diff?, diffTruncated?`; output
+  cut to 8,000 chars; `diff` is a unified diff of a `write`/`edit`, at most
+  `MAX_DIFF_LINES` lines); `error` → `chat.tool.error` (`+ error`). Paths in `input`
+  (`filePath`, `path`) are relative to the session directory, never `/app/…`
+- user `message.updated` and its text part → `chat.message.user`: `{messageId, text,
+  attachments: [{name, mime, url?}]}` (`url`: the image's data URL, for thumbnails), once,
+  and again when an attachment part arrives after it; user text never becomes assistant
+  text (the echo is suppressed)
+- an assistant message's token counts → `chat.usage`: `{tokens, limit?, model}` (`tokens`:
+  what the conversation now fills of the model's context; `limit` from
+  `context_limits`, the agent's declared model limits)
 - an assistant message that completes or fails → `chat.message.final`, **once** per message:
   `{messageId, text, html, error?: {name, message}, aborted?, interrupted?}`; `interrupted`
   when the session went idle with the message still open (the agent died mid-answer)
@@ -34,7 +41,10 @@ Mapping (upstream type → doce type: payload):
 - `question.asked` / `.replied` / `.rejected` → `chat.question.requested`
   `{requestId, questions, toolCallId, messageId}` / `chat.question.resolved`
   `{requestId, answers, rejected}`
-- `todo.updated` → `chat.todo.updated`: `{todos: [{content, status, priority}]}`
+- `todo.updated`, and each `todowrite` tool call (so a rebuilt history has the plan) →
+  `chat.todo.updated`: `{todos: [{content, status, priority}]}`
+- `session.updated` with a revert point → `chat.session.revert`: `{messageId}` (the first
+  undone message; null when the restore was undone or made final)
 - `session.compacted` → `chat.session.compacted`: `{}`
 - `message.removed` / `message.part.removed` → `chat.message.removed` /
   `chat.message.part.removed`: the ids
@@ -63,6 +73,10 @@ from doce.redact import redact_mapping
 log = structlog.get_logger("doce.opencode.normalize")
 
 MAX_TOOL_OUTPUT_CHARS = 8000
+MAX_DIFF_LINES = 400
+# Image data URLs up to this size travel to the chat (thumbnails); larger ones are named only.
+MAX_THUMBNAIL_URL_CHARS = 7 * 1024 * 1024
+_PATH_KEYS = ("filePath", "path")
 ABORTED_MESSAGE = "Stopped before it finished."
 _PLACEHOLDER_TITLE = re.compile(r"^(New session|Child session) - \d{4}-\d{2}-\d{2}T")
 _LIVENESS = frozenset({"server.heartbeat", "server.connected"})
@@ -80,7 +94,14 @@ class _Part:
     output: str = ""
     title: str = ""
     error: str = ""
+    diff: str = ""
+    diff_truncated: bool = False
+    mime: str = ""  # of a file part
+    filename: str = ""
+    url: str = ""
+    synthetic: bool = False
     said: set[str] = field(default_factory=set)  # tool events already emitted
+    said_input: dict[str, Any] | None = None  # the input the last start event carried
     # Streaming began before this stream saw it, and OpenCode stores a text part only when
     # it ends: `text` lacks its start until the part's full text arrives.
     partial: bool = False
@@ -96,6 +117,11 @@ class _Message:
     aborted: bool = False
     interrupted: bool = False
     announced: bool = False  # chat.message.user sent
+
+
+def is_placeholder_title(title: str) -> bool:
+    """Whether `title` is OpenCode's stand-in ("New session - <ISO time>"), not a real one."""
+    return bool(_PLACEHOLDER_TITLE.match(title))
 
 
 def now_iso() -> str:
@@ -133,6 +159,10 @@ class Normalizer:
         self.status = ""
         self.title = ""
         self.todos: list[dict[str, Any]] = []
+        self.revert: str | None = None  # the first undone message of a restore
+        self.usage: dict[str, Any] | None = None
+        # `provider/model` → context window (tokens), from the agent's providers.
+        self.context_limits: dict[str, int] = {}
         self.permissions: dict[str, dict[str, Any]] = {}
         self.questions: dict[str, dict[str, Any]] = {}
         self.last_heartbeat = 0.0
@@ -225,6 +255,10 @@ class Normalizer:
             out.append(self._env("chat.session.title", {"title": self.title}))
         if self.todos:
             out.append(self._env("chat.todo.updated", {"todos": self.todos}))
+        if self.revert:
+            out.append(self._env("chat.session.revert", {"messageId": self.revert}))
+        if self.usage:
+            out.append(self._env("chat.usage", self._usage_payload()))
         out.extend(self._env("chat.permission.requested", p) for p in self.permissions.values())
         out.extend(self._env("chat.question.requested", q) for q in self.questions.values())
         return out
@@ -287,7 +321,45 @@ class Normalizer:
 
     def _user_event(self, message: _Message, text: str) -> dict[str, Any]:
         message.announced = True
-        return self._env("chat.message.user", {"messageId": message.id, "text": text})
+        attachments = []
+        for part in message.parts.values():
+            if part.type != "file":
+                continue
+            item: dict[str, Any] = {"name": part.filename or "attachment", "mime": part.mime}
+            url_ok = part.url.startswith("data:image/") and len(part.url) <= MAX_THUMBNAIL_URL_CHARS
+            if part.mime.startswith("image/") and url_ok:
+                item["url"] = part.url
+            attachments.append(item)
+        payload = {"messageId": message.id, "text": text, "attachments": attachments}
+        return self._env("chat.message.user", payload)
+
+    def _usage_payload(self) -> dict[str, Any]:
+        usage = dict(self.usage or {})
+        limit = self.context_limits.get(usage.get("model") or "")
+        if limit:
+            usage["limit"] = limit
+        return usage
+
+    def set_context_limits(self, limits: dict[str, int]) -> list[dict[str, Any]]:
+        """Learn the models' context windows; returns a `chat.usage` event when the current
+        usage gains its limit."""
+        self.context_limits = dict(limits)
+        if self.usage and self.usage.get("model") in limits:
+            return [self._env("chat.usage", self._usage_payload())]
+        return []
+
+    def _relative(self, path: str) -> str:
+        for base in (self.directory, "/app"):
+            if base and path.startswith(base + "/"):
+                return path[len(base) + 1 :]
+        return path
+
+    def _shown_input(self, part: _Part) -> dict[str, Any]:
+        shown = dict(part.input)
+        for key in _PATH_KEYS:
+            if isinstance(shown.get(key), str):
+                shown[key] = self._relative(shown[key])
+        return shown
 
     def _part_snapshot(self, message: _Message, part: _Part) -> list[dict[str, Any]]:
         if part.type == "text" and part.text:
@@ -326,11 +398,15 @@ class Normalizer:
             "partId": part.id,
             "toolCallId": part.call_id,
             "name": part.name,
-            "input": part.input,
+            "input": self._shown_input(part),
         }
         if kind == "chat.tool.finish":
             payload["output"] = part.output
             payload["title"] = part.title
+            if part.diff:
+                payload["diff"] = part.diff
+                if part.diff_truncated:
+                    payload["diffTruncated"] = True
         elif kind == "chat.tool.error":
             payload["error"] = part.error
         return self._env(kind, payload)
@@ -385,11 +461,18 @@ class Normalizer:
         info = props.get("info") or {}
         if info.get("directory") and not self.directory:
             self.directory = str(info["directory"]).rstrip("/")
+        out: list[dict[str, Any]] = []
+        revert = info.get("revert") if isinstance(info.get("revert"), dict) else None
+        revert_id = str(revert.get("messageID") or "") or None if revert else None
+        if revert_id != self.revert:
+            self.revert = revert_id
+            out.append(self._env("chat.session.revert", {"messageId": revert_id}))
         title = str(info.get("title") or "")
         if not title or title == self.title or _PLACEHOLDER_TITLE.match(title):
-            return []
+            return out
         self.title = title
-        return [self._env("chat.session.title", {"title": title})]
+        out.append(self._env("chat.session.title", {"title": title}))
+        return out
 
     def _message_updated(self, props: dict[str, Any]) -> list[dict[str, Any]]:
         info = props.get("info") or {}
@@ -399,13 +482,43 @@ class Normalizer:
         if message.role == "user":
             text = _joined_text(message)
             return [self._user_event(message, text)] if text and not message.announced else []
+        out = self._usage(info)
         error = info.get("error")
         completed = (info.get("time") or {}).get("completed")
         if error or completed:
             aborted = isinstance(error, dict) and error.get("name") == "MessageAbortedError"
             final = self._finalize(message, error or None, aborted=aborted)
-            return [final] if final else []
-        return []
+            return out + ([final] if final else [])
+        return out
+
+    def _usage(self, info: dict[str, Any]) -> list[dict[str, Any]]:
+        """`chat.usage` when an assistant message reports new token counts: what the
+        conversation fills of the context (input, cache and output of its latest step)."""
+        tokens = info.get("tokens")
+        if not isinstance(tokens, dict):
+            return []
+        cache: dict[str, Any] = (
+            tokens.get("cache") or {} if isinstance(tokens.get("cache"), dict) else {}
+        )
+        used: int = sum(
+            int(value)
+            for value in (
+                tokens.get("input"),
+                tokens.get("output"),
+                tokens.get("reasoning"),
+                cache.get("read"),
+                cache.get("write"),
+            )
+            if isinstance(value, int | float)
+        )
+        if not used:
+            return []
+        model = f"{info.get('providerID') or ''}/{info.get('modelID') or ''}".strip("/")
+        usage = {"tokens": used, "model": model}
+        if usage == self.usage:
+            return []
+        self.usage = usage
+        return [self._env("chat.usage", self._usage_payload())]
 
     def _part_updated(self, props: dict[str, Any]) -> list[dict[str, Any]]:
         data = props.get("part") or {}
@@ -421,7 +534,16 @@ class Normalizer:
         if message.role == "user":
             if kind == "text":
                 part.text = str(data.get("text") or "")
-            if message.role == "user" and not message.announced and _joined_text(message):
+                part.synthetic = bool(data.get("synthetic"))
+            elif kind == "file":
+                new = not part.mime
+                part.mime = str(data.get("mime") or "")
+                part.filename = str(data.get("filename") or "")
+                part.url = str(data.get("url") or "")
+                if new and message.announced:
+                    # An attachment after the text: say the message again with it.
+                    return [self._user_event(message, _joined_text(message))]
+            if not message.announced and _joined_text(message):
                 return [self._user_event(message, _joined_text(message))]
             return []
         if kind in ("text", "reasoning"):
@@ -448,17 +570,26 @@ class Normalizer:
         if isinstance(state.get("input"), dict) and state["input"]:
             part.input = state["input"]
         out: list[dict[str, Any]] = []
-        # A pending call has no input yet; wait for running (or the end) to announce it.
-        starts = part.status == "running" or (part.status == "pending" and part.input)
+        # A card as soon as the call is known (pending: its input may still be streaming),
+        # and again while its input grows, until it ends.
         ended = part.status in ("completed", "error")
-        if (starts or ended) and "start" not in part.said:
+        if part.status and (
+            "start" not in part.said or (not ended and part.input != part.said_input)
+        ):
             part.said.add("start")
+            part.said_input = dict(part.input)
             out.append(self._tool_event("chat.tool.start", message.id, part))
+        if part.name == "todowrite" and isinstance(part.input.get("todos"), list):
+            out.extend(self._todos(part.input["todos"], only_changed=True))
         if part.status == "completed" and "finish" not in part.said:
             part.said.add("finish")
             output = str(state.get("output") or "")
             part.output = output[:MAX_TOOL_OUTPUT_CHARS]
             part.title = str(state.get("title") or "")
+            metadata: dict[str, Any] = (
+                state["metadata"] if isinstance(state.get("metadata"), dict) else {}
+            )
+            part.diff, part.diff_truncated = self._tool_diff(part, metadata)
             out.append(self._tool_event("chat.tool.finish", message.id, part))
         elif part.status == "error" and "error" not in part.said:
             part.said.add("error")
@@ -543,12 +674,39 @@ class Normalizer:
         return [self._env("chat.question.resolved", payload)]
 
     def _todo_updated(self, props: dict[str, Any]) -> list[dict[str, Any]]:
-        self.todos = [
+        return self._todos(props.get("todos") or [], only_changed=False)
+
+    def _todos(self, todos: list[Any], *, only_changed: bool) -> list[dict[str, Any]]:
+        cleaned = [
             {k: todo.get(k) for k in ("content", "status", "priority")}
-            for todo in props.get("todos") or []
+            for todo in todos
             if isinstance(todo, dict)
         ]
+        if only_changed and cleaned == self.todos:
+            return []
+        self.todos = cleaned
         return [self._env("chat.todo.updated", {"todos": self.todos})]
+
+    def _tool_diff(self, part: _Part, metadata: dict[str, Any]) -> tuple[str, bool]:
+        """The unified diff of a finished `edit` (OpenCode's own, from its metadata) or
+        `write` (the written content as added lines; an overwrite says so), with paths made
+        relative and cut to `MAX_DIFF_LINES` lines. ("", False) for other tools."""
+        path = self._relative(str(part.input.get("filePath") or metadata.get("filepath") or ""))
+        if part.name == "edit" and isinstance(metadata.get("diff"), str):
+            lines = [
+                line
+                for line in metadata["diff"].splitlines()
+                if not line.startswith(("Index: ", "====", "--- ", "+++ "))
+            ]
+        elif part.name == "write" and isinstance(part.input.get("content"), str):
+            content = part.input["content"].splitlines()
+            verb = "@@ replaced the whole file @@" if metadata.get("exists") else "@@ new file @@"
+            lines = [f"{verb[:-3]} ({len(content)} lines) @@", *("+" + line for line in content)]
+        else:
+            return "", False
+        header = [f"--- {path}", f"+++ {path}"]
+        truncated = len(lines) > MAX_DIFF_LINES
+        return "\n".join(header + lines[:MAX_DIFF_LINES]), truncated
 
 
 def _session_of(kind: str | None, props: dict[str, Any]) -> str | None:
@@ -566,7 +724,9 @@ def _session_of(kind: str | None, props: dict[str, Any]) -> str | None:
 
 def _joined_text(message: _Message) -> str:
     return "\n\n".join(
-        p.text.strip() for p in message.parts.values() if p.type == "text" and p.text.strip()
+        p.text.strip()
+        for p in message.parts.values()
+        if p.type == "text" and p.text.strip() and not p.synthetic
     )
 
 

@@ -63,6 +63,7 @@ class ProjectRelay:
         self.dropped = 0
         self.connected = False
         self._outage_reported = False
+        self._limits: dict[str, int] | None = None
         self._stream_factory = stream_factory or EventStream
         self._task: asyncio.Task | None = None
         self._linger: asyncio.TimerHandle | None = None
@@ -146,17 +147,24 @@ class ProjectRelay:
         limit = settings.DOCE_CHAT_HISTORY_LIMIT
         try:
             async with AsyncOpencodeClient(target.base_url, target.password) as client:
+                session = await client.get_session(session_id)
                 messages = await client.messages(session_id, limit=limit)
                 permissions = await client.pending_permissions()
                 questions = await client.pending_questions()
                 statuses = await client.session_statuses()
+                limits = await self._context_limits(client)
         except OpencodeError as exc:
             log.info("chat catch-up failed", project_id=self.project_id, error=str(exc))
             self.broadcast(
                 [self._env("chat.diagnostic", {"diagnostic": exc.diagnostic.model_dump()})]
             )
             return
-        events = self.normalizer.catch_up(messages)
+        # The session first: its directory makes paths relative, its revert point is news.
+        events = self.normalizer.feed(
+            {"type": "session.updated", "properties": {"info": session.model_dump()}}
+        )
+        events += self.normalizer.set_context_limits(limits)
+        events += self.normalizer.catch_up(messages)
         for request in permissions:
             if request.get("sessionID") == session_id and request.get("id") not in (
                 self.normalizer.permissions
@@ -179,6 +187,25 @@ class ProjectRelay:
         )
         if events:
             self.broadcast(events)
+
+    async def _context_limits(self, client: AsyncOpencodeClient) -> dict[str, int]:
+        """`provider/model` → context window of the agent's connected providers' models
+        (`GET /provider`), read once per relay: the providers change only with a restart."""
+        if self._limits is None:
+            try:
+                providers = await client.providers()
+            except OpencodeError:
+                return {}  # usage is shown without its limit; asked again next time
+            limits: dict[str, int] = {}
+            for provider in providers.all:
+                if provider.id not in providers.connected:
+                    continue
+                for model_id, model in provider.models.items():
+                    context = (getattr(model, "limit", None) or {}).get("context")
+                    if isinstance(context, int) and context > 0:
+                        limits[f"{provider.id}/{model_id}"] = context
+            self._limits = limits
+        return self._limits
 
     def _env(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         return envelope(kind, self.project_id, self.normalizer.session_id, payload)

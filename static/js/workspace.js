@@ -35,6 +35,18 @@
     if (status === "deleting") window.doce.toast("This project is being deleted.", "info");
   }
 
+  // --- chat ------------------------------------------------------------------------------
+  var chatRoot = root.querySelector("[data-chat]");
+  var chat = new window.doce.Chat(chatRoot, {
+    path: base + "/chat/",
+    projectId: id,
+    status: status,
+    promptUrl: chatRoot.dataset.promptUrl,
+    filesUrl: chatRoot.dataset.filesUrl,
+    // The agent has put the files back (its answer comes after): show them in the preview.
+    onRestored: function () { reloadPreview(); }
+  });
+
   // --- setup checklist ---------------------------------------------------------------------
   var checklist = root.querySelector("[data-checklist]");
   function showJob(job) {
@@ -70,7 +82,11 @@
   }
 
   window.doce.eventStream(base + "/events/", function (event) {
-    if (event.type === "project.status") showStatus(event.payload);
+    if (event.type === "project.status") { showStatus(event.payload); chat.status = event.payload.status; }
+    else if (event.type === "project.model") {
+      var picker = root.querySelector("#composer-model");
+      if (picker && event.payload.model) picker.value = event.payload.model;
+    }
     else if (event.type === "project.renamed") {
       root.querySelector("[data-project-name]").textContent = event.payload.name;
     } else if (event.type === "project.deleted") location.href = "/";
@@ -78,10 +94,6 @@
     else if (event.type && event.type.indexOf("job.") === 0 && event.payload.job) showJob(event.payload.job);
   }, root.dataset.lastEventId);
 
-  // --- chat ------------------------------------------------------------------------------
-  new window.doce.Chat(root.querySelector("[data-chat]"), {
-    path: base + "/chat/"
-  });
 
   // --- logs ------------------------------------------------------------------------------
   var logView = root.querySelector("[data-log-view]");

@@ -152,6 +152,8 @@ async def test_it_answers_malformed_messages_with_chat_error_and_stays_open(hub,
         json.dumps({"type": "permission.reply", "requestId": "../x", "reply": "once"}),
         json.dumps({"type": "question.reply", "requestId": "que_1", "answers": "Red"}),
         json.dumps({"type": "abort", "extra": 1}),
+        json.dumps({"type": "restore", "messageId": "../msg"}),
+        json.dumps({"type": "restore"}),
         "x" * 200_000,
     ]
     for message in bad:
@@ -186,6 +188,18 @@ async def test_it_explains_when_there_is_no_agent_or_no_session(hub, alice):
     await communicator.send_to(text_data=json.dumps({"type": "abort"}))
     error = await receive_type(communicator, "chat.error")
     assert error["payload"]["code"] == "no_session"
+    await communicator.disconnect()
+
+
+async def test_a_restore_of_a_project_without_a_running_agent_is_refused(hub, alice):
+    project = await project_of(alice, agent_port=45998)  # an agent without a session
+    communicator = await connect(alice, project.id, hub)
+    await receive(communicator)
+    for message in ({"type": "restore", "messageId": "msg_1"}, {"type": "unrestore"}):
+        await communicator.send_to(text_data=json.dumps(message))
+        error = await receive_type(communicator, "chat.error")
+        assert error["payload"]["code"] == "rejected"
+        assert "Start the project" in error["payload"]["message"]
     await communicator.disconnect()
 
 

@@ -107,6 +107,7 @@ class FakeRuntime:
         self.completion = "done"
         # `stop_service("agent")` puts the agent to sleep; the next `stack_up` wakes it.
         self.agent_asleep = False
+        self.title = ""  # the session title get_session reports
 
     # projects.runtime
     def render_stack(self, project, **kwargs):
@@ -184,7 +185,9 @@ class FakeRuntime:
             raise OpencodeError(
                 make_diagnostic("unknown", "no such session", status_code=404, retryable=False)
             )
-        return session_id
+        from types import SimpleNamespace
+
+        return SimpleNamespace(id=session_id, title=self.title)
 
     def prompt_async(self, session_id, text, *, model=None, parts=None, message_id=None):
         self.calls.append(("prompt", session_id))

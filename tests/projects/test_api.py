@@ -96,7 +96,7 @@ def test_it_queues_a_prompt_for_a_stopped_project_after_starting_it(api, alice):
     )
     response = post(api, f"/api/projects/{project.id}/prompt", {"text": "Make it pink"})
     assert response.status_code == 202
-    assert response.json() == {"id": project.id, "status": "starting"}
+    assert response.json() == {"id": project.id, "status": "starting", "queued": True}
     assert project_jobs(project.id) == [
         ("docker.ensureRunning", "queued"),
         ("opencode.sendUserPrompt", "queued"),
@@ -301,6 +301,8 @@ def test_it_publishes_an_openapi_schema_of_its_routes(client, alice):
         ("GET", "/api/projects/{project_id}"),
         ("DELETE", "/api/projects/{project_id}"),
         ("POST", "/api/projects/{project_id}/prompt"),
+        ("POST", "/api/projects/{project_id}/restore"),
+        ("POST", "/api/projects/{project_id}/unrestore"),
         ("POST", "/api/projects/{project_id}/stop"),
         ("POST", "/api/projects/{project_id}/start"),
         ("GET", "/api/projects/{project_id}/messages"),

@@ -105,6 +105,19 @@ CASES = [
     Case("api", "/api/projects/{p}/messages", template="/api/projects/{project_id}/messages"),
     Case("api", "/api/projects/{p}/start", ("POST",), template="/api/projects/{project_id}/start"),
     Case("api", "/api/projects/{p}/retry", ("POST",), template="/api/projects/{project_id}/retry"),
+    Case(
+        "api",
+        "/api/projects/{p}/restore",
+        ("POST",),
+        {"message_id": "msg_abc"},
+        "/api/projects/{project_id}/restore",
+    ),
+    Case(
+        "api",
+        "/api/projects/{p}/unrestore",
+        ("POST",),
+        template="/api/projects/{project_id}/unrestore",
+    ),
     # The production API (productions)
     Case(
         "api",

@@ -437,3 +437,22 @@ def test_an_unreachable_engine_holds_the_start_and_resumes_when_it_answers(
     assert project.status == Project.Status.RUNNING
     assert project.status_reason == ""
     assert fake_runtime.prompts == [("ses_1", "a bakery", MODEL)]
+
+
+def test_it_names_the_project_after_the_session_title_unless_the_user_named_it(
+    alice, alice_provider, worker, fake_runtime
+):
+    fake_runtime.title = "Lisbon bakery with opening hours"
+    project = services.create_project(alice, prompt="a bakery in lisbon with opening hours and")
+    run_due(worker)
+    project.refresh_from_db()
+    assert project.name == "Lisbon bakery with opening hours"
+    named = Project.objects.create(owner=alice, prompt="p", name="Mine", name_from_user=True)
+    assert not services.adopt_session_title(named, "Agent title")
+    assert not services.adopt_session_title(project, "New session - 2026-01-01T00:00:00.000Z")
+    services.rename_project(project, "Renamed")
+    fake_runtime.title = "Something else"
+    services.record_prompt_sent(project, since_ms=0)  # a later prompt, tracked to its end
+    run_due(worker)
+    project.refresh_from_db()
+    assert project.name == "Renamed"

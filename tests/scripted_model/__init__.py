@@ -27,7 +27,16 @@ def opencode_provider_config(base_url: str) -> dict:
                 "npm": "@ai-sdk/openai-compatible",
                 "name": "Scripted model",
                 "options": {"baseURL": base_url, "apiKey": "scripted-not-a-secret"},
-                "models": {MODEL_ID: {"name": "Scripted"}},
+                # Takes images (attachments reach it as image parts); a known context window
+                # (the chat's context usage).
+                "models": {
+                    MODEL_ID: {
+                        "name": "Scripted",
+                        "attachment": True,
+                        "modalities": {"input": ["text", "image"], "output": ["text"]},
+                        "limit": {"context": 128000, "output": 8000},
+                    }
+                },
             }
         },
         "model": model,
