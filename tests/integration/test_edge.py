@@ -124,6 +124,9 @@ def edge_ports():
     with override_settings(
         DOCE_PORT=port,
         DOCE_WEB_PORT=web_port,
+        # Derived from DOCE_WEB_PORT when settings load; this process renders the edge's
+        # configuration after its own commits, so it must name the same web process.
+        DOCE_WEB_UPSTREAMS=[f"127.0.0.1:{web_port}"],
         DOCE_ORIGIN=f"http://localhost:{port}",
         CSRF_TRUSTED_ORIGINS=[f"http://localhost:{port}"],
     ):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from accounts.services import create_api_token
 from doce.opencode.client import OpencodeClient
-from projects.models import Project
+from projects.models import AgentState, Project
 from tests.opencode.fixtures import require_opencode, shared_scripted_model
 
 pytestmark = [pytest.mark.opencode, pytest.mark.timeout(120), pytest.mark.django_db]
@@ -42,6 +42,7 @@ def project(agent, alice):
         prompt="p",
         model="scripted/scripted",
         status=Project.Status.RUNNING,
+        agent_state=AgentState.READY,  # the agent answers: prompts go straight to it
         agent_port=agent.port,
         agent_password=agent.password,
         agent_session_id=session_id,
