@@ -55,10 +55,11 @@ from productions.models import (
     IllegalProductionTransition,
     Production,
     Release,
+    asset_pool_dir,
     releases_dir,
 )
 from productions.ports import allocate_release_port
-from productions.releases import choose_pruned
+from productions.releases import choose_pruned, pool_assets, prune_pool
 from projects.jobs import holds_while_docker_is_down, user_message
 from projects.models import Project
 
@@ -384,8 +385,7 @@ def promote(ctx: JobContext) -> None:
             ctx, production, S.LIVE, error="", live_release=release, target_release=None
         ):
             return
-    services.request_edge_sync()
-    point_current(project, release)
+    switch_to(project, release, previous)
     ctx.log(
         "release is live",
         release=release.short_id,
@@ -397,6 +397,25 @@ def promote(ctx: JobContext) -> None:
         {"project_id": project.id},
         run_at=timezone.now() + timedelta(seconds=settings.DOCE_PROD_DRAIN_SECONDS),
     )
+
+
+def switch_to(project: Project, release: Release, previous: Release | None) -> None:
+    """Make `release` the one the edge serves. A static release: its hashed assets (and the
+    previous release's) join the asset pool, then `current` moves, which is the switch (the
+    route serves `current`; the edge sync after it changes nothing unless the route does:
+    a first deploy or a change of kind). A server release: the edge sync points the route
+    at its container first, then `current` follows, so a static route never serves a server
+    release's folder."""
+    if release.kind == Release.Kind.STATIC:
+        pool = asset_pool_dir(project)
+        for shown in (previous, release):
+            if shown is not None and shown.kind == Release.Kind.STATIC:
+                pool_assets(shown.directory, pool)
+        point_current(project, release)
+        services.request_edge_sync()
+    else:
+        services.request_edge_sync()
+        point_current(project, release)
 
 
 def point_current(project: Project, release: Release) -> None:
@@ -430,9 +449,6 @@ def retire(ctx: JobContext) -> None:
     with holds_while_docker_is_down(ctx, None):
         stopped = stop_idle_containers(project, production)
         pruned = apply_retention(project, production)
-    if pruned:
-        # The live site's route lists retained releases for hashed assets: drop the pruned.
-        services.request_edge_sync()
     ctx.log("retired", stopped=stopped, pruned=pruned)
 
 
@@ -475,6 +491,9 @@ def apply_retention(project: Project, production: Production) -> list[str]:
         remove_service(release.container_name)
         Release.objects.filter(pk=release.pk).update(state=Release.State.PRUNED, port=None)
         shutil.rmtree(release.directory, ignore_errors=True)
+    if pruned:
+        gone = {r.pk for r in pruned}
+        prune_pool(asset_pool_dir(project), [r.directory for r in retained if r.pk not in gone])
     return [r.release_id for r in pruned]
 
 

@@ -31,8 +31,21 @@ def production_key(project_id: str) -> str:
 
 
 def releases_dir(project: Project) -> Path:
-    """`<project root>/releases`: one folder per release, plus the `current` symlink."""
+    """`<project root>/releases`: one folder per release, the `current` symlink to the live
+    one and the `_assets` pool (release ids are hex digests, so neither name is a release's)."""
     return project.root_dir / "releases"
+
+
+def current_dir(project: Project) -> Path:
+    """`releases/current`: the symlink to the live release's folder. A static site's route
+    serves this path, so a switch is the symlink's atomic rename, not an edge reload."""
+    return releases_dir(project) / "current"
+
+
+def asset_pool_dir(project: Project) -> Path:
+    """`releases/_assets`: hard links to the hashed assets of every retained release
+    (`productions.releases.pool_assets`), served for asset paths the live one lacks."""
+    return releases_dir(project) / "_assets"
 
 
 class IllegalProductionTransition(Exception):

@@ -1,12 +1,14 @@
-"""Pure rules about releases: the content hash that names them, their size, and which ones
-retention removes.
+"""Rules about releases' files: the content hash that names them, their size, which ones
+retention removes, and the pool of hashed assets the edge falls back to.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -71,3 +73,49 @@ def choose_pruned(releases: Sequence[R], keep: int, *, protected: Iterable[str] 
     keep = max(1, keep)
     spared = set(protected)
     return [r for r in releases[keep:] if r.release_id not in spared]
+
+
+# Astro's content-hashed build assets (`build.assets`, default `_astro`): a file's name
+# carries a hash of its contents, so one name is one content in every release.
+ASSET_FOLDER = "_astro"
+
+
+def pool_assets(release_dir: Path, pool: Path) -> int:
+    """Hard-link the hashed assets of the release in `release_dir` (`<release>/_astro/*`,
+    top level) into `pool/_astro/`, keeping names that are there already. The edge serves
+    the pool for asset requests the live release lacks, so a page loaded from the previous
+    release still gets its own scripts and styles after a switch. Returns the files added.
+    Raises `OSError` when the pool cannot be written (a copy is made where a link cannot)."""
+    source = release_dir / ASSET_FOLDER
+    if not source.is_dir():
+        return 0
+    target = pool / ASSET_FOLDER
+    target.mkdir(parents=True, exist_ok=True)
+    added = 0
+    for path in source.iterdir():
+        if not path.is_file() or path.is_symlink() or (target / path.name).exists():
+            continue
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copy2(path, target / path.name)
+        added += 1
+    return added
+
+
+def prune_pool(pool: Path, retained_dirs: Iterable[Path]) -> int:
+    """Remove from `pool/_astro/` every asset no retained release (`retained_dirs`, their
+    folders) still has. Returns the files removed."""
+    target = pool / ASSET_FOLDER
+    if not target.is_dir():
+        return 0
+    kept: set[str] = set()
+    for folder in retained_dirs:
+        with suppress(OSError):
+            kept.update(p.name for p in (folder / ASSET_FOLDER).iterdir())
+    removed = 0
+    for path in target.iterdir():
+        if path.name not in kept:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

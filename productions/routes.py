@@ -8,27 +8,32 @@ edge's routes, one per host (static release: `file_server` on its folder; server
 `doce.edge.config.SITE_HEADERS`). doce's cookies never reach a site: they are host-only
 cookies of doce's own host, and the site hosts are other hosts.
 
-Never a mix of releases across a switch: a static site's hashed build assets
-(`ASSET_PATHS`, Astro's `_astro/` folder, whose file names carry a hash of their contents)
-that the live release does not have are served from the project's other retained static
-releases, newest first. A page loaded from release N just before the switch to N+1 so
-still gets N's scripts and styles after it; pages and every other path come from the live
-release only.
+Zero-downtime static switches: a static site's route serves `releases/current`, the
+symlink `production.promote` moves by atomic rename, so switching between static releases
+(deploy or rollback) renders the same edge configuration and Caddy reloads nothing (a
+reload closes idle keep-alive connections, and a request sent on one at that moment fails).
+
+Never a mix of releases across a switch: a static site's hashed build assets (`ASSET_PATHS`,
+Astro's `_astro/` folder, whose file names carry a hash of their contents) that the live
+release does not have are served from the project's asset pool (`releases/_assets`: links to
+the assets of every retained release). A page loaded from release N just before the switch
+to N+1 so still gets N's scripts and styles after it; pages and every other path come from
+the live release only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from doce.edge.config import SiteRoute as EdgeSiteRoute
-from productions.models import Domain, Production, Release
+from productions.models import Domain, Production, Release, asset_pool_dir, current_dir
+from productions.releases import ASSET_FOLDER
 
 # Where Astro puts its content-hashed build assets (`build.assets`, default `_astro`).
-ASSET_PATHS = ("/_astro/*",)
+ASSET_PATHS = (f"/{ASSET_FOLDER}/*",)
 
 
 def site_host(project_id: str) -> str:
@@ -47,9 +52,9 @@ def site_url(project_id: str) -> str:
 @dataclass(frozen=True)
 class SiteRoute:
     """One live site: `hosts` (the site host, then custom domains), the release's `kind`,
-    `root` (a static release's directory) or `upstream` (`127.0.0.1:<port>` of a server
-    release's container), and `release_id`. `fallback_roots`: the directories of the other
-    retained static releases, newest first, for hashed assets the live one lacks."""
+    `root` (a static release: the project's `releases/current`) or `upstream`
+    (`127.0.0.1:<port>` of a server release's container), and `release_id`.
+    `fallback_roots`: the asset pool, for hashed assets the live release lacks."""
 
     project_id: str
     hosts: tuple[str, ...]
@@ -65,12 +70,9 @@ class SiteRoute:
         return int(self.upstream.rsplit(":", 1)[1]) if self.upstream else 0
 
 
-def route_for(
-    production: Production, domains: list[str], fallbacks: Sequence[Release] = ()
-) -> SiteRoute | None:
+def route_for(production: Production, domains: list[str]) -> SiteRoute | None:
     """The route of one production, or None when nothing is to be served (no live release,
-    stopped, or a server release without a port). `fallbacks`: the project's other retained
-    static releases, newest first (their folders serve hashed assets the live one lacks)."""
+    stopped, or a server release without a port)."""
     release = production.live_release
     if release is None or production.status == Production.Status.STOPPED:
         return None
@@ -85,37 +87,15 @@ def route_for(
             release.release_id,
             upstream=f"127.0.0.1:{release.port}",
         )
+    project = release.project
     return SiteRoute(
         production.project_id,
         hosts,
         release.kind,
         release.release_id,
-        root=str(release.directory),
-        fallback_roots=tuple(str(r.directory) for r in fallbacks if r.pk != release.pk),
+        root=str(current_dir(project)),
+        fallback_roots=(str(asset_pool_dir(project)),),
     )
-
-
-def _fallback_releases(productions: list[Production]) -> dict[str, list[Release]]:
-    """Per project: its retained static releases other than the live one, newest first."""
-    found: dict[str, list[Release]] = {}
-    static = [
-        p for p in productions if p.live_release and p.live_release.kind == Release.Kind.STATIC
-    ]
-    if not static:
-        return found
-    releases = (
-        Release.objects.filter(
-            project_id__in=[p.project_id for p in static],
-            kind=Release.Kind.STATIC,
-            state=Release.State.READY,
-        )
-        .exclude(pk__in=[p.live_release_id for p in static])
-        .select_related("project")
-        .order_by("project_id", "-created_at", "-id")
-    )
-    for release in releases:
-        found.setdefault(release.project_id, []).append(release)
-    return found
 
 
 def site_routes() -> list[SiteRoute]:
@@ -129,14 +109,9 @@ def site_routes() -> list[SiteRoute]:
     domains: dict[str, list[str]] = {}
     for project_id, name in Domain.objects.values_list("project_id", "name"):
         domains.setdefault(project_id, []).append(name)
-    fallbacks = _fallback_releases(productions)
     routes = []
     for production in productions:
-        route = route_for(
-            production,
-            domains.get(production.project_id, []),
-            fallbacks.get(production.project_id, []),
-        )
+        route = route_for(production, domains.get(production.project_id, []))
         if route is not None:
             routes.append(route)
     return routes
@@ -145,7 +120,7 @@ def site_routes() -> list[SiteRoute]:
 def edge_routes() -> list[EdgeSiteRoute]:
     """The live sites as the edge's routes (`doce.edge.config.SiteRoute`, one per host):
     registered with `doce.edge.routes.register_routes`, rendered by the edge (static:
-    `file_server` on the release folder; server: `reverse_proxy` to the container's port)."""
+    `file_server` on `releases/current`; server: `reverse_proxy` to the container's port)."""
     return [
         EdgeSiteRoute(
             host=host,

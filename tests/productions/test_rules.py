@@ -16,8 +16,9 @@ from productions.models import (
     IllegalProductionTransition,
     Production,
     Release,
+    releases_dir,
 )
-from productions.releases import choose_pruned, content_hash, tree_size
+from productions.releases import choose_pruned, content_hash, pool_assets, prune_pool, tree_size
 from productions.routes import edge_routes, serves_host, site_routes, site_url
 from projects.models import Project
 from projects.services import ProjectActionError
@@ -105,38 +106,56 @@ def _release(project, digit: str, kind=Release.Kind.STATIC, **fields) -> Release
 
 
 @pytest.mark.django_db
-def test_static_routes_fall_back_to_retained_releases_for_hashed_assets(project, settings):
+def test_static_routes_serve_current_and_the_asset_pool_whatever_release_is_live(project, settings):
     settings.DOCE_SITES_DOMAIN = "sites.example.org"
-    oldest = _release(project, "a")
-    _release(project, "b", state=Release.State.PRUNED)  # files gone: never a fallback
-    _release(project, "c", kind=Release.Kind.SERVER)  # no static files to fall back to
-    previous = _release(project, "d")
-    live = _release(project, "e")
-    Release.objects.filter(pk=oldest.pk).update(created_at=live.created_at.replace(year=2020))
+    first, second = _release(project, "a"), _release(project, "b")
     production = services.production_of(project)
     services.set_production_status(production, Production.Status.QUEUED)
-    services.set_production_status(production, Production.Status.LIVE, live_release=live)
+    services.set_production_status(production, Production.Status.LIVE, live_release=first)
+    before = render_config(edge_site(), sites=edge_routes())
 
     [route] = site_routes()
-    assert route.root == str(live.directory)
-    assert route.fallback_roots == (str(previous.directory), str(oldest.directory))
+    assert route.root == str(releases_dir(project) / "current")
+    assert route.fallback_roots == (str(releases_dir(project) / "_assets"),)
     [edge] = edge_routes()
     assert edge.fallback_paths == ("/_astro/*",)
-    assert edge.fallback_roots == route.fallback_roots
 
-    # Rendered: hashed assets from the first folder that has the file, the live one
-    # first; everything else (pages, misses) from the live release only.
-    config = render_config(edge_site(), sites=edge_routes())
+    # A switch between static releases renders the very same configuration: Caddy reloads
+    # nothing (a reload closes idle keep-alive connections); `current` moving is the switch.
+    services.set_production_status(production, Production.Status.QUEUED)
+    services.set_production_status(production, Production.Status.LIVE, live_release=second)
+    assert render_config(edge_site(), sites=edge_routes()) == before
+
+    # Rendered: hashed assets from the live release, else the pool; everything else (pages,
+    # misses) from the live release only.
     [site] = [
         r
-        for r in config["apps"]["http"]["servers"]["doce"]["routes"]
+        for r in before["apps"]["http"]["servers"]["doce"]["routes"]
         if r.get("match") and r["match"][0]["host"] == [edge.host]
     ]
     subroutes = site["handle"][-1]["routes"]
-    roots = [str(live.directory), str(previous.directory), str(oldest.directory)]
+    roots = [route.root, *route.fallback_roots]
     assert [r["match"][0]["file"]["root"] for r in subroutes[:-1]] == roots
     assert all(r["match"][0]["path"] == ["/_astro/*"] for r in subroutes[:-1])
     assert subroutes[-1] == {"handle": [{"handler": "file_server", "root": roots[0]}]}
+
+
+def test_the_asset_pool_links_each_hashed_asset_once_and_drops_what_no_release_has(tmp_path):
+    one, two, pool = tmp_path / "one", tmp_path / "two", tmp_path / "pool"
+    for folder, names in ((one, ["a.css", "shared.js"]), (two, ["b.css", "shared.js"])):
+        (folder / "_astro").mkdir(parents=True)
+        for name in names:
+            (folder / "_astro" / name).write_text(f"{folder.name}:{name}")
+    (one / "index.html").write_text("page")  # pages never join the pool
+
+    assert pool_assets(one, pool) == 2
+    assert pool_assets(two, pool) == 1  # shared.js is there already (same name, same bytes)
+    assert pool_assets(tmp_path / "no-assets", pool) == 0
+    assert sorted(p.name for p in (pool / "_astro").iterdir()) == ["a.css", "b.css", "shared.js"]
+    assert (pool / "_astro" / "a.css").stat().st_ino == (one / "_astro" / "a.css").stat().st_ino
+
+    assert prune_pool(pool, [two]) == 1  # release one pruned: only its own asset goes
+    assert sorted(p.name for p in (pool / "_astro").iterdir()) == ["b.css", "shared.js"]
 
 
 @pytest.mark.django_db
@@ -178,7 +197,7 @@ def test_routes_render_static_and_server_releases(project, bob, settings):
     routes = {route.project_id: route for route in site_routes()}
     assert set(routes) == {project.id, other.id}
     assert routes[project.id].hosts == (f"s-{project.id}.sites.example.org", "www.bakery.example")
-    assert routes[project.id].root == str(static.directory)
+    assert routes[project.id].root == str(releases_dir(project) / "current")
     assert routes[other.id].upstream == "127.0.0.1:43111"
 
     # As the edge renders them: one route per host.
@@ -195,7 +214,11 @@ def test_routes_render_static_and_server_releases(project, bob, settings):
         f"s-{other.id}.sites.example.org",
     }
     static_handle = rendered["www.bakery.example"]
-    assert static_handle[-1] == {"handler": "file_server", "root": str(static.directory)}
+    current = str(releases_dir(project) / "current")
+    assert static_handle[-1]["handler"] == "subroute"  # hashed assets fall back to the pool
+    assert static_handle[-1]["routes"][-1] == {
+        "handle": [{"handler": "file_server", "root": current}]
+    }
     assert static_handle[-2]["response"]["set"]["X-Content-Type-Options"] == ["nosniff"]
     proxy = rendered[f"s-{other.id}.sites.example.org"][-1]
     assert proxy["handler"] == "reverse_proxy"
