@@ -16,7 +16,7 @@ unreachable Docker Engine is not a failure: the step waits for it (`holds_while_
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Literal, overload
@@ -287,6 +287,22 @@ def ensure_running(ctx: JobContext) -> None:
         _bring_up(ctx, project)
 
 
+def _await_service(
+    ctx: JobContext, project: Project, service: str, answers: Callable[[Project], bool]
+) -> None:
+    """Return once `answers(project)` is true (probed by `_probe`); else reschedule the job
+    (`WAIT_POLL_SECONDS`), or, `DOCE_READY_TIMEOUT_SECONDS` after the chain's `started_at`,
+    set status `error` and raise `PermanentJobError` naming `service`."""
+    if _probe(ctx, lambda: answers(project)):
+        return
+    waited = time.time() - ctx.payload.started_at
+    if waited > settings.DOCE_READY_TIMEOUT_SECONDS:
+        message = _not_ready_message(service, waited)
+        _fail_project(project, message)
+        raise PermanentJobError(message)
+    ctx.reschedule(WAIT_POLL_SECONDS)
+
+
 @job_handler(chain.WAIT_READY, payload=WaitReadyPayload, max_attempts=5)
 def wait_ready(ctx: JobContext) -> None:
     """Wait for the preview only: once it answers, the project is `running` (viewable) and
@@ -295,13 +311,7 @@ def wait_ready(ctx: JobContext) -> None:
     project = _project(ctx)
     if _halted(ctx, project):
         return
-    if not _probe(ctx, lambda: runtime.preview_answers(project)):
-        waited = time.time() - ctx.payload.started_at
-        if waited > settings.DOCE_READY_TIMEOUT_SECONDS:
-            message = _not_ready_message("preview", waited)
-            _fail_project(project, message)
-            raise PermanentJobError(message)
-        ctx.reschedule(WAIT_POLL_SECONDS)
+    _await_service(ctx, project, "preview", runtime.preview_answers)
     if not _move(ctx, project, Project.Status.RUNNING):
         return
     if ctx.payload.then_session:
@@ -316,13 +326,7 @@ def agent_wait_ready(ctx: JobContext) -> None:
     project = _project(ctx)
     if _halted(ctx, project):
         return
-    if not _probe(ctx, lambda: runtime.agent_answers(project)):
-        waited = time.time() - ctx.payload.started_at
-        if waited > settings.DOCE_READY_TIMEOUT_SECONDS:
-            message = _not_ready_message("agent", waited)
-            _fail_project(project, message)
-            raise PermanentJobError(message)
-        ctx.reschedule(WAIT_POLL_SECONDS)
+    _await_service(ctx, project, "agent", runtime.agent_answers)
     # Not over a sleep that began meanwhile (idle stop writes `stopping` only from `ready`).
     awake = set(AgentState) - {AgentState.STOPPING}
     ready = set_agent_state(project, AgentState.READY, from_=awake)
