@@ -70,11 +70,25 @@ def _scaled_config(tmp_path, *files: str) -> dict:
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="needs docker-compose")
 def test_the_scaled_compose_file_runs_every_piece_once_and_only_workers_get_docker(tmp_path):
+    """The public-image configuration (official Postgres, Redis and Python images): not
+    brought up on the CI machine, which has no registry to pull them from; checked here."""
     services = _scaled_config(tmp_path, "docker-compose.scale.yml")
     assert set(services) == {"postgres", "redis", "migrate", "edge", "web", "worker"}
     for name, service in services.items():
         mounts = " ".join(str(v) for v in service.get("volumes", []))
-        assert ("docker.sock" in mounts) == (name == "worker"), name
+        # Containers are run by workers, and by `migrate` preparing the runtime once.
+        assert ("docker.sock" in mounts) == (name in ("worker", "migrate")), name
+        if name in ("migrate", "edge", "web", "worker"):
+            assert "/srv/doce:/srv/doce" in mounts, name
+            assert service["image"] == "doce:latest", name
+            assert service["network_mode"] == "host", name
+    # One image for every doce service, built once, from the Dockerfile's public default.
+    assert [name for name, service in services.items() if "build" in service] == ["migrate"]
+    assert "args" not in services["migrate"]["build"]
+    assert "ARG BASE_IMAGE=python:3.11-slim-bookworm" in (COMPOSE_DIR / "Dockerfile").read_text()
+    assert "prepare_runtime $$DOCE_PREPARE_ARGS" in services["migrate"]["command"][-1]
+    assert services["migrate"]["environment"]["DOCE_PREPARE_ARGS"] == ""
+    assert "--worker-id-from-container" in services["worker"]["command"]
     assert services["web"]["scale"] == 2 and services["worker"]["scale"] == 2
     for name in ("edge", "web", "worker"):
         assert services[name]["depends_on"]["migrate"]["condition"] == (
@@ -88,6 +102,7 @@ def test_the_scaled_compose_file_runs_every_piece_once_and_only_workers_get_dock
         assert "healthcheck" in services[name], name
     assert services["web"]["command"][-2:] == ["--only", "web"]
     assert services["postgres"]["image"].startswith("postgres:")
+    assert services["redis"]["image"].startswith("redis:")
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="needs docker-compose")
@@ -95,5 +110,9 @@ def test_offline_the_same_services_build_from_the_debian_base(tmp_path):
     services = _scaled_config(tmp_path, "docker-compose.scale.yml", "docker-compose.offline.yml")
     assert services["postgres"]["image"] == "doce-postgres:15"
     assert services["redis"]["image"] == "doce-redis:7"
-    for name in ("postgres", "redis", "migrate", "edge", "web", "worker"):
+    for name in ("postgres", "redis", "migrate"):
         assert services[name]["build"]["args"]["BASE_IMAGE"] == "doce-base:bookworm", name
+    for name in ("edge", "web", "worker"):
+        assert "build" not in services[name] and services[name]["image"] == "doce:latest"
+    # Project images missing at start are built the offline way too.
+    assert services["migrate"]["environment"]["DOCE_PREPARE_ARGS"] == "--offline"

@@ -1,5 +1,6 @@
 """Housekeeping commands for cron, and run_worker's argument checks."""
 
+import socket
 from datetime import timedelta
 from io import StringIO
 
@@ -9,6 +10,7 @@ from django.utils import timezone
 
 from jobqueue import enqueue
 from jobqueue.models import Job, JobLog, JobState
+from jobqueue.management.commands.run_worker import container_worker_id
 from jobqueue.services import claim_next, write_log
 
 pytestmark = pytest.mark.django_db
@@ -54,3 +56,30 @@ def test_run_worker_refuses_bad_arguments():
     for args in (["--concurrency", "0"], ["--max-jobs", "-3"], ["--worker-id", ""]):
         with pytest.raises(CommandError):
             call_command("run_worker", *args)
+
+
+CONTAINER = "8e4bb2b48e96de7eed7c571148c132d96f6a11759dd231b6b6f272725dc76b3b"
+
+
+def test_it_names_a_worker_after_its_container(tmp_path):
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "1254 1236 0:52 / / rw,relatime - overlay overlay rw\n"
+        f"1270 1254 254:0 /var/lib/docker/containers/{CONTAINER}/hostname /etc/hostname "
+        "rw,relatime - ext4 /dev/vda rw\n"
+    )
+    assert container_worker_id(mountinfo) == f"{socket.gethostname()}:container-8e4bb2b48e96"
+
+
+def test_it_refuses_a_container_worker_id_outside_a_container(tmp_path):
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n")
+    with pytest.raises(LookupError, match="not running in a Docker container"):
+        container_worker_id(mountinfo)
+    with pytest.raises(LookupError):
+        container_worker_id(tmp_path / "missing")
+
+
+def test_run_worker_takes_one_worker_id_option():
+    with pytest.raises(CommandError, match="not both"):
+        call_command("run_worker", "--worker-id", "w1", "--worker-id-from-container")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
+import socket
 import sys
+from pathlib import Path
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from jobqueue import outbox
 from jobqueue.worker import Worker
@@ -25,6 +28,27 @@ def worker_id(value: str) -> str:
     if not value or len(value) > 200 or not value.isprintable():
         raise argparse.ArgumentTypeError("must be 1..200 printable characters")
     return value
+
+
+# Docker bind-mounts each container's own /etc/hostname from its directory on the host
+# (`/var/lib/docker/containers/<64 hex>/hostname`): the container's id, readable inside it.
+_CONTAINER_MOUNT = re.compile(r"/containers/([0-9a-f]{64})/hostname ")
+
+
+def container_worker_id(mountinfo: Path = Path("/proc/self/mountinfo")) -> str:
+    """`<hostname>:container-<first 12 hex of this container's id>`: a worker id that stays
+    the same when Docker restarts the container (its restart policy), so the restarted worker
+    releases the jobs its crashed run left leased at once, and that tells the workers of a
+    scaled compose deployment apart (with the host's network they share its host name).
+
+    Raises `LookupError` outside a Docker container (no such mount)."""
+    try:
+        found = _CONTAINER_MOUNT.search(mountinfo.read_text())
+    except OSError:
+        found = None
+    if found is None:
+        raise LookupError("not running in a Docker container")
+    return f"{socket.gethostname()}:container-{found.group(1)[:12]}"
 
 
 class Command(BaseCommand):
@@ -49,6 +73,12 @@ class Command(BaseCommand):
             "Jobs still leased to this id from an earlier run are released at start.",
         )
         parser.add_argument(
+            "--worker-id-from-container",
+            action="store_true",
+            help="Name this worker after its Docker container (host:container-<id>), the "
+            "same across the container's restarts (the scaled compose deployment's workers).",
+        )
+        parser.add_argument(
             "--once", action="store_true", help="Exit when no job is ready (for cron and tests)."
         )
         parser.add_argument(
@@ -68,11 +98,19 @@ class Command(BaseCommand):
         *,
         concurrency: int | None,
         worker_id: str | None,
+        worker_id_from_container: bool,
         once: bool,
         max_jobs: int | None,
         no_housekeeping: bool,
         **options,
     ) -> None:
+        if worker_id_from_container:
+            if worker_id:
+                raise CommandError("give --worker-id or --worker-id-from-container, not both")
+            try:
+                worker_id = container_worker_id()
+            except LookupError as exc:
+                raise CommandError(f"--worker-id-from-container: {exc}") from None
         # An in-memory channel layer cannot reach the web process's consumers; they poll.
         wake_consumers = outbox.wake_consumers
         outbox.wake_consumers = not isinstance(get_channel_layer(), InMemoryChannelLayer)
