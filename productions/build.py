@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 from pathlib import Path
 
 from django.conf import settings
@@ -22,6 +21,7 @@ from django.conf import settings
 from doce.docker.logs import DockerLog, clean_line
 from doce.docker.oneoff import run_oneoff
 from doce.docker.stacks import LABEL_INSTANCE, instance_id
+from doce.tarfiles import tarfile
 from productions.models import Release
 from productions.releases import content_hash, tree_size
 from projects.models import Project

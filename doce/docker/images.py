@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +39,7 @@ from docker.errors import BuildError, DockerException, ImageNotFound
 
 from doce import versions
 from doce.docker.engine import engine_client
+from doce.tarfiles import tarfile
 
 COMPOSE_DIR = Path(settings.BASE_DIR) / "compose"
 IMAGES_DIR = COMPOSE_DIR / "images"

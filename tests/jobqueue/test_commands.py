@@ -9,8 +9,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from jobqueue import enqueue
-from jobqueue.models import Job, JobLog, JobState
 from jobqueue.management.commands.run_worker import container_worker_id
+from jobqueue.models import Job, JobLog, JobState
 from jobqueue.services import claim_next, write_log
 
 pytestmark = pytest.mark.django_db
