@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker
 import httpx
 import psycopg
 
@@ -42,8 +43,9 @@ START_TIMEOUT_S = 600
 PREPARE_CODE = """
 import json, os
 from django.core.management import call_command
-call_command("migrate", interactive=False, verbosity=0)
-call_command("collectstatic", interactive=False, verbosity=0)
+if os.environ["SCALED_MIGRATE"]:
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
 if os.environ["SCALED_PREPARE_RUNTIME"]:
     call_command("prepare_runtime", offline=True)
 from accounts.models import ProviderCredential
@@ -162,8 +164,12 @@ class Deployment:
 
     def sql(self, query: str, *params) -> list[tuple]:
         """Rows of a read-only query on the deployment's database."""
-        with psycopg.connect(f"{POSTGRES}/{self.database}", autocommit=True) as conn:
-            return conn.execute(query, params).fetchall()
+        return _sql(f"{POSTGRES}/{self.database}", query, *params)
+
+
+def _sql(dsn: str, query: str, *params) -> list[tuple]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(query, params).fetchall()
 
 
 def _wait_until_up(deployment: Deployment) -> None:
@@ -259,6 +265,7 @@ def start_scaled(
                 **env,
                 "SCALED_PASSWORD": PASSWORD,
                 "SCALED_MODEL_URL": model_url,
+                "SCALED_MIGRATE": "1",
                 "SCALED_PREPARE_RUNTIME": "1" if prepare_runtime else "",
             },
             timeout=900,
@@ -298,19 +305,16 @@ def start_scaled(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        _remove_stacks(database)
+        _remove_stacks(f"{POSTGRES}/{database}")
         with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-def _remove_stacks(database: str) -> None:
+def _remove_stacks(dsn: str) -> None:
     """Remove the containers and networks of every project this deployment created (a test
     that failed half-way leaves running stacks otherwise)."""
-    import docker
-
     try:
-        with psycopg.connect(f"{POSTGRES}/{database}", autocommit=True) as conn:
-            ids = [row[0] for row in conn.execute("SELECT id FROM projects_project")]
+        ids = [row[0] for row in _sql(dsn, "SELECT id FROM projects_project")]
     except psycopg.Error:
         return
     client = docker.from_env()
@@ -324,3 +328,232 @@ def _remove_stacks(database: str) -> None:
                 network.remove()
     finally:
         client.close()
+
+
+# --- The scaled compose deployment ------------------------------------------------------------
+
+SCALE_UP = ROOT / "scripts" / "scale-up"
+COMPOSE_FILES = ["compose/docker-compose.scale.yml", "compose/docker-compose.offline.yml"]
+# Images and compose projects are named from this prefix: `<prefix>:latest` (doce),
+# `<prefix>-postgres:15`, `<prefix>-redis:7`, compose projects `<prefix>-<pid>`.
+COMPOSE_PREFIX = os.environ.get("DOCE_TEST_COMPOSE_PREFIX", "doce-e2e")
+# A worker killed holding a lease: the other worker takes its jobs over once the lease has
+# expired (heartbeats every 5 s keep a live worker's leases).
+COMPOSE_LEASE_SECONDS = 20
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (v2) when installed, else `docker-compose` (v1), as scale-up picks."""
+    done = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return ["docker", "compose"] if done.returncode == 0 else ["docker-compose"]
+
+
+@dataclass
+class ComposeDeployment:
+    """doce brought up by `scripts/scale-up --offline` (compose project `project`): `url`,
+    `port`, `token`, `cookie` as in `Deployment`; `env` (what compose and the containers
+    were given: DOCE_DATA_DIR, ports), `dsn` (the Postgres container, published on
+    loopback), `web_ports` (slot i's port), and the kills and crashes the test applied."""
+
+    project: str
+    url: str
+    port: int
+    env: dict[str, str]
+    dsn: str
+    web_ports: list[int]
+    token: str = ""
+    cookie: str = ""
+    killed: list[str] = field(default_factory=list)
+
+    def compose(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*compose_command(), *(a for f in COMPOSE_FILES for a in ("-f", f)), *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def containers(self, service: str, *, running: bool = True) -> list:
+        """The Docker SDK containers of `service` (oldest first)."""
+        client = docker.from_env()
+        try:
+            found = client.containers.list(
+                all=not running,
+                filters={
+                    "label": [
+                        f"com.docker.compose.project={self.project}",
+                        f"com.docker.compose.service={service}",
+                    ]
+                },
+            )
+        finally:
+            client.close()
+        return sorted(found, key=lambda c: c.attrs["Created"])
+
+    def web_container(self, index: int):
+        """The running web container holding web slot `index` (its port is in the file
+        `serve --only web` writes for the health check)."""
+        for container in self.containers("web"):
+            code, output = container.exec_run(["cat", "/tmp/doce-web-port"])
+            if code == 0 and output.decode().strip() == str(self.web_ports[index]):
+                return container
+        raise LookupError(f"no web container holds slot {index}")
+
+    def worker_container(self, worker_id: str):
+        """The worker container whose worker id (`<host>:container-<12 hex>`) is `worker_id`."""
+        short = worker_id.rpartition(":container-")[2]
+        for container in self.containers("worker"):
+            if short and container.id.startswith(short):
+                return container
+        raise LookupError(f"no worker container is {worker_id}")
+
+    def docker_kill(self, container, what: str) -> None:
+        """`docker kill`: SIGKILL, no grace, and a stop by hand: Docker leaves it down."""
+        subprocess.run(["docker", "kill", container.id], check=True, capture_output=True)
+        self.killed.append(what)
+
+    def crash(self, container, what: str) -> None:
+        """SIGKILL the container's first process from the host: a crash, which its restart
+        policy answers (unlike `docker kill`)."""
+        container.reload()
+        os.kill(container.attrs["State"]["Pid"], signal.SIGKILL)
+        self.killed.append(what)
+
+    def answers(self, index: int) -> bool:
+        """Whether web slot `index` accepts connections on its loopback port."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.web_ports[index]), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def sql(self, query: str, *params) -> list[tuple]:
+        """Rows of a read-only query on the deployment's database."""
+        return _sql(self.dsn, query, *params)
+
+    def api(self, **kwargs) -> httpx.Client:
+        """An API client (alice's token) through the edge."""
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, **kwargs
+        )
+
+    def log(self) -> str:
+        """The last lines of every container of the deployment."""
+        return self.compose("logs", "--no-color", "--tail", "40", timeout=60).stdout
+
+
+@contextmanager
+def start_compose(
+    data_dir: Path, *, webs: int = 2, workers: int = 2, model_url: str = ""
+) -> Iterator[ComposeDeployment]:
+    """Bring doce up with `scripts/scale-up --offline` (compose/docker-compose.scale.yml and
+    compose/docker-compose.offline.yml: images built from Debian packages, build cache
+    reused) on its own ports and compose project, wait until the edge answers and every
+    web slot is up, create alice (as in `start_scaled`) inside a web container, yield a
+    `ComposeDeployment`, and take it all down afterwards (volumes and project stacks
+    included). `data_dir` is mounted at the same path in the containers. Raises
+    `RuntimeError` with the output when scale-up or the start fails."""
+    project = f"{COMPOSE_PREFIX}-{os.getpid()}"
+    port, gateway_port, pg_port, redis_port = free_port(), free_port(), free_port(), free_port()
+    web_base = _free_run(2 * webs)
+    env_file = data_dir / "doce.env"
+    settings = {
+        "DOCE_PORT": port,
+        "DOCE_WEB_PORT": web_base,
+        "DOCE_GATEWAY_PORT": gateway_port,
+        "DOCE_LOG_FORMAT": "json",
+        "DOCE_LOG_LEVEL": os.environ.get("DOCE_LOG_LEVEL", "WARNING"),
+        "DOCE_IDLE_STOP_SECONDS": 600,
+        "DOCE_HEALTHZ_TOKEN": HEALTHZ_TOKEN,
+        "DOCE_QUEUE_LEASE_SECONDS": COMPOSE_LEASE_SECONDS,
+        "DOCE_EXTRA_CA_BUNDLE": os.environ.get("DOCE_EXTRA_CA_BUNDLE", ""),
+    }
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    password = f"pg-{random.randint(10**8, 10**9)}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCE_", "DATABASE_URL"))}
+    env.update(
+        {
+            "COMPOSE_PROJECT_NAME": project,
+            "DOCE_ENV_FILE": str(env_file),
+            "DOCE_DATA_DIR": str(data_dir),
+            "DOCE_IMAGE": f"{COMPOSE_PREFIX}:latest",
+            "DOCE_POSTGRES_IMAGE": f"{COMPOSE_PREFIX}-postgres:15",
+            "DOCE_REDIS_IMAGE": f"{COMPOSE_PREFIX}-redis:7",
+            "DOCE_POSTGRES_PASSWORD": password,
+            "DOCE_POSTGRES_PORT": str(pg_port),
+            "DOCE_REDIS_PORT": str(redis_port),
+            "DOCE_WEB_REPLICAS": str(webs),
+            "DOCE_WORKER_REPLICAS": str(workers),
+            "DOCE_GATEWAY_BIND": f"{bridge_address()},127.0.0.1",
+            **(
+                {"DOCE_EXTRA_CA_BUNDLE": os.environ["DOCE_EXTRA_CA_BUNDLE"]}
+                if os.environ.get("DOCE_EXTRA_CA_BUNDLE")
+                else {}
+            ),
+        }
+    )
+    deployment = ComposeDeployment(
+        project=project,
+        url=f"http://localhost:{port}",
+        port=port,
+        env=env,
+        dsn=f"postgres://doce:{password}@127.0.0.1:{pg_port}/doce",
+        web_ports=[web_base + i for i in range(webs)],
+    )
+    log_path = data_dir / "scale-up.log"
+    try:
+        with log_path.open("wb") as log:
+            up = subprocess.run(
+                [str(SCALE_UP), "--offline"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=START_TIMEOUT_S,
+                check=False,
+            )
+        if up.returncode:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"scripts/scale-up --offline failed ({up.returncode}):\n{tail}")
+        _wait_for_compose(deployment)
+        made = deployment.web_container(0).exec_run(
+            ["python", "manage.py", "shell", "-c", PREPARE_CODE],
+            environment={
+                "SCALED_PASSWORD": PASSWORD,
+                "SCALED_MODEL_URL": model_url,
+                "SCALED_MIGRATE": "",  # the compose file's `migrate` did it, once
+                "SCALED_PREPARE_RUNTIME": "",  # ... and prepared the runtime
+            },
+            demux=True,
+        )
+        if made.exit_code:
+            raise RuntimeError(f"creating alice failed:\n{(made.output[1] or b'').decode()}")
+        deployment.token = json.loads(made.output[0].decode().strip().splitlines()[-1])["token"]
+        deployment.cookie = sign_in(deployment.url)
+        yield deployment
+    finally:
+        (data_dir / "compose.log").write_text(
+            deployment.compose("logs", "--no-color", timeout=120).stdout
+        )
+        _remove_stacks(deployment.dsn)
+        down = deployment.compose("down", "--volumes", "--remove-orphans", timeout=180)
+        if down.returncode:
+            raise RuntimeError(f"compose down failed:\n{down.stderr[-2000:]}")
+
+
+def _wait_for_compose(deployment: ComposeDeployment) -> None:
+    """Until the edge answers /healthz and every web slot accepts connections."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(deployment.url + "/healthz", timeout=2)
+            up = answer.status_code in (200, 503)
+        except httpx.TransportError:
+            up = False
+        if up and all(deployment.answers(i) for i in range(len(deployment.web_ports))):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"doce did not come up in {START_TIMEOUT_S} s:\n{deployment.log()[-4000:]}")

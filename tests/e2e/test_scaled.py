@@ -1,9 +1,13 @@
-"""doce scaled out (docs/scaling.md) on real components: Postgres, the Redis channel layer, two
-web processes and two workers behind the edge (`manage.py serve` with DOCE_WEB_REPLICAS=2,
-DOCE_WORKER_REPLICAS=2), the real Docker Engine with the offline-built images, the pinned
-OpenCode driven by the scripted model. Driven through the edge over HTTP and WebSockets (the
-browser flow is `test_main_flow.py`; what is proven here is the topology), while a worker and
-then each web process in turn are killed (SIGKILL) mid-flow: nothing lost, nothing
+"""doce scaled out as `docs/scaling.md` says to run it: `scripts/scale-up --offline` brings up
+compose/docker-compose.scale.yml (+ the offline file: every image built from Debian
+packages) with Postgres, Redis, the edge, two web containers and two worker containers, on
+the real Docker Engine (workers start project stacks through the mounted socket), the
+pinned OpenCode driven by the scripted model. Driven through the edge over HTTP and
+WebSockets (the browser flow is `test_main_flow.py`; what is proven here is the
+deployment): create, stream, preview, a second prompt, deploy (the production release
+live through the edge), while containers die mid-flow: the worker holding the create
+chain's lease and a web container are `docker kill`ed (Docker leaves them down), then the
+other web container crashes (its restart policy brings it back). Nothing lost, nothing
 duplicated, sockets reconnect and resume.
 
 Not covered: a web process killed while it proxies an agent's model call through the
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 
@@ -24,9 +29,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from tests.e2e.scaled import start_scaled
+from tests.e2e.scaled import start_compose
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+# Bringing the deployment up (image builds from cache, migrations, the runtime) is part of the
+# first test; the main flow waits on a lease to expire.
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(900)]
 
 FIRST = "Sunflower Bakery on Elm Street"
 SECOND = "Opening hours and weekly specials"
@@ -37,8 +44,8 @@ IDLE_SECONDS = 12
 
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory, scripted_model_url):
-    with start_scaled(
-        tmp_path_factory.mktemp("doce-scaled"), webs=2, workers=2, model_url=scripted_model_url
+    with start_compose(
+        tmp_path_factory.mktemp("doce-compose"), webs=2, workers=2, model_url=scripted_model_url
     ) as deployment:
         yield deployment
 
@@ -129,6 +136,51 @@ def _docker_log(scaled, project_id: str) -> str:
     return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
 
+def _production(scaled, project_id: str) -> tuple[str, str]:
+    rows = scaled.sql(
+        "SELECT status, last_error FROM productions_production WHERE project_id = %s", project_id
+    )
+    return rows[0] if rows else ("none", "")
+
+
+def _job_logs(scaled, prefix: str) -> str:
+    """The queue's log lines (and tracebacks) of jobs whose type starts with `prefix`."""
+    rows = scaled.sql(
+        "SELECT j.type, l.level, l.message, l.traceback FROM queue_joblog l "
+        "JOIN queue_job j ON j.id = l.job_id WHERE j.type LIKE %s ORDER BY l.id",
+        prefix + "%",
+    )
+    return "\n".join(" | ".join(str(c)[-1500:] for c in row if c) for row in rows)
+
+
+def _deploy(scaled, project_id: str) -> None:
+    """Press Deploy on the Deploy tab (alice's session, the form's CSRF token)."""
+    with httpx.Client(base_url=scaled.url, timeout=30) as client:
+        name, value = scaled.cookie.split("=", 1)
+        client.cookies.set(name, value)
+        page = client.get(f"/projects/{project_id}/deploy/")
+        assert page.status_code == 200, page.text[:300]
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert csrf, page.text[:500]
+        answer = client.post(
+            f"/projects/{project_id}/deploy/run",
+            data={"csrfmiddlewaretoken": csrf.group(1)},
+            headers={"Referer": f"{scaled.url}/projects/{project_id}/deploy/"},
+        )
+        assert answer.status_code == 302, answer.text[:500]
+
+
+def _site_html(scaled, project_id: str) -> str:
+    """The live site's page through the edge (`s-<id>.localhost` dialed as loopback)."""
+    answer = httpx.get(
+        f"http://127.0.0.1:{scaled.port}/",
+        headers={"Host": f"s-{project_id}.localhost:{scaled.port}"},
+        timeout=20,
+    )
+    assert answer.status_code == 200, answer.text[:300]
+    return answer.text
+
+
 def _lease_holder(scaled, project_id: str) -> str | None:
     rows = scaled.sql(
         "SELECT locked_by FROM queue_job WHERE state = 'running' AND payload->>'project_id' = %s",
@@ -150,17 +202,18 @@ async def _main_flow(scaled):
     chat = Follower(scaled, f"/ws/projects/{project_id}/chat/", resume=False)
     follow = [asyncio.create_task(events.run()), asyncio.create_task(chat.run())]
     try:
-        # A worker dies holding the create chain's lease (SIGKILL, no grace); serve restarts
-        # it under the same id, which releases the lease, and the chain goes on.
+        # The worker container holding the create chain's lease is killed (`docker kill`: no
+        # grace, and Docker leaves it down); its lease expires and the other worker takes the
+        # chain over.
         holder = await _until(lambda: _lease_holder(scaled, project_id), "a leased job")
-        scaled.kill(scaled.worker_pid(holder), f"worker {holder}")
+        scaled.docker_kill(scaled.worker_container(holder), f"worker {holder}")
 
-        # Web process 0 dies while both sockets are open: those it held reconnect through the
-        # edge to web process 1 (0 is down until serve has restarted it) and resume after the
-        # last event they saw.
+        # The web container of slot 0 is killed while both sockets are open: those it held
+        # reconnect through the edge to slot 1 and resume after the last event they saw.
         await _until(lambda: events.connections and chat.connections, "both sockets open")
         await asyncio.sleep(1)
-        scaled.kill(scaled.web_pid(0), "web process 0")
+        web0 = scaled.web_container(0)
+        scaled.docker_kill(web0, "web container 0")
 
         await _until(
             lambda: _project(scaled, api, project_id)["prompt"]["state"] in ("completed", "failed"),
@@ -176,11 +229,15 @@ async def _main_flow(scaled):
         html = await asyncio.to_thread(_preview_html, scaled, first)
         assert FIRST in html
 
-        # Now every socket is on web process 1: kill it too (0 is back), and each one must
-        # come back through the edge on web process 0.
-        await _until(lambda: scaled.answers(0), "web process 0 to be back", scaled=scaled)
+        # The operator starts web container 0 again (it takes the free slot 0); then web
+        # container 1 crashes (its first process SIGKILLed): every socket must come back
+        # through the edge on slot 0, and the restart policy brings container 1 back.
+        await asyncio.to_thread(web0.start)
+        await _until(lambda: scaled.answers(0), "web container 0 to be back", scaled=scaled)
         before = (events.connections, chat.connections)
-        scaled.kill(scaled.web_pid(1), "web process 1")
+        web1 = scaled.web_container(1)
+        restarts = web1.attrs["RestartCount"]
+        scaled.crash(web1, "web container 1 (crash)")
         await _until(
             lambda: events.connections > before[0] and chat.connections > before[1],
             lambda: f"both sockets to reconnect: {events.errors[-3:]} {chat.errors[-3:]}",
@@ -210,6 +267,25 @@ async def _main_flow(scaled):
             "the second prompt to complete",
             scaled=scaled,
         )
+        # Docker restarted the crashed container, which took its slot again.
+        await _until(lambda: scaled.answers(1), "web container 1 to be restarted", scaled=scaled)
+        web1.reload()
+        assert web1.attrs["RestartCount"] == restarts + 1, web1.attrs["State"]
+
+        # Deploy: built by the remaining worker in a one-off container, promoted, and the
+        # production release live through the edge at s-<id>.localhost.
+        await asyncio.to_thread(_deploy, scaled, project_id)
+        await _until(
+            lambda: _production(scaled, project_id)[0] in ("live", "failed"),
+            "the deploy to finish",
+            scaled=scaled,
+        )
+        assert _production(scaled, project_id)[0] == "live", (
+            _production(scaled, project_id),
+            _job_logs(scaled, "production."),
+        )
+        site = await asyncio.to_thread(_site_html, scaled, project_id)
+        assert SECOND in site
         await asyncio.sleep(1)  # the last events reach the followers
     finally:
         events.closed = chat.closed = True
@@ -217,7 +293,11 @@ async def _main_flow(scaled):
             task.cancel()
         await asyncio.gather(*follow, return_exceptions=True)
 
-    assert scaled.killed == [f"worker {holder}", "web process 0", "web process 1"]
+    assert scaled.killed == [
+        f"worker {holder}",
+        "web container 0",
+        "web container 1 (crash)",
+    ]
 
     # Nothing duplicated: every job of the chains ran to success once, the conversation holds
     # each prompt once and one answer to each.
@@ -228,7 +308,13 @@ async def _main_flow(scaled):
     )
     assert all(state == "succeeded" for _, state, _ in jobs), jobs
     counts = {job_type: count for job_type, _, count in jobs}
-    for job_type in ("project.create", "docker.composeUp", "opencode.sessionCreate"):
+    for job_type in (
+        "project.create",
+        "docker.composeUp",
+        "opencode.sessionCreate",
+        "production.build",
+        "production.promote",
+    ):
         assert counts.get(job_type) == 1, jobs
     conversation = api.get(f"/api/projects/{project_id}/messages").json()["messages"]
     assert [_text(m) for m in conversation if m["role"] == "user"] == [FIRST, SECOND]
