@@ -469,6 +469,7 @@ def start_compose(
         "DOCE_IDLE_STOP_SECONDS": 600,
         "DOCE_HEALTHZ_TOKEN": HEALTHZ_TOKEN,
         "DOCE_QUEUE_LEASE_SECONDS": COMPOSE_LEASE_SECONDS,
+        "DOCE_PROD_DRAIN_SECONDS": 3,  # the deploy's retire job runs this long after it
         "DOCE_EXTRA_CA_BUNDLE": os.environ.get("DOCE_EXTRA_CA_BUNDLE", ""),
     }
     env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))

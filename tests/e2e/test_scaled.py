@@ -143,6 +143,14 @@ def _production(scaled, project_id: str) -> tuple[str, str]:
     return rows[0] if rows else ("none", "")
 
 
+def _unfinished_jobs(scaled, project_id: str) -> list[tuple]:
+    return scaled.sql(
+        "SELECT type, state FROM queue_job WHERE payload->>'project_id' = %s "
+        "AND state IN ('queued', 'running')",
+        project_id,
+    )
+
+
 def _job_logs(scaled, prefix: str) -> str:
     """The queue's log lines (and tracebacks) of jobs whose type starts with `prefix`."""
     rows = scaled.sql(
@@ -286,6 +294,12 @@ async def _main_flow(scaled):
         )
         site = await asyncio.to_thread(_site_html, scaled, project_id)
         assert SECOND in site
+        # The deploy's last job (`production.retire`, after the drain period) has run too.
+        await _until(
+            lambda: not _unfinished_jobs(scaled, project_id),
+            lambda: f"every job to finish: {_unfinished_jobs(scaled, project_id)}",
+            scaled=scaled,
+        )
         await asyncio.sleep(1)  # the last events reach the followers
     finally:
         events.closed = chat.closed = True
@@ -306,7 +320,7 @@ async def _main_flow(scaled):
         "GROUP BY type, state ORDER BY type",
         project_id,
     )
-    assert all(state == "succeeded" for _, state, _ in jobs), jobs
+    assert all(state == "succeeded" for _, state, _ in jobs), "\n".join(map(str, jobs))
     counts = {job_type: count for job_type, _, count in jobs}
     for job_type in (
         "project.create",
@@ -314,6 +328,7 @@ async def _main_flow(scaled):
         "opencode.sessionCreate",
         "production.build",
         "production.promote",
+        "production.retire",
     ):
         assert counts.get(job_type) == 1, jobs
     conversation = api.get(f"/api/projects/{project_id}/messages").json()["messages"]
