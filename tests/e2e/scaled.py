@@ -393,6 +393,14 @@ class ComposeDeployment:
             client.close()
         return sorted(found, key=lambda c: c.attrs["Created"])
 
+    def health(self, service: str) -> list[str]:
+        """The health status of each running container of `service` (e.g. "healthy",
+        "starting"; "none" without a health check)."""
+        return [
+            c.attrs["State"].get("Health", {}).get("Status", "none")
+            for c in self.containers(service)
+        ]
+
     def web_container(self, index: int):
         """The running web container holding web slot `index` (its port is in the file
         `serve --only web` writes for the health check)."""
