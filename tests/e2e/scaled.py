@@ -364,6 +364,8 @@ class ComposeDeployment:
     token: str = ""
     cookie: str = ""
     killed: list[str] = field(default_factory=list)
+    # Seconds from the start: scale-up done, edge and web slots answering, alice signed in.
+    timings: dict[str, float] = field(default_factory=dict)
 
     def compose(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -513,6 +515,7 @@ def start_compose(
         web_ports=[web_base + i for i in range(webs)],
     )
     log_path = data_dir / "scale-up.log"
+    started = time.monotonic()
     try:
         with log_path.open("wb") as log:
             up = subprocess.run(
@@ -527,7 +530,9 @@ def start_compose(
         if up.returncode:
             tail = log_path.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"scripts/scale-up --offline failed ({up.returncode}):\n{tail}")
+        deployment.timings["scale_up_s"] = round(time.monotonic() - started, 1)
         _wait_for_compose(deployment)
+        deployment.timings["serving_s"] = round(time.monotonic() - started, 1)
         made = deployment.web_container(0).exec_run(
             ["python", "manage.py", "shell", "-c", PREPARE_CODE],
             environment={
@@ -542,6 +547,8 @@ def start_compose(
             raise RuntimeError(f"creating alice failed:\n{(made.output[1] or b'').decode()}")
         deployment.token = json.loads(made.output[0].decode().strip().splitlines()[-1])["token"]
         deployment.cookie = sign_in(deployment.url)
+        deployment.timings["ready_s"] = round(time.monotonic() - started, 1)
+        print(f"compose deployment up: {json.dumps(deployment.timings)}")
         yield deployment
     finally:
         (data_dir / "compose.log").write_text(
