@@ -33,7 +33,7 @@ def test_it_extracts_a_plain_archive(tmp_path):
 def test_it_refuses_a_link_out_of_the_folder(tmp_path, target):
     dest = tmp_path / "dest"
     dest.mkdir()
-    with tarfile.open(fileobj=io.BytesIO(_archive(("leak", target)))) as tar:
-        with pytest.raises(tarfile.FilterError):
-            tar.extractall(dest, filter="data")
+    archive = io.BytesIO(_archive(("leak", target)))
+    with tarfile.open(fileobj=archive) as tar, pytest.raises(tarfile.FilterError):
+        tar.extractall(dest, filter="data")
     assert list(dest.iterdir()) == []
