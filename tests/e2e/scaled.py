@@ -1,15 +1,22 @@
-"""doce scaled out on this host, as `docs/scaling.md` describes it: Postgres, the Redis channel
-layer, `manage.py serve` with N web processes and M workers behind the edge.
+"""doce scaled out on this host, as `docs/scaling.md` describes it, two ways.
 
-`start_scaled(data_dir, webs=2, workers=2)` is a context manager yielding a `Deployment`: a
+`start_compose(data_dir, webs=2, workers=2, model_url=...)`: the compose deployment itself,
+brought up by `scripts/scale-up --offline` (Postgres, Redis, the edge, web and worker
+containers; images built from Debian packages, named from `DOCE_TEST_COMPOSE_PREFIX`,
+default `doce-e2e`), yielding a `ComposeDeployment` that can `docker kill` or crash its
+containers. Used by `tests/e2e/test_scaled.py` (CI).
+
+`start_scaled(data_dir, webs=2, workers=2)`: the same topology as processes, `manage.py
+serve` with N web processes and M workers behind the edge, yielding a `Deployment`: a
 fresh Postgres database (created here, dropped afterwards) on the machine's server
 (`DOCE_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432`), a Redis database on
 `DOCE_TEST_REDIS` (default `redis://127.0.0.1:6379`), migrations run once, the runtime
-prepared (`prepare_runtime --offline`: images reused when present), an administrator
-`alice` with an API token and, when `model_url` is given, the scripted model as her
-provider and default model. Used by `tests/e2e/test_scaled.py` and `benchmarks/web.py`;
-needs Django settings configured in the calling process (for the
-Docker bridge's address).
+prepared (`prepare_runtime --offline`: images reused when present). Used by
+`benchmarks/web.py`.
+
+Both create an administrator `alice` with an API token and, when `model_url` is given, the
+scripted model as her provider and default model, and need Django settings configured in
+the calling process (for the Docker bridge's address).
 """
 
 from __future__ import annotations
