@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 from django.conf import settings
@@ -83,7 +84,8 @@ class Worker:
 
     Arguments default to the `DOCE_QUEUE_*` settings. `once`: exit when nothing is ready.
     `max_jobs`: exit after claiming that many jobs. `housekeeping=False` leaves periodic
-    tasks to other workers (tests use it).
+    tasks to other workers (tests use it). `beat_file`: a file touched after each heartbeat
+    recorded in the database (a container's health check reads its age).
     """
 
     def __init__(
@@ -98,8 +100,10 @@ class Worker:
         heartbeat_seconds: float | None = None,
         grace_seconds: float | None = None,
         housekeeping: bool = True,
+        beat_file: Path | None = None,
     ) -> None:
         self.worker_id = worker_id or default_worker_id()
+        self.beat_file = beat_file
         self.concurrency = concurrency or settings.DOCE_QUEUE_CONCURRENCY
         self.poll_seconds = poll_seconds or settings.DOCE_QUEUE_POLL_SECONDS
         self.once = once
@@ -371,6 +375,11 @@ class Worker:
         WorkerHeartbeat.objects.filter(pk=self.worker_id).update(
             heartbeat_at=now, jobs_done=self.jobs_done
         )
+        if self.beat_file is not None:
+            try:
+                self.beat_file.touch()
+            except OSError as exc:  # only the health check misses it; the leases are kept
+                log.warning("queue.beat_file_failed", worker_id=self.worker_id, error=str(exc))
 
     def _housekeeping_loop(self) -> None:
         try:

@@ -98,8 +98,11 @@ def test_the_scaled_compose_file_runs_every_piece_once_and_only_workers_get_dock
         assert services[name]["environment"]["REDIS_URL"].startswith("redis://127.0.0.1:")
         assert services[name]["environment"]["DATABASE_URL"].startswith("postgres://doce:pw@")
     assert services["migrate"]["restart"] == "no"
-    for name in ("postgres", "redis", "edge", "web"):
+    for name in ("postgres", "redis", "edge", "web", "worker"):
         assert "healthcheck" in services[name], name
+    # The worker's check reads the file its heartbeats touch.
+    beat = services["worker"]["command"][services["worker"]["command"].index("--beat-file") + 1]
+    assert services["worker"]["healthcheck"]["test"][-1] == beat
     assert services["web"]["command"][-2:] == ["--only", "web"]
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")

@@ -144,6 +144,10 @@ def _production(scaled, project_id: str) -> tuple[str, str]:
     return rows[0] if rows else ("none", "")
 
 
+def _health(scaled) -> list[str]:
+    return scaled.health("edge") + scaled.health("web") + scaled.health("worker")
+
+
 def _unfinished_jobs(scaled, project_id: str) -> list[tuple]:
     return scaled.sql(
         "SELECT type, state FROM queue_job WHERE payload->>'project_id' = %s "
@@ -306,11 +310,11 @@ async def _main_flow(scaled):
             lambda: f"every job to finish: {_unfinished_jobs(scaled, project_id)}",
             scaled=scaled,
         )
-        # Every health check passes: the edge's and each web container's (the restarted one
-        # included).
+        # Every health check passes: the edge's, each web container's (the restarted one
+        # included) and the running worker's.
         await _until(
-            lambda: scaled.health("edge") + scaled.health("web") == ["healthy"] * 3,
-            lambda: f"healthy containers: {scaled.health('edge')} {scaled.health('web')}",
+            lambda: _health(scaled) == ["healthy"] * 4,
+            lambda: f"healthy containers: {_health(scaled)}",
             timeout=60,
             scaled=scaled,
         )

@@ -1,6 +1,8 @@
 """Housekeeping commands for cron, and run_worker's argument checks."""
 
+import os
 import socket
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -8,10 +10,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from jobqueue import enqueue
+from jobqueue import beat_health, enqueue
 from jobqueue.management.commands.run_worker import container_worker_id
 from jobqueue.models import Job, JobLog, JobState
 from jobqueue.services import claim_next, write_log
+from jobqueue.worker import Worker
 
 pytestmark = pytest.mark.django_db
 
@@ -83,3 +86,23 @@ def test_it_refuses_a_container_worker_id_outside_a_container(tmp_path):
 def test_run_worker_takes_one_worker_id_option():
     with pytest.raises(CommandError, match="not both"):
         call_command("run_worker", "--worker-id", "w1", "--worker-id-from-container")
+
+
+def test_a_heartbeat_touches_the_beat_file_for_the_health_check(tmp_path):
+    beat = tmp_path / "beat"
+    worker = Worker(worker_id="w-beat", concurrency=1, housekeeping=False, beat_file=beat)
+    assert beat_health.main([str(beat)]) == 1  # no heartbeat yet
+    worker.beat()
+    assert beat.exists()
+    assert beat_health.main([str(beat)]) == 0
+    old = time.time() - 31
+    os.utime(beat, (old, old))
+    assert beat_health.main([str(beat)]) == 1  # a stale heartbeat: unhealthy
+    assert beat_health.main([str(beat), "60"]) == 0
+
+
+def test_a_beat_file_that_cannot_be_written_keeps_the_heartbeat(tmp_path):
+    worker = Worker(
+        worker_id="w-beat", concurrency=1, housekeeping=False, beat_file=tmp_path / "no" / "b"
+    )
+    worker.beat()  # logs a warning, raises nothing: the leases matter more

@@ -79,6 +79,13 @@ class Command(BaseCommand):
             "same across the container's restarts (the scaled compose deployment's workers).",
         )
         parser.add_argument(
+            "--beat-file",
+            type=Path,
+            default=None,
+            help="Touch this file after each heartbeat recorded in the database (a container "
+            "health check: python -m jobqueue.beat_health FILE).",
+        )
+        parser.add_argument(
             "--once", action="store_true", help="Exit when no job is ready (for cron and tests)."
         )
         parser.add_argument(
@@ -99,6 +106,7 @@ class Command(BaseCommand):
         concurrency: int | None,
         worker_id: str | None,
         worker_id_from_container: bool,
+        beat_file: Path | None,
         once: bool,
         max_jobs: int | None,
         no_housekeeping: bool,
@@ -120,6 +128,7 @@ class Command(BaseCommand):
             once=once,
             max_jobs=max_jobs,
             housekeeping=not no_housekeeping,
+            beat_file=beat_file,
         )
 
         def on_signal(signum: int, frame) -> None:
