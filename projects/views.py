@@ -29,6 +29,7 @@ from projects import files, services
 from projects.forms import CreateProjectForm
 from projects.models import Project, get_project_for_user, owner_topic, project_topic
 from projects.presenters import (
+    dashboard_cards,
     preview_address,
     preview_frame_source,
     preview_url,
@@ -50,6 +51,7 @@ def _dashboard(request: HttpRequest, form=None, status: int = 200) -> HttpRespon
     projects = list(Project.objects.for_user(request.user).order_by("-updated_at"))
     context = {
         "projects": projects,
+        "cards": dashboard_cards(projects),
         "form": form,
         "has_models": bool(models),
         # What a worker recorded: a page render never waits on the Engine.
