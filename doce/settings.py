@@ -92,8 +92,14 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 
+# Postgres only: each process (web or worker) keeps a pool of at most this many connections
+# (0: no pool, a new connection per request and job step). docs/scaling.md "Postgres
+# connections" sizes it against the server's max_connections.
+DB_POOL_SIZE = env.int("DOCE_DB_POOL_SIZE", 10)
 DATABASES = {
-    "default": env.database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'doce.sqlite3'}"),
+    "default": env.database(
+        "DATABASE_URL", f"sqlite:///{DATA_DIR / 'doce.sqlite3'}", pool_size=DB_POOL_SIZE
+    ),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

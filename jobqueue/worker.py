@@ -394,7 +394,9 @@ class Worker:
         while not self._side_stop.is_set():
             try:
                 if listener is None:
-                    listener = connection.get_new_connection(connection.get_connection_params())
+                    # A connection of its own, never the pool's: it is held for the
+                    # worker's life and would keep a pooled one from ever coming back.
+                    listener = connection.Database.connect(**connection.get_connection_params())
                     listener.autocommit = True
                     listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
                 for _ in listener.notifies(timeout=0.5):
