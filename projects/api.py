@@ -19,11 +19,11 @@ import structlog
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
 from ninja import Field, NinjaAPI, Query, Schema, Status
-from pydantic import BaseModel
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 from ninja.security import HttpBearer, SessionAuth
+from pydantic import BaseModel
 
 from accounts.services import user_for_api_token
 from doce.opencode.agents import client_for_project
