@@ -29,6 +29,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import psycopg
 import structlog
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -396,7 +397,7 @@ class Worker:
                 if listener is None:
                     # A connection of its own, never the pool's: it is held for the
                     # worker's life and would keep a pooled one from ever coming back.
-                    listener = connection.Database.connect(**connection.get_connection_params())
+                    listener = psycopg.connect(**connection.get_connection_params())
                     listener.autocommit = True
                     listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
                 for _ in listener.notifies(timeout=0.5):
