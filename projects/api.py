@@ -232,6 +232,26 @@ def answers(success: dict, *errors: int) -> dict:
     return documented
 
 
+# The Project fields `_out` reads: the list loads only these (not the prompt, which can be
+# long). A field read by `_out` but missing here would cost a query per project, which
+# tests/projects/test_queries.py catches.
+PROJECT_OUT_FIELDS = (
+    "id",
+    "name",
+    "status",
+    "status_reason",
+    "agent_state",
+    "model",
+    "preview_port",
+    "prompt_state",
+    "prompt_failure",
+    "prompt_sent",
+    "prompt_completed",
+    "created_at",
+    "updated_at",
+)
+
+
 def _out(request: HttpRequest, project: Project) -> dict:
     return {
         "id": project.id,
@@ -313,7 +333,9 @@ def create_project(request: HttpRequest, payload: ProjectIn):
 @api.get("/projects", response=answers({200: list[ProjectOut]}), tags=["projects"])
 def list_projects(request: HttpRequest):
     """Your projects, most recently changed first."""
-    projects = Project.objects.for_user(request.user).order_by("-updated_at")
+    projects = (
+        Project.objects.for_user(request.user).order_by("-updated_at").only(*PROJECT_OUT_FIELDS)
+    )
     return [_out(request, project) for project in projects]
 
 

@@ -51,9 +51,7 @@ def _dashboard(request: HttpRequest, form=None, status: int = 200) -> HttpRespon
     models = available_models(request.user)
     form = form or CreateProjectForm(models=models, initial={"model": default_model(request.user)})
     projects = list(
-        Project.objects.for_user(request.user)
-        .order_by("-updated_at")
-        .only(*DASHBOARD_CARD_FIELDS)
+        Project.objects.for_user(request.user).order_by("-updated_at").only(*DASHBOARD_CARD_FIELDS)
     )
     context = {
         "projects": projects,
