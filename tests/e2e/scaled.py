@@ -464,14 +464,20 @@ class ComposeDeployment:
 
 @contextmanager
 def start_compose(
-    data_dir: Path, *, webs: int = 2, workers: int = 2, model_url: str = ""
+    data_dir: Path,
+    *,
+    webs: int = 2,
+    workers: int = 2,
+    model_url: str = "",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[ComposeDeployment]:
     """Bring doce up with `scripts/scale-up --offline` (compose/docker-compose.scale.yml and
     compose/docker-compose.offline.yml: images built from Debian packages, build cache
     reused) on its own ports and compose project, wait until the edge answers and every
     web slot is up, create alice (as in `start_scaled`) inside a web container, yield a
     `ComposeDeployment`, and take it all down afterwards (volumes and project stacks
-    included). `data_dir` is mounted at the same path in the containers. Raises
+    included). `data_dir` is mounted at the same path in the containers; `extra_env` goes
+    to compose (the compose file's own variables) and into the containers' env file. Raises
     `RuntimeError` with the output when scale-up or the start fails."""
     project = f"{COMPOSE_PREFIX}-{os.getpid()}"
     port, gateway_port, pg_port, redis_port = free_port(), free_port(), free_port(), free_port()
@@ -488,6 +494,7 @@ def start_compose(
         "DOCE_QUEUE_LEASE_SECONDS": COMPOSE_LEASE_SECONDS,
         "DOCE_PROD_DRAIN_SECONDS": 3,  # the deploy's retire job runs this long after it
         "DOCE_EXTRA_CA_BUNDLE": os.environ.get("DOCE_EXTRA_CA_BUNDLE", ""),
+        **(extra_env or {}),
     }
     env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     password = f"pg-{random.randint(10**8, 10**9)}"
@@ -511,6 +518,7 @@ def start_compose(
                 if os.environ.get("DOCE_EXTRA_CA_BUNDLE")
                 else {}
             ),
+            **(extra_env or {}),
         }
     )
     deployment = ComposeDeployment(
