@@ -663,7 +663,7 @@
       card.querySelector(".tool-body").replaceChildren(this.todoList(input.todos));
       card.querySelector(".tool-output").textContent = "";
     } else if (state === "done" && p.diff) {
-      this.renderDiff(card, p.diff, !!p.diffTruncated, file);
+      this.renderDiff(card, p.diff, !!p.diffTruncated, file, p.diffHtml);
       card.querySelector(".tool-output").textContent = "";
     } else if (state === "done" && p.output) {
       card.querySelector(".tool-output").textContent = p.output;
@@ -677,9 +677,11 @@
     return "Plan: " + done + " of " + plural(todos.length, "step", "steps") + " done";
   };
 
-  // A unified diff, line by line (text only: the agent's content is never HTML here).
-  Chat.prototype.renderDiff = function (card, diff, truncated, file) {
-    var pre = el("pre", "tool-diff");
+  // A unified diff, line by line. `diffHtml` is the same diff highlighted on the server
+  // (doce.highlight: Pygments classes, every character of the agent's text escaped there);
+  // without it the lines are text only.
+  Chat.prototype.renderDiff = function (card, diff, truncated, file, diffHtml) {
+    var pre = el("pre", "tool-diff hl");
     var added = 0, removed = 0;
     diff.split("\n").forEach(function (line) {
       var kind = "ctx";
@@ -687,8 +689,9 @@
       else if (line.indexOf("@@") === 0) kind = "hunk";
       else if (line[0] === "+") { kind = "add"; added++; }
       else if (line[0] === "-") { kind = "del"; removed++; }
-      pre.append(el("span", "diff-line diff-" + kind, line + "\n"));
+      if (!diffHtml) pre.append(el("span", "diff-line diff-" + kind, line + "\n"));
     });
+    if (diffHtml) pre.innerHTML = diffHtml;
     var body = card.querySelector(".tool-body");
     body.replaceChildren(pre);
     if (truncated) {

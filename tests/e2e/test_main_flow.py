@@ -160,6 +160,12 @@ def chat_restore_attachments_and_diffs(page, shoot):
     edit.first.locator("summary").click()
     assert edit.first.locator(".diff-add").inner_text().strip() == "+edited line"
     assert edit.first.locator(".diff-del").inner_text().strip() == "-first line"
+    # Highlighted on the server in the file's language (Markdown: the heading is a token).
+    heading = edit.first.locator(".tool-diff.hl .diff-ctx .gh")
+    assert heading.inner_text().startswith("# ")
+    assert heading.evaluate("e => getComputedStyle(e).color") != edit.first.locator(
+        ".diff-del"
+    ).evaluate("e => getComputedStyle(e).color")
     page.locator(".msg-assistant", has_text="Wrote, edited and printed notes.md.").wait_for(
         timeout=STEP_TIMEOUT_MS
     )
