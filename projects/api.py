@@ -360,7 +360,8 @@ def restore(request: HttpRequest, project_id: str, payload: RestoreIn):
     tags=["projects"],
 )
 def unrestore(request: HttpRequest, project_id: str):
-    """Undo the last restore (messages and files come back); 409 when there is none."""
+    """Undo the last restore (messages and files come back); 409 when there is none or a
+    prompt is queued or running."""
     project = get_project_for_user(request.user, project_id)
     services.unrestore(project)
     return _accepted(project)

@@ -399,6 +399,22 @@ def _agent_call(project: Project, call):
         raise PromptFailed(exc.diagnostic) from None
 
 
+# Why a restore (or its undo) is refused while the agent works: reverting files under a
+# running turn would mix its edits with the restored state.
+RESTORE_BUSY_MESSAGE = (
+    "The agent is working on a prompt: wait until it has finished (or stop it), then restore."
+)
+
+
+def _refuse_while_busy(project: Project, client, session_id: str) -> None:
+    """`ProjectActionError` (409, `RESTORE_BUSY_MESSAGE`) when a prompt of the project is
+    queued (the agent will be busy with it) or the agent's session is busy now."""
+    if project.prompt_state == PromptState.QUEUED:
+        raise ProjectActionError(RESTORE_BUSY_MESSAGE, status=409)
+    if session_id in _agent_call(project, client.session_statuses):
+        raise ProjectActionError(RESTORE_BUSY_MESSAGE, status=409)
+
+
 def restore_to(project: Project, message_id: str) -> str:
     """Restore the conversation and the site's files to how they were when the turn of user
     message `message_id` ended: every later message and the file changes they made are
@@ -407,10 +423,12 @@ def restore_to(project: Project, message_id: str) -> str:
     (OpenCode's semantics, checked with the pinned binary).
 
     Returns the id of the first undone message. Raises `ProjectActionError`: 409 when the
-    agent is not running, the message is not a user message of the session, nothing follows
-    it, or the agent is busy (stop it first); `PromptFailed` (502) when the agent failed.
+    agent is not running, nothing follows the message, or a prompt is queued or running
+    (`RESTORE_BUSY_MESSAGE`); 404 when the message is not a user message of the session;
+    `PromptFailed` (502) when the agent failed.
     """
     client, session_id = _session_client(project)
+    _refuse_while_busy(project, client, session_id)
     messages = _agent_call(project, lambda: client.messages(session_id))
     ids = [m.info.id for m in messages]
     if message_id not in ids or messages[ids.index(message_id)].info.role != "user":
@@ -420,8 +438,6 @@ def restore_to(project: Project, message_id: str) -> str:
     later = [m for m in messages[ids.index(message_id) + 1 :] if m.info.role == "user"]
     if not later:
         raise ProjectActionError("Nothing came after this message: nothing to restore.", status=409)
-    if session_id in _agent_call(project, client.session_statuses):
-        raise ProjectActionError("The agent is working; stop it before restoring.", status=409)
     first_undone = later[0].info.id
     _agent_call(project, lambda: client.revert(session_id, first_undone))
     log.info("project.restored", project_id=project.id, undone_from=first_undone)
@@ -430,9 +446,10 @@ def restore_to(project: Project, message_id: str) -> str:
 
 def unrestore(project: Project) -> None:
     """Undo the last `restore_to` (messages and files come back) while no prompt has made it
-    final. Raises `ProjectActionError` (409: agent not running or nothing to undo),
-    `PromptFailed` (502)."""
+    final. Raises `ProjectActionError` (409: agent not running, a prompt queued or running,
+    or nothing to undo), `PromptFailed` (502)."""
     client, session_id = _session_client(project)
+    _refuse_while_busy(project, client, session_id)
     session = _agent_call(project, lambda: client.get_session(session_id))
     if not session.revert:
         raise ProjectActionError("There is no restore to undo.", status=409)

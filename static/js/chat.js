@@ -148,6 +148,7 @@
     node.append(note);
     this.transcript.append(node);
     this.pending.push({ text: text, node: node, note: note });
+    this.refreshRestoreButtons();
     this.scrollToEnd(true);
   };
 
@@ -170,6 +171,7 @@
     if (!item) return;
     item.node.remove();
     this.pending.splice(this.pending.indexOf(item), 1);
+    this.refreshRestoreButtons();
     if (!this.input.value.trim()) this.input.value = item.text;  // nothing is lost
     if (message) window.doce.toast(message, "error");
   };
@@ -341,12 +343,21 @@
   };
 
   // Every user message but the last can be restored to; the buttons follow new messages.
+  // While the agent works (or a prompt waits to be sent) they are disabled: the server
+  // refuses a restore then (409), and says so.
   Chat.prototype.refreshRestoreButtons = function () {
     var nodes = this.transcript.querySelectorAll(".msg-user[data-message-id]");
+    var working = this.busy || this.pending.length > 0;
+    var why = "Wait until the agent has finished, then restore";
     nodes.forEach(function (node, i) {
       var button = node.querySelector("[data-restore]");
-      if (button) button.hidden = i === nodes.length - 1 || node.classList.contains("msg-undone");
+      if (!button) return;
+      button.hidden = i === nodes.length - 1 || node.classList.contains("msg-undone");
+      button.disabled = working;
+      button.title = working ? why : "Undo everything after this message: later messages and their file changes";
     });
+    var undo = this.transcript.querySelector("[data-unrestore]");
+    if (undo) { undo.disabled = working; undo.title = working ? why : ""; }
   };
 
   Chat.prototype.confirmRestore = function (messageId) {
@@ -482,7 +493,6 @@
       var restore = el("button", "msg-restore", "Restore to here");
       restore.type = "button";
       restore.dataset.restore = "";
-      restore.title = "Undo everything after this message: later messages and their file changes";
       restore.addEventListener("click", function () { self.confirmRestore(p.messageId); });
       node.append(restore);
       this.messages[p.messageId] = { node: node, body: node, parts: {}, final: true };
@@ -553,6 +563,8 @@
           : "The agent is working…";
       }
       if (this.stopButton) this.stopButton.disabled = !busy;
+      this.busy = busy;
+      this.refreshRestoreButtons();
       this.onStatus(p.status);
     },
     "chat.session.title": function (p) {

@@ -181,11 +181,19 @@ def chat_restore_attachments_and_diffs(page, shoot):
     assert page.locator(".msg-user img.msg-thumb").count() >= 1  # kept in the history
     shoot(page, "reloaded-at-latest")
 
-    # Restore to the first message: later messages are undone, the preview shows the first
-    # heading again; Undo restore brings the messages back.
-    # (A busy agent refuses a restore: wait until its turn is over.)
-    page.locator("[data-chat-busy]").wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
+    # While the agent works, "Restore to here" is disabled (the server would refuse it);
+    # Stop ends the turn and enables it again.
     first = page.locator(".msg-user[data-message-id]", has_text=FIRST)
+    page.locator("#composer-text").fill("[script:slow] Take your time")
+    page.locator("#composer-text").press("Control+Enter")
+    page.locator("[data-chat-busy]").wait_for(state="visible", timeout=STEP_TIMEOUT_MS)
+    expect(first.locator("[data-restore]")).to_be_disabled()
+    page.locator("[data-chat-stop]").click()
+    page.locator("[data-chat-busy]").wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
+    expect(first.locator("[data-restore]")).to_be_enabled()
+
+    # Restore to the first message: later messages are undone, the preview shows the first
+    # heading again; Undo restore brings the messages back and the preview follows.
     first.hover()
     first.locator("[data-restore]").click()  # confirmed (dialogs are accepted)
     page.locator("[data-revert-banner]").wait_for(timeout=STEP_TIMEOUT_MS)
@@ -195,8 +203,7 @@ def chat_restore_attachments_and_diffs(page, shoot):
     page.locator("[data-unrestore]").click()
     page.locator("[data-revert-banner]").wait_for(state="detached", timeout=STEP_TIMEOUT_MS)
     assert page.locator(".msg-undone").count() == 0
-    # Not asserted yet: the preview showing the second heading again after the undo (seen
-    # stale for 120 s once under load 20 although the file was back on disk).
+    preview_heading(page).filter(has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
     shoot(page, "restore-undone")
 
 
