@@ -18,7 +18,7 @@ import html
 from pygments import lex
 from pygments.lexer import Lexer
 from pygments.lexers import TextLexer, get_lexer_for_filename
-from pygments.token import STANDARD_TYPES, Token, _TokenType
+from pygments.token import STANDARD_TYPES, _TokenType
 from pygments.util import ClassNotFound
 
 # Past this many characters a diff is shown as plain text (lexing is linear, but a 400-line
@@ -48,9 +48,10 @@ def _kind(line: str) -> str:
 
 def _css_class(token: _TokenType) -> str:
     """Pygments' short class of `token` (its own, else its nearest parent's); "" for text."""
-    while token not in STANDARD_TYPES and token is not Token:
-        token = token.parent
-    return STANDARD_TYPES.get(token, "")
+    current: _TokenType | None = token
+    while current is not None and current not in STANDARD_TYPES:
+        current = current.parent
+    return STANDARD_TYPES.get(current, "") if current is not None else ""
 
 
 def _highlighted_lines(code_lines: list[str], path: str) -> list[str]:
@@ -81,9 +82,10 @@ def diff_html(diff: str, path: str) -> str:
     lines = diff.split("\n")
     kinds = [_kind(line) for line in lines]
     code_at = [i for i, kind in enumerate(kinds) if kind in ("add", "del", "ctx")]
-    highlighted = dict(zip(code_at, _highlighted_lines([lines[i][1:] for i in code_at], path)))
+    codes = _highlighted_lines([lines[i][1:] for i in code_at], path)
+    highlighted = dict(zip(code_at, codes, strict=True))
     out = []
-    for i, (line, kind) in enumerate(zip(lines, kinds)):
+    for i, (line, kind) in enumerate(zip(lines, kinds, strict=True)):
         if i in highlighted:
             body = html.escape(line[:1], quote=False) + highlighted[i]
         else:

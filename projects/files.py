@@ -28,7 +28,6 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 
 from doce.highlight import lexer_for_filename
-
 from projects.models import Project
 
 # Directories that are generated, huge or private: hidden from the tree and the export.

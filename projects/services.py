@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from django.conf import settings
@@ -29,7 +30,7 @@ from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from jobqueue.models import RETRYABLE_STATES, Job, JobState
 from projects import chain, edge
 from projects.agent_config import revoke_gateway_token
-from projects.attachments import Attachment
+from projects.attachments import Attachment, discard_queued, store_queued
 from projects.models import (
     AgentState,
     IllegalTransition,
@@ -326,7 +327,39 @@ def send_prompt(
     it; carries the agent's `Diagnostic`).
     """
     text = clean_prompt(text)
+    stored: list[dict[str, str]] = []  # attachments written to disk for a queued prompt
+    try:
+        client, chosen, project = _send_or_queue(project, text, model, attachments, stored)
+    except BaseException:
+        # Nothing half-written: the queued prompt's files go when its job does not exist.
+        discard_queued(project.root_dir, [ref["id"] for ref in stored])
+        raise
+    if client is None:
+        return False
     parts = [attachment.part() for attachment in attachments]
+    # Outside the transaction: no row lock is held across the agent's HTTP call.
+    since_ms = int(time.time() * 1000)
+    try:
+        client.prompt_async(project.agent_session_id, text, model=chosen or None, parts=parts)
+    except OpencodeError as exc:
+        log.info("prompt.send_failed", project_id=project.id, error=str(exc))
+        set_prompt_state(project, PromptState.FAILED, exc.diagnostic.message)
+        raise PromptFailed(exc.diagnostic) from None
+    record_prompt_sent(project, since_ms=since_ms)
+    return True
+
+
+def _send_or_queue(
+    project: Project,
+    text: str,
+    model: str | None,
+    attachments: Sequence[Attachment],
+    stored: list[dict[str, str]],
+) -> tuple[Any, str, Project]:
+    """`send_prompt`'s checks and choice, under the project's row lock. Returns the agent
+    client to send to now (None after queueing `opencode.sendUserPrompt`, its attachments
+    stored on disk and their references appended to `stored`), the model to use, and the
+    locked project row."""
     with transaction.atomic():
         project = _locked(project)
         if project.status == Project.Status.DELETING:
@@ -346,24 +379,15 @@ def send_prompt(
                 start_project(project)
             elif project.agent_state in (AgentState.STOPPED, AgentState.STOPPING):
                 wake_agent(project)
+            stored.extend(store_queued(project.root_dir, attachments))
             enqueue_step(
                 project,
                 chain.SEND_PROMPT,
-                {"text": text, "model": chosen, "parts": parts},
+                {"text": text, "model": chosen, "attachments": stored},
                 dedupe=False,
             )
             set_prompt_state(project, PromptState.QUEUED)
-            return False
-    # Outside the transaction: no row lock is held across the agent's HTTP call.
-    since_ms = int(time.time() * 1000)
-    try:
-        client.prompt_async(project.agent_session_id, text, model=chosen or None, parts=parts)
-    except OpencodeError as exc:
-        log.info("prompt.send_failed", project_id=project.id, error=str(exc))
-        set_prompt_state(project, PromptState.FAILED, exc.diagnostic.message)
-        raise PromptFailed(exc.diagnostic) from None
-    record_prompt_sent(project, since_ms=since_ms)
-    return True
+        return client, chosen, project
 
 
 @transaction.atomic

@@ -20,8 +20,9 @@ Mapping (upstream type → doce type: payload):
   ends; `completed` → `chat.tool.finish` (`+ output, title, diff?, diffTruncated?`; output
   cut to 8,000 chars; `diff` is a unified diff of a `write`/`edit`, at most
   `MAX_DIFF_LINES` lines, `diffHtml` the same diff syntax-highlighted in the file's language
-  (`doce.highlight.diff_html`: one span per line, Pygments classes)); `error` → `chat.tool.error` (`+ error`). Paths in `input`
-  (`filePath`, `path`) are relative to the session directory, never `/app/…`
+  (`doce.highlight.diff_html`: one span per line, Pygments classes)); `error` →
+  `chat.tool.error` (`+ error`). Paths in `input` (`filePath`, `path`) are relative to the
+  session directory, never `/app/…`
 - user `message.updated` and its text part → `chat.message.user`: `{messageId, text,
   attachments: [{name, mime, url?}]}` (`url`: the image's data URL, for thumbnails), once,
   and again when an attachment part arrives after it; user text never becomes assistant

@@ -21,8 +21,9 @@ def test_it_shows_the_diff_of_an_edit_and_the_content_of_a_write():
     assert edit[:2] == ["--- notes.md", "+++ notes.md"]  # relative, no "Index:" header
     assert "-first line" in edit and "+edited line" in edit
     # The same diff highlighted as Markdown (the file's language), line kinds kept.
-    assert '<span class="diff-line diff-ctx"> <span class="gh"># Keep notes</span>' in (
-        by_name["edit"]["diffHtml"]
+    assert (
+        '<span class="diff-line diff-ctx"> <span class="gh"># Keep notes</span>'
+        in (by_name["edit"]["diffHtml"])
     )
     assert '<span class="diff-line diff-add">+edited line\n</span>' in by_name["edit"]["diffHtml"]
     write = by_name["write"]["diff"].splitlines()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 
 import pytest
 from PIL import Image
@@ -15,9 +16,14 @@ from jobqueue.models import Job
 from projects.attachments import (
     MAX_IMAGE_BYTES,
     MAX_TEXT_BYTES,
+    QUEUED_DIR,
     AttachmentRefused,
+    QueuedAttachmentMissing,
     check_attachment,
     check_attachments,
+    discard_queued,
+    load_queued,
+    store_queued,
 )
 from projects.models import Project
 from tests.projects.conftest import MODEL
@@ -78,7 +84,10 @@ def test_it_keeps_a_file_name_to_one_safe_line():
 
 
 @pytest.mark.django_db
-def test_the_api_refuses_a_bad_attachment_and_queues_nothing(alice, alice_provider):
+def test_the_api_refuses_a_bad_attachment_and_queues_nothing(
+    alice, alice_provider, settings, tmp_path
+):
+    settings.DATA_DIR = tmp_path
     _, token = create_api_token(alice, "t")
     project = Project.objects.create(
         owner=alice, name="S", prompt="p", model=MODEL, status=Project.Status.STOPPED
@@ -100,7 +109,46 @@ def test_the_api_refuses_a_bad_attachment_and_queues_nothing(alice, alice_provid
     response = _post(token, project, body)
     assert response.status_code == 202 and response.json()["queued"] is True
     job = Job.objects.get(type="opencode.sendUserPrompt")
-    assert job.payload["parts"][0]["mime"] == "image/png"
+    # The payload names the file; the file itself waits on disk (not in the database).
+    [ref] = job.payload["attachments"]
+    assert (ref["filename"], ref["mime"]) == ("a.png", "image/png")
+    assert good not in json.dumps(job.payload) and not job.payload.get("parts")
+    stored = project.root_dir / QUEUED_DIR / ref["id"]
+    assert stored.read_bytes() == image("PNG") and stored.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_queued_prompts_attachments_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    files = check_attachments([("a.txt", b"one"), ("b.txt", b"two"), ("c.txt", b"three")])
+    renamed = []
+
+    def crash_on_second(source, target):
+        if renamed:
+            raise OSError("disk full")
+        renamed.append(target)
+        os.rename(source, target)
+
+    monkeypatch.setattr("projects.attachments.os.replace", crash_on_second)
+    with pytest.raises(OSError):
+        store_queued(tmp_path, files)
+    assert list((tmp_path / QUEUED_DIR).iterdir()) == []  # no file, no temporary left
+    monkeypatch.undo()
+
+    refs = store_queued(tmp_path, files)
+    assert [a.data for a in load_queued(tmp_path, refs)] == [b"one", b"two", b"three"]
+    discard_queued(tmp_path, [ref["id"] for ref in refs])
+    assert list((tmp_path / QUEUED_DIR).iterdir()) == []
+    with pytest.raises(QueuedAttachmentMissing, match=r"a\.txt"):
+        load_queued(tmp_path, refs[:1])
+
+
+def test_a_stored_attachment_reference_never_leaves_its_folder(tmp_path):
+    (tmp_path / "secret").write_text("x")
+    for bad in ("../secret", "/etc/passwd", "", "A" * 32, "0" * 31):
+        ref = {"id": bad, "filename": "a.txt", "mime": "text/plain"}
+        with pytest.raises(ValueError):
+            load_queued(tmp_path, [ref])
+        with pytest.raises(ValueError):
+            discard_queued(tmp_path, [bad])
 
 
 def _post(token, project, body):
