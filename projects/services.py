@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import jobqueue
-from accounts.services import available_models, default_model
+from accounts.services import available_models, default_model, model_takes_images
 from doce import events
 from doce.opencode.agents import client_for_project
 from doce.opencode.completion import CompletionCheck
@@ -349,6 +349,18 @@ def send_prompt(
     return True
 
 
+def _refuse_images_for(user, model: str, attachments: Sequence[Attachment]) -> None:
+    """`ProjectActionError` (400) when `attachments` hold an image and `model` does not take
+    images (`accounts.services.model_takes_images`), before anything is sent or queued."""
+    images = [a.filename for a in attachments if a.is_image]
+    if images and not model_takes_images(user, model):
+        raise ProjectActionError(
+            f"{model or 'This model'} does not take images ({', '.join(images)}). Attach text "
+            "files only, choose a model that reads images, or, for a vision model of your own "
+            'server, tick "Its models accept images" on its provider in Settings.'
+        )
+
+
 def _send_or_queue(
     project: Project,
     text: str,
@@ -365,6 +377,7 @@ def _send_or_queue(
         if project.status == Project.Status.DELETING:
             raise ProjectActionError("This project is being deleted.", status=409)
         chosen = resolve_model(project.owner, model) if model else project.model
+        _refuse_images_for(project.owner, chosen, attachments)
         if chosen and chosen != project.model:
             _remember_model(project, chosen)
         client = (

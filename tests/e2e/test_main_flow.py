@@ -46,6 +46,7 @@ def add_scripted_provider(page, url, model_url):
     page.locator("#id_base_url").fill(model_url)
     page.locator("#id_provider_id").fill("scripted")
     page.locator("#id_model_names").fill("scripted")
+    page.locator("#id_accepts_images").check()  # it reads the images it is sent
     page.get_by_role("button", name="Add provider").click()
     page.wait_for_url(url + "/settings/")
     assert page.locator("td code", has_text="scripted").first.is_visible()

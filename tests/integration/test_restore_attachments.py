@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 from PIL import Image
 
+from accounts.models import ProviderCredential
 from accounts.services import create_api_token
 from doce.opencode.client import OpencodeClient
 from projects import services
@@ -35,6 +36,15 @@ def agent():
 
 @pytest.fixture
 def project(agent, alice):
+    # The scripted model reads images (an OpenAI-compatible endpoint marked so).
+    ProviderCredential.objects.create(
+        user=alice,
+        kind="openai-compatible",
+        provider_id="scripted",
+        base_url="http://127.0.0.1:9/v1",
+        model_names=["scripted"],
+        accepts_images=True,
+    )
     with OpencodeClient(agent.base_url, agent.password) as client:
         session_id = client.create_session().id
     return Project.objects.create(

@@ -11,6 +11,7 @@ import os
 import pytest
 from PIL import Image
 
+from accounts.models import ProviderCredential
 from accounts.services import create_api_token
 from jobqueue.models import Job
 from projects.attachments import (
@@ -157,3 +158,36 @@ def _post(token, project, body):
     return Client(HTTP_AUTHORIZATION=f"Bearer {token}").post(
         f"/api/projects/{project.id}/prompt", json.dumps(body), content_type="application/json"
     )
+
+
+@pytest.mark.django_db
+def test_an_image_for_a_model_that_takes_none_is_refused_before_anything_happens(
+    alice, settings, tmp_path
+):
+    settings.DATA_DIR = tmp_path
+    credential = ProviderCredential.objects.create(
+        user=alice,
+        kind="openai-compatible",
+        provider_id="ollama",
+        base_url="http://127.0.0.1:11434/v1",
+        model_names=["llama3"],
+    )
+    _, token = create_api_token(alice, "t")
+    project = Project.objects.create(
+        owner=alice, name="S", prompt="p", model="ollama/llama3", status=Project.Status.STOPPED
+    )
+    png = {"name": "logo.png", "content_base64": base64.b64encode(image("PNG")).decode()}
+    response = _post(token, project, {"text": "Use it", "attachments": [png]})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "ollama/llama3 does not take images (logo.png)" in detail
+    assert "accept images" in detail  # says how to mark a vision model
+    assert Job.objects.count() == 0 and not project.root_dir.exists()
+    project.refresh_from_db()
+    assert project.status == Project.Status.STOPPED
+
+    text = {"name": "a.txt", "content_base64": base64.b64encode(b"hours").decode()}
+    assert _post(token, project, {"text": "Use it", "attachments": [text]}).status_code == 202
+    credential.accepts_images = True
+    credential.save()
+    assert _post(token, project, {"text": "Use it", "attachments": [png]}).status_code == 202
