@@ -182,6 +182,35 @@ def chat_restore_attachments_and_diffs(page, shoot):
     assert page.locator(".msg-user img.msg-thumb").count() >= 1  # kept in the history
     shoot(page, "reloaded-at-latest")
 
+    # Context usage from the agent's token counts, with "Compact conversation".
+    usage = page.locator("[data-chat-usage]")
+    expect(usage.locator(".usage-text")).to_contain_text("tokens")
+    assert usage.get_by_role("button", name="Compact conversation").is_visible()
+
+    # The split, the collapsed chat and the device size are kept per project across a
+    # reload; a phone-sized preview is 390 px wide.
+    splitter = page.locator("[data-splitter]")
+    splitter.focus()
+    for _ in range(2):
+        splitter.press("ArrowRight")
+    width = splitter.get_attribute("aria-valuenow")
+    assert width != "40"
+    page.locator("[data-device=phone]").click()
+    page.locator("[data-chat-toggle]").click()
+    assert not page.locator("#composer-text").is_visible()
+    page.reload()
+    assert page.locator("[data-splitter]").get_attribute("aria-valuenow") == width
+    assert page.locator("[data-device=phone]").get_attribute("aria-pressed") == "true"
+    assert page.locator("[data-preview-frame]").bounding_box()["width"] <= 392
+    assert not page.locator("#composer-text").is_visible()
+    shoot(page, "phone-sized-preview-chat-hidden")
+    page.locator("[data-chat-toggle]").click()
+    page.locator("[data-device=desktop]").click()
+    assert page.locator("[data-preview-frame]").bounding_box()["width"] > 392
+    page.locator(".msg-assistant", has_text="Wrote, edited and printed notes.md.").wait_for(
+        timeout=STEP_TIMEOUT_MS
+    )
+
     # While the agent works, "Restore to here" is disabled (the server would refuse it);
     # Stop ends the turn and enables it again.
     first = page.locator(".msg-user[data-message-id]", has_text=FIRST)
@@ -189,6 +218,13 @@ def chat_restore_attachments_and_diffs(page, shoot):
     page.locator("#composer-text").press("Control+Enter")
     page.locator("[data-chat-busy]").wait_for(state="visible", timeout=STEP_TIMEOUT_MS)
     expect(first.locator("[data-restore]")).to_be_disabled()
+    # Scrolled up while the answer streams: the chat stays put and offers "Jump to latest".
+    page.locator("[data-chat-transcript]").evaluate("t => { t.scrollTop = 0; }")
+    jump = page.locator("[data-chat-jump]")
+    jump.wait_for(state="visible", timeout=STEP_TIMEOUT_MS)
+    assert page.locator("[data-chat-transcript]").evaluate("t => t.scrollTop") < 48
+    jump.click()
+    jump.wait_for(state="hidden")
     page.locator("[data-chat-stop]").click()
     page.locator("[data-chat-busy]").wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
     expect(first.locator("[data-restore]")).to_be_enabled()
@@ -347,8 +383,21 @@ def test_it_builds_a_site_from_a_prompt_and_changes_it(
     assert page.locator("[data-preview-overlay]").is_visible()
     assert all(c.status != "running" for c in project_containers(project_id))
     shoot(page, "stopped")
-    page.goto(url + f"/projects/{project_id}/")
+    # A prompt to the stopped project shows at once as queued while the project starts,
+    # then reaches the agent.
+    page.locator("#composer-text").fill("[script:text] Still there?")
+    page.locator("#composer-text").press("Control+Enter")
+    expect(page.locator(".msg-pending .msg-state")).to_have_text(
+        "Queued. Starting your project…", timeout=10_000
+    )
+    shoot(page, "queued-while-stopped")
     wait_for_badge(page, "Running")
+    page.locator(".msg-user[data-message-id]", has_text="Still there?").wait_for(
+        timeout=STEP_TIMEOUT_MS
+    )
+    page.locator(".msg-assistant", has_text="This is a scripted answer").last.wait_for(
+        timeout=STEP_TIMEOUT_MS
+    )
     preview_heading(page).filter(has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
     shoot(page, "restarted")
 
