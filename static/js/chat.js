@@ -653,7 +653,11 @@
       var summary = el("summary");
       summary.append(el("span", "tool-name", p.name || "tool"), el("span", "tool-input"),
         el("span", "tool-stat"), el("span", "tool-status"));
-      card.append(summary, el("div", "tool-body"), el("pre", "tool-output"));
+      // The output and the diff scroll inside the card: keyboard users reach them (tabindex).
+      var output = el("pre", "tool-output");
+      output.tabIndex = 0;
+      output.setAttribute("aria-label", "Tool output");
+      card.append(summary, el("div", "tool-body"), output);
       this.tools[p.toolCallId] = card;
       var message = this.message(p.messageId);
       message.parts[p.partId || p.toolCallId] = card;
@@ -694,6 +698,8 @@
   // without it the lines are text only.
   Chat.prototype.renderDiff = function (card, diff, truncated, file, diffHtml) {
     var pre = el("pre", "tool-diff hl");
+    pre.tabIndex = 0;
+    pre.setAttribute("aria-label", "Changes" + (file ? " to " + file : ""));
     var added = 0, removed = 0;
     diff.split("\n").forEach(function (line) {
       var kind = "ctx";
