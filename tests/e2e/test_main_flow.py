@@ -164,6 +164,9 @@ def chat_restore_attachments_and_diffs(page, shoot):
     # Highlighted on the server in the file's language (Markdown: the heading is a token).
     heading = edit.first.locator(".tool-diff.hl .diff-ctx .gh")
     assert heading.inner_text().startswith("# ")
+    # The model got the image itself: the heading is the prompt's words, not OpenCode's
+    # "ERROR: Cannot read logo.png (this model does not support image input)".
+    assert "Cannot read" not in heading.inner_text(), heading.inner_text()
     page.locator(".msg-assistant", has_text="Wrote, edited and printed notes.md.").wait_for(
         timeout=STEP_TIMEOUT_MS
     )
