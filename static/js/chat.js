@@ -768,7 +768,7 @@
     this.todos.replaceChildren();
     this.todos.hidden = todos.length === 0;
     if (!todos.length) return;
-    this.todos.append(el("h3", "small", this.todoSummary(todos)), this.todoList(todos));
+    this.todos.append(el("h2", "small", this.todoSummary(todos)), this.todoList(todos));
   };
 
   Chat.prototype.removeDock = function (requestId) {

@@ -388,21 +388,32 @@ def test_it_builds_a_site_from_a_prompt_and_changes_it(
     shoot(page, "stopped")
     # A prompt to the stopped project shows at once as queued while the project starts,
     # then reaches the agent.
-    page.locator("#composer-text").fill("[script:text] Still there?")
+    page.locator("#composer-text").fill("[script:todo] Plan the rest")
     page.locator("#composer-text").press("Control+Enter")
     expect(page.locator(".msg-pending .msg-state")).to_have_text(
         "Queued. Starting your project…", timeout=10_000
     )
     shoot(page, "queued-while-stopped")
     wait_for_badge(page, "Running")
-    page.locator(".msg-user[data-message-id]", has_text="Still there?").wait_for(
+    page.locator(".msg-user[data-message-id]", has_text="Plan the rest").wait_for(
         timeout=STEP_TIMEOUT_MS
     )
-    page.locator(".msg-assistant", has_text="This is a scripted answer").last.wait_for(
-        timeout=STEP_TIMEOUT_MS
-    )
+    page.locator(".msg-assistant", has_text="Planned the work.").wait_for(timeout=STEP_TIMEOUT_MS)
     preview_heading(page).filter(has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
     shoot(page, "restarted")
+    # The plan: a card that says how far it is (not "0 todos", not raw JSON) and the panel
+    # above the chat, rebuilt from the history after a reload.
+    plan_card = page.locator(".tool-card[data-state=done]", has_text="Plan: 1 of 2 steps done")
+    plan_card.locator("summary").click()
+    assert plan_card.locator(".todo-list li").count() == 2
+    assert plan_card.locator(".tool-output").inner_text() == ""
+    for _ in range(2):
+        expect(page.locator("[data-chat-todos] h2")).to_have_text("Plan: 1 of 2 steps done")
+        page.reload()
+        page.locator(".msg-assistant", has_text="Planned the work.").wait_for(
+            timeout=STEP_TIMEOUT_MS
+        )
+    shoot(page, "plan-after-reload")
 
     # Delete: containers and files are gone.
     page.locator(".menu > summary").click()
