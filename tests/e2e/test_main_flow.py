@@ -151,6 +151,21 @@ def chat_restore_attachments_and_diffs(page, shoot):
     # An edit's card shows its diff; a dropped image travels with the prompt.
     drop_image(page, "[data-chat]", "logo.png")
     page.locator(".chat-chips .chip", has_text="logo.png").wait_for()
+    # Also from the file picker and by pasting into the composer.
+    page.locator("[data-chat-files]").set_input_files(
+        [{"name": "hours.txt", "mimeType": "text/plain", "buffer": b"Open 8 to 18\n"}]
+    )
+    page.locator("#composer-text").evaluate(
+        """(input, data) => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "pasted.png", {type: "image/png"}));
+            input.dispatchEvent(new ClipboardEvent("paste", {clipboardData: transfer}));
+        }""",
+        png_base64(),
+    )
+    for name in ("hours.txt", "pasted.png"):
+        page.locator(".chat-chips .chip", has_text=name).wait_for()
     page.locator("#composer-text").fill("[script:tools] Notes with the logo")
     page.locator("#composer-text").press("Control+Enter")
     sent = page.locator(".msg-user[data-message-id]", has_text="Notes with the logo")
