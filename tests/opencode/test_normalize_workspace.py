@@ -149,3 +149,11 @@ def test_it_reports_context_usage_against_the_model_limit():
     with_limit = normalizer.set_context_limits({"scripted/scripted": 128000})
     assert with_limit[0]["payload"]["limit"] == 128000
     assert normalizer.feed({"type": "message.updated", "properties": {"info": info}}) == []
+
+
+def test_it_says_when_the_conversation_was_compacted():
+    normalizer = Normalizer("p", SESSION)
+    events = normalizer.feed({"type": "session.compacted", "properties": {"sessionID": SESSION}})
+    assert [e["type"] for e in events] == ["chat.session.compacted"]
+    other = {"type": "session.compacted", "properties": {"sessionID": "ses_other"}}
+    assert normalizer.feed(other) == []
