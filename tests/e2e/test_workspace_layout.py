@@ -86,6 +86,29 @@ def check_page(page, axe: str, shoot, stage: str) -> list[str]:
     return problems
 
 
+def focus_problems(page, presses: int) -> list[str]:
+    """Tab through the page `presses` times: every control reached shows a focus ring (an
+    outline, or the splitter's own bar). Returns the ones that do not."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    missing = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        shown = page.evaluate(
+            """() => {
+                const e = document.activeElement;
+                if (!e || e === document.body) return "";
+                const style = getComputedStyle(e);
+                const ring = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2;
+                const name = e.tagName.toLowerCase() + (e.className ? "." + e.className : "")
+                    + (e.id ? "#" + e.id : "");
+                return ring || e.matches("[data-splitter]") ? "" : name;
+            }"""
+        )
+        if shown:
+            missing.append(f"{page.url}: no visible focus on {shown}")
+    return sorted(set(missing))
+
+
 def new_page(playwright, **context_options):
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     context = browser.new_context(**context_options)
@@ -232,6 +255,7 @@ def test_it_has_no_serious_accessibility_violations(first_run, doce_server, shoo
         write.first.locator("summary").click()
         assert write.first.locator(".tool-diff.hl .diff-add span[class]").count() > 0
         problems += check_page(page, axe, shoot, "workspace")
+        problems += focus_problems(page, presses=40)
         # The Files tab's page with code shown: line numbers and syntax colours, and the code
         # area reachable by keyboard.
         page.goto(url + workspace + "files/?path=src/pages/index.astro")
