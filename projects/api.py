@@ -324,7 +324,8 @@ def get_project(request: HttpRequest, project_id: str):
 def prompt(request: HttpRequest, project_id: str, payload: PromptIn):
     """Send the agent a message: straight to a running agent, else through the queue, which
     starts the stack first (the chat's path and rules: `services.send_prompt`). Follow it
-    with `prompt.state` of `GET /projects/{id}`; 502 when the running agent refused it."""
+    with `prompt.state` of `GET /projects/{id}`; 400 for a refused attachment (or an image
+    for a model that takes none); 502 when the running agent refused it."""
     project = get_project_for_user(request.user, project_id)
     try:
         files = attachments.check_attachments(
