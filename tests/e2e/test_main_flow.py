@@ -169,7 +169,7 @@ def chat_restore_attachments_and_diffs(page, shoot):
     page.locator("#composer-text").fill("[script:tools] Notes with the logo")
     page.locator("#composer-text").press("Control+Enter")
     sent = page.locator(".msg-user[data-message-id]", has_text="Notes with the logo")
-    sent.locator("img.msg-thumb").wait_for(timeout=STEP_TIMEOUT_MS)
+    sent.locator("img.msg-thumb").first.wait_for(timeout=STEP_TIMEOUT_MS)
     edit_name = page.locator(".tool-name", has_text="edit")
     edit = page.locator(".tool-card[data-state=done]", has=edit_name)
     edit.first.wait_for(timeout=STEP_TIMEOUT_MS)
@@ -185,6 +185,9 @@ def chat_restore_attachments_and_diffs(page, shoot):
     page.locator(".msg-assistant", has_text="Wrote, edited and printed notes.md.").wait_for(
         timeout=STEP_TIMEOUT_MS
     )
+    # All three are in the message: two thumbnails and the text file's chip.
+    expect(sent.locator("img.msg-thumb")).to_have_count(2)
+    expect(sent.locator(".msg-attachments .chip")).to_have_text("hours.txt")
     shoot(page, "diff-and-attachment")
 
     # After a reload the chat opens at the latest message.
