@@ -230,6 +230,14 @@ def test_it_builds_and_previews_a_site_from_a_phone(first_run, doce_server, brow
     page.locator(".msg-user", has_text="scripted runtime failure").wait_for(timeout=30_000)
     assert re.search(r"error on /broken", page.locator(".msg-user").last.inner_text())
     shoot(page, "phone-fix-sent")
+    # A message that does not come from the preview frame's origin is ignored.
+    page.evaluate(
+        """() => window.postMessage(
+            {type: "doce:preview-error", message: "forged", detail: "", path: "/"}, "*")"""
+    )
+    page.wait_for_timeout(500)
+    assert page.locator("[data-preview-error]").get_attribute("hidden") is not None
+    assert "forged" not in (page.locator("[data-preview-error-text]").text_content() or "")
 
 
 def test_it_has_no_serious_accessibility_violations(first_run, doce_server, shoot):
