@@ -19,8 +19,9 @@ Mapping (upstream type → doce type: payload):
   `{messageId, partId, toolCallId, name, input}`, again when its input changes before it
   ends; `completed` → `chat.tool.finish` (`+ output, title, diff?, diffTruncated?`; output
   cut to 8,000 chars; `diff` is a unified diff of a `write`/`edit`, at most
-  `MAX_DIFF_LINES` lines, `diffHtml` the same diff syntax-highlighted in the file's language
-  (`doce.highlight.diff_html`: one span per line, Pygments classes)); `error` →
+  `MAX_DIFF_LINES` lines, `diffHtml?` the same diff syntax-highlighted in the file's language
+  (`doce.highlight.diff_html`: one span per line, Pygments classes; left out past
+  `MAX_DIFF_HTML_CHARS`)); `error` →
   `chat.tool.error` (`+ error`). Paths in `input` (`filePath`, `path`) are relative to the
   session directory, never `/app/…`
 - user `message.updated` and its text part → `chat.message.user`: `{messageId, text,
@@ -77,6 +78,10 @@ log = structlog.get_logger("doce.opencode.normalize")
 
 MAX_TOOL_OUTPUT_CHARS = 8000
 MAX_DIFF_LINES = 400
+# Highlighting multiplies a diff's size (a span per token); past this many characters of
+# HTML the card shows the diff as plain lines (`diffHtml` left out), so that a history of
+# many large writes stays a reasonable message for a new viewer.
+MAX_DIFF_HTML_CHARS = 150_000
 # Image data URLs up to this size travel to the chat (thumbnails); larger ones are named only.
 MAX_THUMBNAIL_URL_CHARS = 7 * 1024 * 1024
 _PATH_KEYS = ("filePath", "path")
@@ -409,7 +414,8 @@ class Normalizer:
             payload["title"] = part.title
             if part.diff:
                 payload["diff"] = part.diff
-                payload["diffHtml"] = part.diff_html
+                if part.diff_html:
+                    payload["diffHtml"] = part.diff_html
                 if part.diff_truncated:
                     payload["diffTruncated"] = True
         elif kind == "chat.tool.error":
@@ -713,7 +719,8 @@ class Normalizer:
         header = [f"--- {path}", f"+++ {path}"]
         truncated = len(lines) > MAX_DIFF_LINES
         diff = "\n".join(header + lines[:MAX_DIFF_LINES])
-        return diff, truncated, diff_html(diff, path)
+        highlighted = diff_html(diff, path)
+        return diff, truncated, highlighted if len(highlighted) <= MAX_DIFF_HTML_CHARS else ""
 
 
 def _session_of(kind: str | None, props: dict[str, Any]) -> str | None:

@@ -54,6 +54,31 @@ def test_it_cuts_a_long_diff_and_says_so():
     assert finish["payload"]["diffTruncated"] is True
     assert "replaced the whole file" in finish["payload"]["diff"]
     assert len(finish["payload"]["diff"].splitlines()) == 402
+    assert finish["payload"]["diffHtml"].count('class="diff-line diff-add"') == 399  # + hunk
+
+
+def test_a_huge_highlighted_diff_is_sent_as_plain_lines_only():
+    normalizer = Normalizer("p", SESSION, directory="/app")
+    # 400 long lines of many tokens: far past MAX_DIFF_HTML_CHARS once highlighted.
+    content = "\n".join("let a = [" + ", ".join(["1"] * 80) + "];" for _ in range(400))
+    part = {
+        "id": "prt_1",
+        "messageID": "msg_2",
+        "sessionID": SESSION,
+        "type": "tool",
+        "tool": "write",
+        "callID": "call_1",
+        "state": {
+            "status": "completed",
+            "input": {"filePath": "/app/src/big.js", "content": content},
+            "output": "ok",
+            "metadata": {},
+        },
+    }
+    events = normalizer.feed({"type": "message.part.updated", "properties": {"part": part}})
+    payload = of_type(events, "chat.tool.finish")[0]["payload"]
+    assert len(payload["diff"].splitlines()) == 402
+    assert "diffHtml" not in payload  # the chat shows the plain lines
 
 
 def test_it_announces_a_tool_call_before_its_input_arrives():
