@@ -239,6 +239,7 @@ def start_scaled(
             "DOCE_LOG_FORMAT": "json",
             "DOCE_LOG_LEVEL": os.environ.get("DOCE_LOG_LEVEL", "WARNING"),
             "DOCE_IDLE_STOP_SECONDS": "600",
+            "DOCE_WARM_POOL_SIZE": "0",
             "DOCE_HEALTHZ_TOKEN": HEALTHZ_TOKEN,
             **(
                 {"DOCE_EXTRA_CA_BUNDLE": os.environ["DOCE_EXTRA_CA_BUNDLE"]}
