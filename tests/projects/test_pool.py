@@ -47,7 +47,9 @@ def running_stacks(*entries: PoolEntry) -> dict[str, StackStatus]:
         entry.stack_name: StackStatus(
             entry.stack_name,
             {
-                service: ContainerState(service=service, id=f"{entry.id}-{service}", status="running")
+                service: ContainerState(
+                    service=service, id=f"{entry.id}-{service}", status="running"
+                )
                 for service in ("preview", "agent")
             },
         )
