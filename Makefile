@@ -10,8 +10,7 @@ QUEUE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432
 # Tests besides tests/jobqueue that the Postgres pass runs too (Postgres refuses NUL and
 # other input that SQLite stores: the text-input tests and the API fuzz run on both; the
 # project status transitions and the warm pool's claim race two writers by compare-and-set
-# on both; the production
-# tests lock rows, which Postgres checks more strictly than SQLite).
+# on both; the production tests lock rows, which Postgres checks more strictly than SQLite).
 POSTGRES_PASS_TESTS := tests/doce/test_text_input.py tests/projects/test_api_fuzz.py \
   tests/projects/test_status.py tests/projects/test_pool.py tests/productions
 # The real-stack lane: tests that mostly wait on containers, Caddy and browsers.
