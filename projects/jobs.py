@@ -280,9 +280,9 @@ def adopt(ctx: JobContext) -> None:
             )
             return
         _render(project)
+        set_agent_state(project, AgentState.STARTING)  # until it has read the new config
         if not _move(ctx, project, Project.Status.RUNNING):
             return
-        set_agent_state(project, AgentState.STARTING)
         _reload_agent(ctx, project)
     _enqueue_next(ctx, {"project_id": project.id, "started_at": time.time(), "then_session": True})
 

@@ -64,6 +64,8 @@ PROBE_INTERVAL_SECONDS = 0.2
 COMPILE_TIMEOUT_SECONDS = 120.0
 # While the Engine is unreachable a refill waits this long between tries (seconds).
 ENGINE_WAIT_SECONDS = 30.0
+# A refill runs after the jobs of people waiting for their projects (higher runs first).
+FILL_PRIORITY = -10
 
 
 class EntryPayload(BaseModel):
@@ -140,7 +142,9 @@ def request_refill() -> Job | None:
     when the pool is off."""
     if not pool_size():
         return None
-    return jobqueue.enqueue(FILL, {}, dedupe_key=FILL, serial_key=SERIAL_KEY)
+    return jobqueue.enqueue(
+        FILL, {}, dedupe_key=FILL, serial_key=SERIAL_KEY, priority=FILL_PRIORITY
+    )
 
 
 # --- Refill and discard (worker) -------------------------------------------------------------
@@ -170,7 +174,7 @@ def fill(ctx: JobContext) -> None:
         raise
     ctx.log("warm stack ready", entry=entry.id, seconds=round(time.monotonic() - started, 1))
     if PoolEntry.objects.live().count() < size:
-        ctx.enqueue(FILL, {}, dedupe_key=FILL)
+        ctx.enqueue(FILL, {}, dedupe_key=FILL, priority=FILL_PRIORITY)
 
 
 def _warm_up(ctx: JobContext, entry: PoolEntry) -> None:
