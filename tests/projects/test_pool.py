@@ -302,3 +302,28 @@ def test_it_lets_one_of_two_concurrent_creates_claim_the_entry(alice, alice_prov
     warm = [pair for pair in stacks if pair[0] != pair[1]]
     assert len(stacks) == 2 and len(warm) == 1 and warm[0][0] == entry.id
     assert jobs(chain.ADOPT).count() == 1 and jobs(chain.CREATE).count() == 1
+
+
+def test_it_shows_the_pool_to_staff_in_the_admin_and_the_queue_monitor(
+    client, alice, bob, pool_of_one
+):
+    entry = ready_entry()
+    pool.request_refill()
+    client.force_login(alice)
+    response = client.get("/admin/projects/poolentry/")
+    assert response.status_code == 200
+    assert entry.id in response.content.decode()
+    assert pool.FILL in client.get("/queue/").content.decode()
+    # A member sees neither: the pool is nobody's project.
+    client.force_login(bob)
+    assert client.get("/admin/projects/poolentry/").status_code == 302
+    assert pool.FILL not in client.get("/queue/").content.decode()
+
+
+def test_it_discards_an_entry_deleted_in_the_admin(alice_client, pool_of_one):
+    entry = ready_entry()
+    response = alice_client.post(f"/admin/projects/poolentry/{entry.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    entry.refresh_from_db()
+    assert entry.state == PoolEntry.State.DISCARDING
+    assert jobs(pool.DISCARD).get().payload == {"entry_id": entry.id}
