@@ -61,6 +61,9 @@ WAIT_POLL_SECONDS = 1.0
 # next lease (seconds).
 PROBE_INTERVAL_SECONDS = 0.1
 PROBE_SLICE_SECONDS = 5.0
+# Between two slices the wait gives the worker back only this long: a service that came up
+# in the gap is seen at once, not a second later (seconds).
+READY_RESCHEDULE_SECONDS = 0.2
 COMPLETION_POLL_SECONDS = 1.0
 
 
@@ -344,7 +347,7 @@ def _await_service(
     ctx: JobContext, project: Project, service: str, answers: Callable[[Project], bool]
 ) -> None:
     """Return once `answers(project)` is true (probed by `_probe`); else reschedule the job
-    (`WAIT_POLL_SECONDS`), or, `DOCE_READY_TIMEOUT_SECONDS` after the chain's `started_at`,
+    (`READY_RESCHEDULE_SECONDS`), or, `DOCE_READY_TIMEOUT_SECONDS` after the chain's `started_at`,
     set status `error` and raise `PermanentJobError` naming `service`."""
     if _probe(ctx, lambda: answers(project)):
         return
@@ -353,7 +356,7 @@ def _await_service(
         message = _not_ready_message(service, waited)
         _fail_project(project, message)
         raise PermanentJobError(message)
-    ctx.reschedule(WAIT_POLL_SECONDS)
+    ctx.reschedule(READY_RESCHEDULE_SECONDS)
 
 
 @job_handler(chain.WAIT_READY, payload=WaitReadyPayload, max_attempts=5)
