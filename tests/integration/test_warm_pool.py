@@ -27,6 +27,7 @@ from jobqueue.models import Job
 from jobqueue.worker import Worker
 from projects import pool, services
 from projects.models import AgentState, PoolEntry, Project, project_topic
+from projects.reconcile import reconcile
 from projects.runtime import delete_files, stack_down
 from tests.gateway.server import shared_gateway_listener
 from tests.integration.test_instant import fresh, run_worker_until
@@ -98,6 +99,8 @@ def test_warm_pool_claim_refill_and_replacement(runtime_images, alice, settings)
             print(f"warm stack ready after {time.monotonic() - filled_at:.1f} s")
             entry = ready_entry()
             assert stack_status(entry.stack_name).running
+            # Reconciliation knows the warm stack (it belongs to no project yet).
+            assert entry.stack_name not in reconcile(follow_logs=False).removed
             config = json.loads((entry.root_dir / "stack/agent-config/opencode.json").read_text())
             assert "provider" not in config and "model" not in config
             for text in (inspect_text(entry.stack_name), files_text(entry)):

@@ -327,3 +327,25 @@ def test_it_discards_an_entry_deleted_in_the_admin(alice_client, pool_of_one):
     entry.refresh_from_db()
     assert entry.state == PoolEntry.State.DISCARDING
     assert jobs(pool.DISCARD).get().payload == {"entry_id": entry.id}
+
+
+def test_it_removes_what_a_failed_warm_up_built(pool_of_one, worker, monkeypatch):
+    from doce.docker.failures import FailureKind, StackFailure
+
+    removed = []
+    monkeypatch.setattr(pool, "current_fingerprint", lambda: FINGERPRINT)
+    monkeypatch.setattr(pool, "scaffold_site", lambda entry: entry.site_dir.mkdir(parents=True))
+    monkeypatch.setattr(pool.ports, "allocate_ports", lambda entry: (42100, 42101))
+    monkeypatch.setattr(pool.runtime, "render_stack", lambda entry: None)
+    monkeypatch.setattr(pool.runtime, "stack_down", lambda e, delete: removed.append(e.id))
+
+    def up_fails(entry):
+        raise StackError(StackFailure(kind=FailureKind.OTHER, message="no", retryable=False))
+
+    monkeypatch.setattr(pool.runtime, "stack_up", up_fails)
+    pool.request_refill()
+    assert worker.run_one()
+    assert jobs(pool.FILL).get().state == JobState.FAILED
+    assert len(removed) == 1  # its stack was taken down,
+    assert not PoolEntry.objects.exists()  # its row deleted
+    assert not any(pool_of_one.DATA_DIR.glob("projects/*"))  # and its files removed
