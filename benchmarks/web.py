@@ -6,7 +6,8 @@
 Prints one JSON object:
 
     {"load_before": [...], "load_after": [...], "projects": 200, "clients": 50,
-     "one_web": {"dashboard": {"rps", "p50_ms", "p99_ms", "errors"}, "api_list": {...}},
+     "one_web": {"dashboard": {"rps", "p50_ms", "p99_ms", "errors",
+                               "cpu_ms_per_request": {...}, "machine_busy"}, "api_list": {...}},
      "two_webs": {...}, "speedup": {"dashboard": …, "api_list": …},
      "render_one_at_a_time_ms": {"p50", "mean", "p99"}}
 
@@ -20,7 +21,12 @@ web process, the dashboard is rendered one request at a time (the per-render cos
 
 The clients run in this process, on the same cores as the servers: on a 2-core machine they
 take CPU from them, so the figures are lower bounds. Read them with the load printed next to
-them. --quick: 300 requests per endpoint and configuration, 50 sequential renders;
+them. Each concurrent run also gives `cpu_ms_per_request`: CPU time (user + system, from
+/proc) per request of the web processes, the edge, the deployment's Postgres backends (those
+alive at the end of the run: with the connection pool they live through it), this process
+(the clients) and `machine` (all cores, everything running, other work included), and
+`machine_busy` (the share of the cores busy): where the 2 cores went, and so what bounds
+req/s. --quick: 300 requests per endpoint and configuration, 50 sequential renders;
 without it 1,000 and 200.
 """
 
@@ -74,6 +80,70 @@ def seed(deployment) -> None:
     )
 
 
+def _process_cpu_s(pid: int) -> float:
+    """utime + stime of `pid` in seconds (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_cpu_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of all cores since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK"), sum(values) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds spent by each part of a deployment between `start()` and `stop()`."""
+
+    def __init__(self, deployment) -> None:
+        self.deployment = deployment
+        self.webs = [deployment.web_pid(i) for i in range(len(deployment.web_ports))]
+        self.edge = [pid for pid, argv in deployment.children() if "caddy" in argv[0]]
+
+    def _backends(self) -> list[int]:
+        rows = self.deployment.sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            self.deployment.database,
+        )
+        return [row[0] for row in rows]
+
+    def _sample(self) -> dict:
+        backends = self._backends()
+        return {
+            "web": {pid: _process_cpu_s(pid) for pid in self.webs},
+            "edge": {pid: _process_cpu_s(pid) for pid in self.edge},
+            "postgres": {pid: _process_cpu_s(pid) for pid in backends},
+            "clients": {0: sum(os.times()[:2])},
+        }
+
+    def start(self) -> None:
+        self.before = self._sample()
+        self.machine_before = _machine_cpu_s()
+
+    def stop(self, requests: int) -> dict:
+        machine = _machine_cpu_s()
+        after = self._sample()
+        per_request = {
+            part: round(
+                sum(v - self.before[part].get(pid, 0.0) for pid, v in after[part].items())
+                / requests
+                * 1000,
+                2,
+            )
+            for part in after
+        }
+        busy = machine[0] - self.machine_before[0]
+        per_request["machine"] = round(busy / requests * 1000, 2)
+        return {
+            "cpu_ms_per_request": per_request,
+            "machine_busy": round(busy / (machine[1] - self.machine_before[1]), 2),
+        }
+
+
 async def hammer(deployment, path: str, headers: dict, total: int) -> dict:
     """`total` GETs of `path` from CLIENTS concurrent keep-alive clients."""
     latencies: list[float] = []
@@ -97,6 +167,8 @@ async def hammer(deployment, path: str, headers: dict, total: int) -> dict:
                     errors += 1
                 latencies.append(time.perf_counter() - started)
 
+    meter = CpuMeter(deployment)
+    meter.start()
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(CLIENTS)))
     wall = time.perf_counter() - started
@@ -105,6 +177,7 @@ async def hammer(deployment, path: str, headers: dict, total: int) -> dict:
         "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
         "errors": errors,
+        **meter.stop(len(latencies)),
     }
 
 

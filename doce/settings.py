@@ -92,8 +92,14 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 
+# Postgres only: each process (web or worker) keeps a pool of at most this many connections
+# (0: no pool, a new connection per request and job step). docs/scaling.md "Postgres
+# connections" sizes it against the server's max_connections.
+DB_POOL_SIZE = env.int("DOCE_DB_POOL_SIZE", 10)
 DATABASES = {
-    "default": env.database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'doce.sqlite3'}"),
+    "default": env.database(
+        "DATABASE_URL", f"sqlite:///{DATA_DIR / 'doce.sqlite3'}", pool_size=DB_POOL_SIZE
+    ),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -417,6 +423,16 @@ DOCE_HEALTHZ_TOKEN = env.str("DOCE_HEALTHZ_TOKEN", "")
 
 # Worker threads per `run_worker` process (each thread runs one job at a time).
 DOCE_QUEUE_CONCURRENCY = env.int("DOCE_QUEUE_CONCURRENCY", 2, minimum=1)
+# A worker holds a pooled connection per job thread, and one each for its heartbeat and
+# housekeeping threads as long as they run: a smaller pool would leave job threads waiting.
+if "pool" in DATABASES["default"].get("OPTIONS", {}) and DB_POOL_SIZE < DOCE_QUEUE_CONCURRENCY + 2:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"DOCE_DB_POOL_SIZE ({DB_POOL_SIZE}) must be at least DOCE_QUEUE_CONCURRENCY + 2 "
+        f"({DOCE_QUEUE_CONCURRENCY + 2}): a worker holds one connection per job thread, "
+        "plus its heartbeat and housekeeping"
+    )
 # Idle claim poll (seconds). On Postgres, LISTEN/NOTIFY wakes workers at once; on SQLite a
 # cheap change check (PRAGMA data_version) every DOCE_QUEUE_SQLITE_WATCH_SECONDS wakes them.
 DOCE_QUEUE_POLL_SECONDS = env.float("DOCE_QUEUE_POLL_SECONDS", 0.25, minimum=0.01)

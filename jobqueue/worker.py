@@ -29,6 +29,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import psycopg
 import structlog
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -394,7 +395,9 @@ class Worker:
         while not self._side_stop.is_set():
             try:
                 if listener is None:
-                    listener = connection.get_new_connection(connection.get_connection_params())
+                    # A connection of its own, never the pool's: it is held for the
+                    # worker's life and would keep a pooled one from ever coming back.
+                    listener = psycopg.connect(**connection.get_connection_params())
                     listener.autocommit = True
                     listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
                 for _ in listener.notifies(timeout=0.5):

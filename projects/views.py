@@ -17,6 +17,7 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.shortcuts import redirect, render
+from django.template.backends.utils import csrf_input
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_exempt, xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -29,6 +30,8 @@ from projects import files, services
 from projects.forms import CreateProjectForm
 from projects.models import Project, get_project_for_user, owner_topic, project_topic
 from projects.presenters import (
+    DASHBOARD_CARD_FIELDS,
+    dashboard_cards,
     preview_address,
     preview_frame_source,
     preview_url,
@@ -47,9 +50,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def _dashboard(request: HttpRequest, form=None, status: int = 200) -> HttpResponse:
     models = available_models(request.user)
     form = form or CreateProjectForm(models=models, initial={"model": default_model(request.user)})
-    projects = list(Project.objects.for_user(request.user).order_by("-updated_at"))
+    projects = list(
+        Project.objects.for_user(request.user).order_by("-updated_at").only(*DASHBOARD_CARD_FIELDS)
+    )
     context = {
         "projects": projects,
+        "cards": dashboard_cards(projects),
+        # The hidden CSRF field of every card's forms, rendered once (as `{% csrf_token %}`
+        # renders it) instead of two tags per card.
+        "csrf_input": csrf_input(request),
         "form": form,
         "has_models": bool(models),
         # What a worker recorded: a page render never waits on the Engine.

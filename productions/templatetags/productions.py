@@ -2,8 +2,8 @@
 `productions` (templates load the library by name).
 
     {% load productions %}
-    {% site_badges projects as badges %}          one query for the whole list
-    {% with badge=badges|badge_for:project.id %}…{% endwith %}
+    {% with_site_badges cards as cards %}     one query for the whole list
+    {% if card.site %}{{ card.site.label }}…{% endif %}
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ register = template.Library()
 
 
 @register.simple_tag
-def site_badges(projects) -> dict[str, dict]:
-    """{project id: {"status", "label", "url"}} for the projects that ever deployed (one
-    query); `url` only while a release is live."""
-    ids = [project.pk for project in projects]
+def with_site_badges(cards: list[dict]) -> list[dict]:
+    """`cards` (dicts with the project's `id`, e.g. `projects.presenters.dashboard_cards`)
+    as new dicts with a `site` key: `{"status", "label", "url"}` for a project that ever
+    deployed, else None; `url` only while a release is live. One query for the whole list;
+    the cards themselves are left unchanged."""
+    ids = [card["id"] for card in cards]
     rows = Production.objects.filter(project_id__in=ids).exclude(status=Production.Status.NONE)
-    return {
+    badges = {
         row.project_id: {
             "status": row.status,
             "label": row.get_status_display(),
@@ -30,9 +32,4 @@ def site_badges(projects) -> dict[str, dict]:
         }
         for row in rows
     }
-
-
-@register.filter
-def badge_for(badges: dict, project_id: str):
-    """The badge of `project_id` in `badges` (None when it never deployed)."""
-    return badges.get(project_id)
+    return [{**card, "site": badges.get(card["id"])} for card in cards]

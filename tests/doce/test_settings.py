@@ -73,6 +73,26 @@ def test_it_accepts_a_postgres_url(monkeypatch):
     assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.internal", 5432, "doce")
 
 
+def test_it_stops_on_a_pool_too_small_for_a_worker(tmp_path):
+    postgres = {"DATABASE_URL": "postgres://doce@127.0.0.1:5432/doce"}
+    small = load_settings(tmp_path, **postgres, DOCE_DB_POOL_SIZE="3", DOCE_QUEUE_CONCURRENCY="2")
+    assert small.returncode != 0
+    assert "DOCE_DB_POOL_SIZE (3) must be at least DOCE_QUEUE_CONCURRENCY + 2" in small.stderr
+    assert load_settings(tmp_path, **postgres, DOCE_DB_POOL_SIZE="4").returncode == 0
+
+
+def test_it_pools_postgres_connections_when_asked(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCE_TEST_DB", "postgres://doce:pw@db.internal:5432/doce")
+    pooled = Env().database("DOCE_TEST_DB", "sqlite:///unused", pool_size=7)
+    assert pooled["CONN_MAX_AGE"] == 0  # Django refuses a pool with persistent connections
+    assert pooled["OPTIONS"]["pool"]["max_size"] == 7
+    assert pooled["OPTIONS"]["pool"]["min_size"] <= 7
+    unpooled = Env().database("DOCE_TEST_DB", "sqlite:///unused", pool_size=0)
+    assert "pool" not in unpooled.get("OPTIONS", {})
+    sqlite = Env().database("DOCE_TEST_DB_UNSET", f"sqlite:///{tmp_path / 'x.db'}", pool_size=7)
+    assert "pool" not in sqlite["OPTIONS"]
+
+
 @pytest.mark.parametrize(
     ("reader", "value"),
     [

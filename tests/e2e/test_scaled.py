@@ -33,12 +33,21 @@ SECOND = "Opening hours and weekly specials"
 STEP_TIMEOUT_S = 150
 # Longer than redis-py 8's 5 s read timeout that used to drop every idle socket.
 IDLE_SECONDS = 12
+# Each process's Postgres pool, small enough that 50 concurrent clients would exceed what the
+# processes may hold together if a pool leaked connections (a worker needs 2 job threads +
+# heartbeat + housekeeping).
+POOL_SIZE = 4
+WEBS = WORKERS = 2
 
 
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory, scripted_model_url):
     with start_scaled(
-        tmp_path_factory.mktemp("doce-scaled"), webs=2, workers=2, model_url=scripted_model_url
+        tmp_path_factory.mktemp("doce-scaled"),
+        webs=WEBS,
+        workers=WORKERS,
+        model_url=scripted_model_url,
+        extra_env={"DOCE_DB_POOL_SIZE": str(POOL_SIZE)},
     ) as deployment:
         yield deployment
 
@@ -311,7 +320,8 @@ async def _idle_then_stop(scaled, api, project_id: str) -> float:
 def test_fifty_clients_on_the_dashboard_and_the_api_get_no_errors(scaled):
     """A bounded load check: 50 concurrent clients, each 6 requests alternating between the
     dashboard page (signed in) and the API's project list, through the edge to two web
-    processes: every answer is 200."""
+    processes: every answer is 200, and the deployment holds no more Postgres connections
+    than its processes' pools allow."""
 
     async def client(index: int, results: list) -> None:
         headers = (
@@ -326,11 +336,30 @@ def test_fifty_clients_on_the_dashboard_and_the_api_get_no_errors(scaled):
                 except httpx.HTTPError as exc:
                     results.append(repr(exc))
 
-    async def scenario() -> list:
-        results: list = []
-        await asyncio.gather(*(client(i, results) for i in range(50)))
-        return results
+    async def connections(done: asyncio.Event) -> int:
+        """The most connections the deployment held while the clients ran (sampled)."""
+        most = 0
+        while not done.is_set():
+            rows = await asyncio.to_thread(
+                scaled.sql,
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            most = max(most, rows[0][0])
+            await asyncio.sleep(0.05)
+        return most
 
-    results = asyncio.run(scenario())
+    async def scenario() -> tuple[list, int]:
+        results: list = []
+        done = asyncio.Event()
+        sampler = asyncio.create_task(connections(done))
+        await asyncio.gather(*(client(i, results) for i in range(50)))
+        done.set()
+        return results, await sampler
+
+    results, most = asyncio.run(scenario())
     assert len(results) == 300
     assert [r for r in results if r != 200] == []
+    # Every process within its pool (serve's own process too), plus each worker's LISTEN
+    # connection: without the pools, 50 concurrent requests held up to one each.
+    assert 0 < most <= (WEBS + WORKERS + 1) * POOL_SIZE + WORKERS, most

@@ -57,6 +57,52 @@ def test_it_keeps_the_dashboard_query_count_independent_of_the_project_count(
         alice_client.get("/")
 
 
+def test_it_keeps_the_dashboard_query_count_independent_of_deployed_sites(
+    alice_client, alice, alice_provider, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from productions.models import Production, Release
+
+    def deploy(projects: list[Project]) -> None:
+        for project in projects:
+            release = Release.objects.create(
+                project=project, release_id=project.id * 4, kind="static", commit="1"
+            )
+            Production.objects.create(
+                project=project, status=Production.Status.LIVE, live_release=release
+            )
+
+    deploy(_projects(alice, 3))
+    alice_client.get("/")
+    with CaptureQueriesContext(connection) as few:
+        alice_client.get("/")
+    deploy(_projects(alice, 60, first_port=43000))
+    with django_assert_num_queries(len(few)):
+        body = alice_client.get("/").content.decode()
+    assert body.count("Site: Live") == 63
+
+
+def test_it_keeps_the_api_project_list_query_count_independent_of_the_project_count(
+    alice, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.services import create_api_token
+
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {create_api_token(alice, 'list')[1]}")
+    _projects(alice, 5)
+    api.get("/api/projects")  # the first use records the token's last use
+    with CaptureQueriesContext(connection) as few:
+        assert len(api.get("/api/projects").json()) == 5
+    _projects(alice, 100, first_port=43000)
+    with django_assert_num_queries(len(few)):
+        assert len(api.get("/api/projects").json()) == 105
+
+
 def test_it_renders_the_workspace_in_a_bounded_number_of_queries(
     alice_client, alice, alice_provider, alice_project, django_assert_max_num_queries
 ):
