@@ -168,6 +168,14 @@ print(json.dumps({{
 """
 
 
+REMOVE_POOL_CODE = (
+    "from projects import pool\n"
+    "from projects.models import PoolEntry\n"
+    "for entry in PoolEntry.objects.all():\n"
+    "    pool.remove_entry(entry)\n"
+)
+
+
 def step_breakdown(env: dict, project_ids: list[str]) -> dict:
     """Median wait and run time per job type of these projects' chains (see the docstring)."""
     code = STEPS_CODE.format(ids=json.dumps(project_ids))
@@ -272,6 +280,8 @@ def measure(runs: int, *, pool: int) -> dict:
         server.wait(timeout=30)
         model.terminate()
         model.wait(timeout=10)
+        if pool:  # the warm stack the last claim's refill started outlives the server
+            manage(env, "shell", "-c", REMOVE_POOL_CODE)
     samples = [preview for preview, _, _ in pairs]
     pages = [page for _, page, _ in pairs if page is not None]
     ordered = sorted(samples)
