@@ -40,7 +40,7 @@ class InstanceProviderForm(forms.ModelForm):
 
     class Meta:
         model = ProviderCredential
-        fields = ("kind", "provider_id", "label", "base_url", "model_names")
+        fields = ("kind", "provider_id", "label", "base_url", "model_names", "accepts_images")
 
     def clean_base_url(self) -> str:
         url = self.cleaned_data.get("base_url", "")
@@ -90,7 +90,16 @@ class ProviderCredentialAdmin(admin.ModelAdmin):
     search_fields = ("provider_id", "user__username")
     list_select_related = ("user",)
     form = InstanceProviderForm
-    _user_fields = ("user", "kind", "provider_id", "label", "base_url", "model_names", "masked_key")
+    _user_fields = (
+        "user",
+        "kind",
+        "provider_id",
+        "label",
+        "base_url",
+        "model_names",
+        "accepts_images",
+        "masked_key",
+    )
 
     def get_fields(self, request, obj=None):
         if obj is not None and not obj.is_instance:

@@ -115,6 +115,14 @@ class ProviderForm(forms.Form):
         "Leave empty for a hosted provider to get its usual models.",
     )
 
+    accepts_images = forms.BooleanField(
+        label="Its models accept images",
+        required=False,
+        widget=forms.CheckboxInput(attrs={"data-shown-for": "id_kind=openai-compatible"}),
+        help_text="OpenAI-compatible only: tick for vision models (e.g. llava, qwen2.5-vl), so "
+        "images can be attached to prompts. Hosted providers' models always can.",
+    )
+
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
@@ -173,6 +181,7 @@ class ProviderForm(forms.Form):
             self.add_error("api_key", "This provider needs an API key.")
         data["provider_id"] = kind
         data["base_url"] = ""
+        data["accepts_images"] = False  # the flag is for compatible endpoints only
         if not data.get("model_names"):
             data["model_names"] = list(DEFAULT_MODELS.get(kind, []))
 

@@ -147,6 +147,12 @@ class ProviderCredential(models.Model):
     # What the server said about its models' tool-call support when they were fetched
     # ({"<model>": true|false}); models it said nothing about are absent.
     model_tools = models.JSONField(default=dict, blank=True)
+    # OpenAI-compatible endpoints only: whether their models take images (vision models such
+    # as llava or qwen2.5-vl). Hosted providers' models do (`takes_images`).
+    accepts_images = models.BooleanField(
+        default=False,
+        help_text="OpenAI-compatible only: its models accept images in prompts.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -192,6 +198,14 @@ class ProviderCredential(models.Model):
     def model_refs(self) -> list[str]:
         """This provider's models as `provider/model` references."""
         return [f"{self.provider_id}/{name}" for name in self.model_names]
+
+    @property
+    def takes_images(self) -> bool:
+        """True when this provider's models may get image attachments: every hosted kind
+        (OpenAI, Anthropic and OpenRouter's usual models read images), an OpenAI-compatible
+        endpoint only when marked so (`accepts_images`): a local text model sent an image
+        fails or ignores it without saying so."""
+        return self.kind != ProviderKind.OPENAI_COMPATIBLE or self.accepts_images
 
 
 class Preferences(models.Model):

@@ -48,6 +48,18 @@ def available_models(user) -> list[str]:
     return refs
 
 
+def model_takes_images(user, model_ref: str) -> bool:
+    """True when `model_ref` (`provider/model`, one of the user's) may get image
+    attachments (`ProviderCredential.takes_images` of the provider the user's agents use
+    for it); False for a model the user has no provider for."""
+    provider_id = model_ref.partition("/")[0]
+    return any(
+        credential.takes_images
+        for credential in providers_for_agent(user)
+        if credential.provider_id == provider_id and model_ref in credential.model_refs()
+    )
+
+
 def default_model(user) -> str:
     """The user's default model if it is still available, else their first one, else ""."""
     models = available_models(user)

@@ -145,6 +145,7 @@ def add_provider(request: SignedInRequest) -> HttpResponse:
         base_url=data.get("base_url", ""),
         api_key=data.get("api_key", ""),
         model_names=data["model_names"],
+        accepts_images=data.get("accepts_images", False),
     )
     messages.success(request, f"Added {credential.display_name}.")
     return redirect("settings")

@@ -96,16 +96,33 @@ def opencode_provider_config(project: Project) -> dict:
             # Ask compatible servers for the usage chunk the gateway meters.
             entry["options"]["includeUsage"] = True
         if credential.model_names:
-            entry["models"] = {name: {"name": name} for name in credential.model_names}
+            entry["models"] = {
+                name: _model_entry(name, credential) for name in credential.model_names
+            }
         block[credential.provider_id] = entry
     return block
+
+
+# What OpenCode needs to send images to a model it does not know (its own catalogue covers
+# the hosted providers): without it, OpenCode 1.18 replaces an image with the text "ERROR:
+# Cannot read … (this model does not support image input)".
+IMAGE_MODEL = {"attachment": True, "modalities": {"input": ["text", "image"], "output": ["text"]}}
+
+
+def _model_entry(name: str, credential) -> dict[str, Any]:
+    """One model of the `models` block: its name, and for an OpenAI-compatible endpoint
+    marked as taking images (`accepts_images`) the capabilities that let images through."""
+    entry: dict[str, Any] = {"name": name}
+    if credential.kind == ProviderKind.OPENAI_COMPATIBLE and credential.accepts_images:
+        entry.update(IMAGE_MODEL)
+    return entry
 
 
 def providers_fingerprint(user) -> str:
     """A digest of what the agent config says about `user`'s usable providers (ids, kinds,
     models): a running agent whose rendered fingerprint differs needs a new config."""
     parts = [
-        f"{c.provider_id}|{c.kind}|{c.display_name}|{','.join(c.model_names)}"
+        f"{c.provider_id}|{c.kind}|{c.display_name}|{','.join(c.model_names)}|{c.accepts_images}"
         for c in providers_for_agent(user)
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

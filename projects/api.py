@@ -353,7 +353,8 @@ def get_project(request: HttpRequest, project_id: str):
 def prompt(request: HttpRequest, project_id: str, payload: PromptIn):
     """Send the agent a message: straight to a running agent, else through the queue, which
     starts the stack first (the chat's path and rules: `services.send_prompt`). Follow it
-    with `prompt.state` of `GET /projects/{id}`; 502 when the running agent refused it."""
+    with `prompt.state` of `GET /projects/{id}`; 400 for a refused attachment (or an image
+    for a model that takes none); 502 when the running agent refused it."""
     project = get_project_for_user(request.user, project_id)
     try:
         files = attachments.check_attachments(
@@ -389,7 +390,8 @@ def restore(request: HttpRequest, project_id: str, payload: RestoreIn):
     tags=["projects"],
 )
 def unrestore(request: HttpRequest, project_id: str):
-    """Undo the last restore (messages and files come back); 409 when there is none."""
+    """Undo the last restore (messages and files come back); 409 when there is none or a
+    prompt is queued or running."""
     project = get_project_for_user(request.user, project_id)
     services.unrestore(project)
     return _accepted(project)

@@ -14,6 +14,14 @@ The one home of the attachment rules (the chat and the API both call `check_atta
 (`{"type": "file", "mime", "filename", "url": "data:<mime>;base64,…"}`) the prompt carries
 after its text part. The data URL keeps the file in the conversation, so the chat can show it
 again after a reload.
+
+A prompt queued for a stopped project keeps its attachments on disk, not in the job's
+payload (five images would be about 33 MB of base64 in the database): `store_queued` writes
+each file to the project's `queued-attachments/` folder (beside `site/`, never mounted into a
+container nor served; written to a temporary name, then renamed, so a crash leaves no half
+file under a real id) and returns small references (`{"id", "filename", "mime"}`) for the
+payload; `load_queued` reads them back when the prompt is sent, `discard_queued` removes them
+once the agent has the prompt. Deleting the project removes the folder with the rest.
 """
 
 from __future__ import annotations
@@ -21,9 +29,13 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 import re
+import secrets
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image
 
@@ -44,6 +56,11 @@ _MAGIC = (
 )
 # Control characters other than tab, line feed, carriage return and form feed.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# The folder of a project's queued attachments (under `Project.root_dir`), and the shape of
+# their ids (random, so a reference can never name another file).
+QUEUED_DIR = "queued-attachments"
+QUEUED_ID_PATTERN = r"^[0-9a-f]{32}$"
+_QUEUED_ID = re.compile(QUEUED_ID_PATTERN)
 
 
 class AttachmentRefused(ValueError):
@@ -154,3 +171,68 @@ def _decode_image(name: str, data: bytes, kind: str) -> None:
 
 def _mb(size: int) -> str:
     return f"{size // (1024 * 1024)} MB"
+
+
+# --- attachments of queued prompts ----------------------------------------------------------
+
+
+class QueuedAttachmentMissing(LookupError):
+    """A queued prompt's attachment is no longer on disk (removed by hand, or the data
+    directory was restored from an older copy); `str()` says so for the user."""
+
+
+def store_queued(root: Path, attachments: Sequence[Attachment]) -> list[dict[str, str]]:
+    """Write `attachments` under `root / QUEUED_DIR` (mode 0600, each to a temporary name,
+    then renamed into place) and return their references `{"id": 32 hex, "filename",
+    "mime"}`, in order. On an error, the files written so far are removed again."""
+    folder = root / QUEUED_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    refs: list[dict[str, str]] = []
+    temporary: Path | None = None
+    try:
+        for attachment in attachments:
+            ref = {"id": secrets.token_hex(16), "filename": attachment.filename}
+            ref["mime"] = attachment.mime
+            temporary = folder / f".{ref['id']}.tmp"
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(attachment.data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, folder / ref["id"])
+            temporary = None
+            refs.append(ref)
+    except BaseException:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        discard_queued(root, [ref["id"] for ref in refs])
+        raise
+    return refs
+
+
+def load_queued(root: Path, refs: Iterable[dict[str, str]]) -> list[Attachment]:
+    """The attachments `refs` (from `store_queued`) name. Raises `QueuedAttachmentMissing`
+    when one is gone, `ValueError` for an id not of the stored shape."""
+    loaded = []
+    for ref in refs:
+        try:
+            data = _queued_path(root, ref["id"]).read_bytes()
+        except FileNotFoundError:
+            raise QueuedAttachmentMissing(
+                f"{ref['filename']}: the attachment of this queued prompt is no longer "
+                "stored; send the prompt again."
+            ) from None
+        loaded.append(Attachment(ref["filename"], ref["mime"], data))
+    return loaded
+
+
+def discard_queued(root: Path, ids: Iterable[str]) -> None:
+    """Remove the stored attachments `ids` (those already gone are fine)."""
+    for attachment_id in ids:
+        _queued_path(root, attachment_id).unlink(missing_ok=True)
+
+
+def _queued_path(root: Path, attachment_id: str) -> Path:
+    if not _QUEUED_ID.match(attachment_id):
+        raise ValueError("Not a stored attachment id.")
+    return root / QUEUED_DIR / attachment_id

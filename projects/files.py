@@ -26,9 +26,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
-from pygments.lexers import TextLexer, get_lexer_for_filename
-from pygments.util import ClassNotFound
 
+from doce.highlight import lexer_for_filename
 from projects.models import Project
 
 # Directories that are generated, huge or private: hidden from the tree and the export.
@@ -187,19 +186,9 @@ def view_file(project: Project, relative: str) -> FileView:
     if b"\x00" in data[:8192]:
         return FileView(shown, size, notice="Binary file: not shown.")
     text = data.decode("utf-8", errors="replace")
-    try:
-        lexer = get_lexer_for_filename(path.name, stripnl=False)
-    except ClassNotFound:
-        lexer = _fallback_lexer(path.name)
+    lexer = lexer_for_filename(path.name)
     formatter = HtmlFormatter(cssclass="hl", linenos="table", wrapcode=True)
     return FileView(shown, size, html=highlight(text, lexer, formatter))
-
-
-def _fallback_lexer(name: str):
-    # Astro components are HTML with a TypeScript front matter; HTML highlighting reads well.
-    if name.endswith(".astro"):
-        return get_lexer_for_filename("x.html", stripnl=False)
-    return TextLexer(stripnl=False)
 
 
 # --- Assets ----------------------------------------------------------------------------------

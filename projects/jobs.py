@@ -37,8 +37,9 @@ from doce.opencode.completion import CompletionCheck, check_completion
 from doce.opencode.errors import OpencodeError, make_diagnostic
 from doce.opencode.ids import MESSAGE_ID_PATTERN, ascending_message_id
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
-from projects import chain, pool, runtime
+from projects import attachments, chain, pool, runtime
 from projects.agent_config import opencode_provider_config, revoke_gateway_token
+from projects.attachments import MAX_ATTACHMENTS, NAME_MAX, QUEUED_ID_PATTERN
 from projects.models import AgentState, IllegalTransition, Project, PromptState, project_topic
 from projects.ports import ensure_ports, release_ports
 from projects.scaffold import scaffold_site
@@ -78,12 +79,22 @@ class WaitReadyPayload(ProjectPayload):
     then_session: bool = True
 
 
+class QueuedAttachment(BaseModel):
+    """A stored attachment of a queued prompt (`attachments.store_queued`)."""
+
+    id: str = Field(pattern=QUEUED_ID_PATTERN)
+    filename: str = Field(min_length=1, max_length=NAME_MAX)
+    mime: str = Field(pattern=r"^(image/(png|jpeg|webp|gif)|text/plain)$")
+
+
 class PromptPayload(ProjectPayload):
     text: str = Field(min_length=1, max_length=PROMPT_MAX)
     model: str = ""
-    # OpenCode file parts of the prompt's attachments (`projects.attachments`), checked
-    # before the prompt was queued.
-    parts: list[dict[str, str]] = Field(default_factory=list, max_length=5)
+    # The prompt's attachments, checked before the prompt was queued and stored on disk
+    # (`attachments.store_queued`): references only, the files stay out of the database.
+    attachments: list[QueuedAttachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    # OpenCode file parts inline (payloads queued before attachments were stored on disk).
+    parts: list[dict[str, str]] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     # Epoch seconds when the prompt was queued; the wait for the agent is bounded from there.
     queued_at: float = Field(default_factory=time.time)
     # The user message's id in the agent, fixed when the job is queued: a re-run (the worker
@@ -490,18 +501,30 @@ def send_user_prompt(ctx: JobContext) -> None:
                 session_id,
                 ctx.payload.text,
                 model=ctx.payload.model or project.model,
-                parts=ctx.payload.parts,
+                parts=ctx.payload.parts + _queued_parts(project, ctx.payload.attachments),
                 message_id=message_id,
             )
             # The agent stores the message a moment after its 204: wait for it, so that from
             # here on a re-run of this job finds it and never sends it again.
             _await_message(client, session_id, message_id)
+        # The agent keeps the attachments in the conversation now.
+        attachments.discard_queued(project.root_dir, [a.id for a in ctx.payload.attachments])
     project.prompt_sent = True
     project.prompt_completed = False
     project.save(update_fields=["prompt_sent", "prompt_completed", "updated_at"])
     set_prompt_state(project, PromptState.RUNNING)
     ctx.log("prompt sent to the agent", chars=len(ctx.payload.text))
     _enqueue_next(ctx, {"project_id": project.id, "since_ms": since_ms})
+
+
+def _queued_parts(project: Project, stored: list[QueuedAttachment]) -> list[dict[str, str]]:
+    """The OpenCode file parts of a queued prompt's stored attachments; one that is gone
+    fails the prompt (`PermanentJobError`, shown to the user) rather than send it without."""
+    try:
+        loaded = attachments.load_queued(project.root_dir, [a.model_dump() for a in stored])
+    except attachments.QueuedAttachmentMissing as exc:
+        raise PermanentJobError(str(exc)) from None
+    return [attachment.part() for attachment in loaded]
 
 
 # How long a sent prompt may take to appear in the agent's session (seconds).

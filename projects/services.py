@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from django.conf import settings
@@ -19,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import jobqueue
-from accounts.services import available_models, default_model
+from accounts.services import available_models, default_model, model_takes_images
 from doce import events
 from doce.opencode.agents import client_for_project
 from doce.opencode.completion import CompletionCheck
@@ -29,7 +30,7 @@ from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from jobqueue.models import RETRYABLE_STATES, Job, JobState
 from projects import chain, edge, pool
 from projects.agent_config import revoke_gateway_token
-from projects.attachments import Attachment
+from projects.attachments import Attachment, discard_queued, store_queued
 from projects.models import (
     AgentState,
     IllegalTransition,
@@ -333,12 +334,57 @@ def send_prompt(
     it; carries the agent's `Diagnostic`).
     """
     text = clean_prompt(text)
+    stored: list[dict[str, str]] = []  # attachments written to disk for a queued prompt
+    try:
+        client, chosen, project = _send_or_queue(project, text, model, attachments, stored)
+    except BaseException:
+        # Nothing half-written: the queued prompt's files go when its job does not exist.
+        discard_queued(project.root_dir, [ref["id"] for ref in stored])
+        raise
+    if client is None:
+        return False
     parts = [attachment.part() for attachment in attachments]
+    # Outside the transaction: no row lock is held across the agent's HTTP call.
+    since_ms = int(time.time() * 1000)
+    try:
+        client.prompt_async(project.agent_session_id, text, model=chosen or None, parts=parts)
+    except OpencodeError as exc:
+        log.info("prompt.send_failed", project_id=project.id, error=str(exc))
+        set_prompt_state(project, PromptState.FAILED, exc.diagnostic.message)
+        raise PromptFailed(exc.diagnostic) from None
+    record_prompt_sent(project, since_ms=since_ms)
+    return True
+
+
+def _refuse_images_for(user, model: str, attachments: Sequence[Attachment]) -> None:
+    """`ProjectActionError` (400) when `attachments` hold an image and `model` does not take
+    images (`accounts.services.model_takes_images`), before anything is sent or queued."""
+    images = [a.filename for a in attachments if a.is_image]
+    if images and not model_takes_images(user, model):
+        raise ProjectActionError(
+            f"{model or 'This model'} does not take images ({', '.join(images)}). Attach text "
+            "files only, choose a model that reads images, or, for a vision model of your own "
+            'server, tick "Its models accept images" on its provider in Settings.'
+        )
+
+
+def _send_or_queue(
+    project: Project,
+    text: str,
+    model: str | None,
+    attachments: Sequence[Attachment],
+    stored: list[dict[str, str]],
+) -> tuple[Any, str, Project]:
+    """`send_prompt`'s checks and choice, under the project's row lock. Returns the agent
+    client to send to now (None after queueing `opencode.sendUserPrompt`, its attachments
+    stored on disk and their references appended to `stored`), the model to use, and the
+    locked project row."""
     with transaction.atomic():
         project = _locked(project)
         if project.status == Project.Status.DELETING:
             raise ProjectActionError("This project is being deleted.", status=409)
         chosen = resolve_model(project.owner, model) if model else project.model
+        _refuse_images_for(project.owner, chosen, attachments)
         if chosen and chosen != project.model:
             _remember_model(project, chosen)
         client = (
@@ -353,24 +399,15 @@ def send_prompt(
                 start_project(project)
             elif project.agent_state in (AgentState.STOPPED, AgentState.STOPPING):
                 wake_agent(project)
+            stored.extend(store_queued(project.root_dir, attachments))
             enqueue_step(
                 project,
                 chain.SEND_PROMPT,
-                {"text": text, "model": chosen, "parts": parts},
+                {"text": text, "model": chosen, "attachments": stored},
                 dedupe=False,
             )
             set_prompt_state(project, PromptState.QUEUED)
-            return False
-    # Outside the transaction: no row lock is held across the agent's HTTP call.
-    since_ms = int(time.time() * 1000)
-    try:
-        client.prompt_async(project.agent_session_id, text, model=chosen or None, parts=parts)
-    except OpencodeError as exc:
-        log.info("prompt.send_failed", project_id=project.id, error=str(exc))
-        set_prompt_state(project, PromptState.FAILED, exc.diagnostic.message)
-        raise PromptFailed(exc.diagnostic) from None
-    record_prompt_sent(project, since_ms=since_ms)
-    return True
+        return client, chosen, project
 
 
 @transaction.atomic
@@ -406,6 +443,22 @@ def _agent_call(project: Project, call):
         raise PromptFailed(exc.diagnostic) from None
 
 
+# Why a restore (or its undo) is refused while the agent works: reverting files under a
+# running turn would mix its edits with the restored state.
+RESTORE_BUSY_MESSAGE = (
+    "The agent is working on a prompt: wait until it has finished (or stop it), then restore."
+)
+
+
+def _refuse_while_busy(project: Project, client, session_id: str) -> None:
+    """`ProjectActionError` (409, `RESTORE_BUSY_MESSAGE`) when a prompt of the project is
+    queued (the agent will be busy with it) or the agent's session is busy now."""
+    if project.prompt_state == PromptState.QUEUED:
+        raise ProjectActionError(RESTORE_BUSY_MESSAGE, status=409)
+    if session_id in _agent_call(project, client.session_statuses):
+        raise ProjectActionError(RESTORE_BUSY_MESSAGE, status=409)
+
+
 def restore_to(project: Project, message_id: str) -> str:
     """Restore the conversation and the site's files to how they were when the turn of user
     message `message_id` ended: every later message and the file changes they made are
@@ -414,10 +467,12 @@ def restore_to(project: Project, message_id: str) -> str:
     (OpenCode's semantics, checked with the pinned binary).
 
     Returns the id of the first undone message. Raises `ProjectActionError`: 409 when the
-    agent is not running, the message is not a user message of the session, nothing follows
-    it, or the agent is busy (stop it first); `PromptFailed` (502) when the agent failed.
+    agent is not running, nothing follows the message, or a prompt is queued or running
+    (`RESTORE_BUSY_MESSAGE`); 404 when the message is not a user message of the session;
+    `PromptFailed` (502) when the agent failed.
     """
     client, session_id = _session_client(project)
+    _refuse_while_busy(project, client, session_id)
     messages = _agent_call(project, lambda: client.messages(session_id))
     ids = [m.info.id for m in messages]
     if message_id not in ids or messages[ids.index(message_id)].info.role != "user":
@@ -427,8 +482,6 @@ def restore_to(project: Project, message_id: str) -> str:
     later = [m for m in messages[ids.index(message_id) + 1 :] if m.info.role == "user"]
     if not later:
         raise ProjectActionError("Nothing came after this message: nothing to restore.", status=409)
-    if session_id in _agent_call(project, client.session_statuses):
-        raise ProjectActionError("The agent is working; stop it before restoring.", status=409)
     first_undone = later[0].info.id
     _agent_call(project, lambda: client.revert(session_id, first_undone))
     log.info("project.restored", project_id=project.id, undone_from=first_undone)
@@ -437,9 +490,10 @@ def restore_to(project: Project, message_id: str) -> str:
 
 def unrestore(project: Project) -> None:
     """Undo the last `restore_to` (messages and files come back) while no prompt has made it
-    final. Raises `ProjectActionError` (409: agent not running or nothing to undo),
-    `PromptFailed` (502)."""
+    final. Raises `ProjectActionError` (409: agent not running, a prompt queued or running,
+    or nothing to undo), `PromptFailed` (502)."""
     client, session_id = _session_client(project)
+    _refuse_while_busy(project, client, session_id)
     session = _agent_call(project, lambda: client.get_session(session_id))
     if not session.revert:
         raise ProjectActionError("There is no restore to undo.", status=409)

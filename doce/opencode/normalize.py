@@ -19,8 +19,11 @@ Mapping (upstream type → doce type: payload):
   `{messageId, partId, toolCallId, name, input}`, again when its input changes before it
   ends; `completed` → `chat.tool.finish` (`+ output, title, diff?, diffTruncated?`; output
   cut to 8,000 chars; `diff` is a unified diff of a `write`/`edit`, at most
-  `MAX_DIFF_LINES` lines); `error` → `chat.tool.error` (`+ error`). Paths in `input`
-  (`filePath`, `path`) are relative to the session directory, never `/app/…`
+  `MAX_DIFF_LINES` lines, `diffHtml?` the same diff syntax-highlighted in the file's language
+  (`doce.highlight.diff_html`: one span per line, Pygments classes; left out past
+  `MAX_DIFF_HTML_CHARS`)); `error` →
+  `chat.tool.error` (`+ error`). Paths in `input` (`filePath`, `path`) are relative to the
+  session directory, never `/app/…`
 - user `message.updated` and its text part → `chat.message.user`: `{messageId, text,
   attachments: [{name, mime, url?}]}` (`url`: the image's data URL, for thumbnails), once,
   and again when an attachment part arrives after it; user text never becomes assistant
@@ -65,6 +68,7 @@ from typing import Any
 
 import structlog
 
+from doce.highlight import diff_html
 from doce.markdown import render_markdown
 from doce.opencode.errors import clean, diagnostic_for_agent_error
 from doce.opencode.models import MessageWithParts
@@ -74,6 +78,10 @@ log = structlog.get_logger("doce.opencode.normalize")
 
 MAX_TOOL_OUTPUT_CHARS = 8000
 MAX_DIFF_LINES = 400
+# Highlighting multiplies a diff's size (a span per token); past this many characters of
+# HTML the card shows the diff as plain lines (`diffHtml` left out), so that a history of
+# many large writes stays a reasonable message for a new viewer.
+MAX_DIFF_HTML_CHARS = 150_000
 # Image data URLs up to this size travel to the chat (thumbnails); larger ones are named only.
 MAX_THUMBNAIL_URL_CHARS = 7 * 1024 * 1024
 _PATH_KEYS = ("filePath", "path")
@@ -95,6 +103,7 @@ class _Part:
     title: str = ""
     error: str = ""
     diff: str = ""
+    diff_html: str = ""
     diff_truncated: bool = False
     mime: str = ""  # of a file part
     filename: str = ""
@@ -405,6 +414,8 @@ class Normalizer:
             payload["title"] = part.title
             if part.diff:
                 payload["diff"] = part.diff
+                if part.diff_html:
+                    payload["diffHtml"] = part.diff_html
                 if part.diff_truncated:
                     payload["diffTruncated"] = True
         elif kind == "chat.tool.error":
@@ -589,7 +600,7 @@ class Normalizer:
             metadata: dict[str, Any] = (
                 state["metadata"] if isinstance(state.get("metadata"), dict) else {}
             )
-            part.diff, part.diff_truncated = self._tool_diff(part, metadata)
+            part.diff, part.diff_truncated, part.diff_html = self._tool_diff(part, metadata)
             out.append(self._tool_event("chat.tool.finish", message.id, part))
         elif part.status == "error" and "error" not in part.said:
             part.said.add("error")
@@ -687,10 +698,11 @@ class Normalizer:
         self.todos = cleaned
         return [self._env("chat.todo.updated", {"todos": self.todos})]
 
-    def _tool_diff(self, part: _Part, metadata: dict[str, Any]) -> tuple[str, bool]:
+    def _tool_diff(self, part: _Part, metadata: dict[str, Any]) -> tuple[str, bool, str]:
         """The unified diff of a finished `edit` (OpenCode's own, from its metadata) or
         `write` (the written content as added lines; an overwrite says so), with paths made
-        relative and cut to `MAX_DIFF_LINES` lines. ("", False) for other tools."""
+        relative and cut to `MAX_DIFF_LINES` lines; whether it was cut; the diff highlighted
+        (`doce.highlight.diff_html`). ("", False, "") for other tools."""
         path = self._relative(str(part.input.get("filePath") or metadata.get("filepath") or ""))
         if part.name == "edit" and isinstance(metadata.get("diff"), str):
             lines = [
@@ -703,10 +715,12 @@ class Normalizer:
             verb = "@@ replaced the whole file @@" if metadata.get("exists") else "@@ new file @@"
             lines = [f"{verb[:-3]} ({len(content)} lines) @@", *("+" + line for line in content)]
         else:
-            return "", False
+            return "", False, ""
         header = [f"--- {path}", f"+++ {path}"]
         truncated = len(lines) > MAX_DIFF_LINES
-        return "\n".join(header + lines[:MAX_DIFF_LINES]), truncated
+        diff = "\n".join(header + lines[:MAX_DIFF_LINES])
+        highlighted = diff_html(diff, path)
+        return diff, truncated, highlighted if len(highlighted) <= MAX_DIFF_HTML_CHARS else ""
 
 
 def _session_of(kind: str | None, props: dict[str, Any]) -> str | None:

@@ -148,6 +148,7 @@
     node.append(note);
     this.transcript.append(node);
     this.pending.push({ text: text, node: node, note: note });
+    this.refreshRestoreButtons();
     this.scrollToEnd(true);
   };
 
@@ -170,6 +171,7 @@
     if (!item) return;
     item.node.remove();
     this.pending.splice(this.pending.indexOf(item), 1);
+    this.refreshRestoreButtons();
     if (!this.input.value.trim()) this.input.value = item.text;  // nothing is lost
     if (message) window.doce.toast(message, "error");
   };
@@ -341,12 +343,21 @@
   };
 
   // Every user message but the last can be restored to; the buttons follow new messages.
+  // While the agent works (or a prompt waits to be sent) they are disabled: the server
+  // refuses a restore then (409), and says so.
   Chat.prototype.refreshRestoreButtons = function () {
     var nodes = this.transcript.querySelectorAll(".msg-user[data-message-id]");
+    var working = this.busy || this.pending.length > 0;
+    var why = "Wait until the agent has finished, then restore";
     nodes.forEach(function (node, i) {
       var button = node.querySelector("[data-restore]");
-      if (button) button.hidden = i === nodes.length - 1 || node.classList.contains("msg-undone");
+      if (!button) return;
+      button.hidden = i === nodes.length - 1 || node.classList.contains("msg-undone");
+      button.disabled = working;
+      button.title = working ? why : "Undo everything after this message: later messages and their file changes";
     });
+    var undo = this.transcript.querySelector("[data-unrestore]");
+    if (undo) { undo.disabled = working; undo.title = working ? why : ""; }
   };
 
   Chat.prototype.confirmRestore = function (messageId) {
@@ -482,7 +493,6 @@
       var restore = el("button", "msg-restore", "Restore to here");
       restore.type = "button";
       restore.dataset.restore = "";
-      restore.title = "Undo everything after this message: later messages and their file changes";
       restore.addEventListener("click", function () { self.confirmRestore(p.messageId); });
       node.append(restore);
       this.messages[p.messageId] = { node: node, body: node, parts: {}, final: true };
@@ -553,6 +563,8 @@
           : "The agent is working…";
       }
       if (this.stopButton) this.stopButton.disabled = !busy;
+      this.busy = busy;
+      this.refreshRestoreButtons();
       this.onStatus(p.status);
     },
     "chat.session.title": function (p) {
@@ -641,7 +653,11 @@
       var summary = el("summary");
       summary.append(el("span", "tool-name", p.name || "tool"), el("span", "tool-input"),
         el("span", "tool-stat"), el("span", "tool-status"));
-      card.append(summary, el("div", "tool-body"), el("pre", "tool-output"));
+      // The output and the diff scroll inside the card: keyboard users reach them (tabindex).
+      var output = el("pre", "tool-output");
+      output.tabIndex = 0;
+      output.setAttribute("aria-label", "Tool output");
+      card.append(summary, el("div", "tool-body"), output);
       this.tools[p.toolCallId] = card;
       var message = this.message(p.messageId);
       message.parts[p.partId || p.toolCallId] = card;
@@ -663,7 +679,7 @@
       card.querySelector(".tool-body").replaceChildren(this.todoList(input.todos));
       card.querySelector(".tool-output").textContent = "";
     } else if (state === "done" && p.diff) {
-      this.renderDiff(card, p.diff, !!p.diffTruncated, file);
+      this.renderDiff(card, p.diff, !!p.diffTruncated, file, p.diffHtml);
       card.querySelector(".tool-output").textContent = "";
     } else if (state === "done" && p.output) {
       card.querySelector(".tool-output").textContent = p.output;
@@ -677,9 +693,13 @@
     return "Plan: " + done + " of " + plural(todos.length, "step", "steps") + " done";
   };
 
-  // A unified diff, line by line (text only: the agent's content is never HTML here).
-  Chat.prototype.renderDiff = function (card, diff, truncated, file) {
-    var pre = el("pre", "tool-diff");
+  // A unified diff, line by line. `diffHtml` is the same diff highlighted on the server
+  // (doce.highlight: Pygments classes, every character of the agent's text escaped there);
+  // without it the lines are text only.
+  Chat.prototype.renderDiff = function (card, diff, truncated, file, diffHtml) {
+    var pre = el("pre", "tool-diff hl");
+    pre.tabIndex = 0;
+    pre.setAttribute("aria-label", "Changes" + (file ? " to " + file : ""));
     var added = 0, removed = 0;
     diff.split("\n").forEach(function (line) {
       var kind = "ctx";
@@ -687,8 +707,9 @@
       else if (line.indexOf("@@") === 0) kind = "hunk";
       else if (line[0] === "+") { kind = "add"; added++; }
       else if (line[0] === "-") { kind = "del"; removed++; }
-      pre.append(el("span", "diff-line diff-" + kind, line + "\n"));
+      if (!diffHtml) pre.append(el("span", "diff-line diff-" + kind, line + "\n"));
     });
+    if (diffHtml) pre.innerHTML = diffHtml;
     var body = card.querySelector(".tool-body");
     body.replaceChildren(pre);
     if (truncated) {
@@ -747,7 +768,7 @@
     this.todos.replaceChildren();
     this.todos.hidden = todos.length === 0;
     if (!todos.length) return;
-    this.todos.append(el("h3", "small", this.todoSummary(todos)), this.todoList(todos));
+    this.todos.append(el("h2", "small", this.todoSummary(todos)), this.todoList(todos));
   };
 
   Chat.prototype.removeDock = function (requestId) {

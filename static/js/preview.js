@@ -7,7 +7,7 @@
 // The frame is (re)loaded only through /projects/<id>/preview/enter?path=<path> (a fresh
 // single-use entry token), always at the path last shown, so a reload, a restart or a moved
 // preview port returns to the same page. Agent edits reach the page through the dev server's
-// HMR, which keeps its path by itself.
+// HMR, which keeps its path by itself; so do restores (with a late reload as a fallback).
 (function () {
   "use strict";
   var root = document.querySelector("[data-workspace]");
@@ -57,6 +57,18 @@
 
   root.querySelector("[data-preview-reload]").addEventListener("click", function () { load_(path); });
   root.addEventListener("doce:preview-reload", function () { load_(path); });
+
+  // A restore (or its undo) put files back. The page's HMR socket is open already, so the
+  // dev server reloads the page itself once it has seen the change. Reloading from here at
+  // once raced it: a page fetched before the dev server saw the files came back stale, and
+  // its reload message went out before the new page listened (seen stale for minutes under
+  // load). So the frame is reloaded only when no page load is reported for a while.
+  var RESTORE_SETTLE_MS = 3000;
+  var settleTimer = null;
+  root.addEventListener("doce:preview-files-restored", function () {
+    clearTimeout(settleTimer);
+    settleTimer = setTimeout(function () { settleTimer = null; load_(path); }, RESTORE_SETTLE_MS);
+  });
   root.querySelector("[data-preview-address-form]").addEventListener("submit", function (event) {
     event.preventDefault();
     var wanted = pathInput.value.trim() || "/";
@@ -94,6 +106,7 @@
     if (!fromPreview(event) || !event.data || typeof event.data !== "object") return;
     var data = event.data;
     if (data.type === "doce:preview-location" && typeof data.path === "string" && data.path.charAt(0) === "/") {
+      if (data.load === true) { clearTimeout(settleTimer); settleTimer = null; }
       var moved = data.path !== path;
       showPath(data.path.slice(0, 2000));
       if (moved || data.load === true) hideError();  // a new page: errors are reported anew

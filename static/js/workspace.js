@@ -11,10 +11,8 @@
   // --- status ------------------------------------------------------------------------------
   // The preview (preview.js) and the layout (layout.js) follow the status through the
   // "doce:status" event on the workspace root ({detail: the project.status payload}).
-  // preview.js reloads the frame (at the page it shows) on "doce:preview-reload".
-  function reloadPreview() {
-    root.dispatchEvent(new CustomEvent("doce:preview-reload"));
-  }
+  // preview.js reloads the frame (at the page it shows) on "doce:preview-reload", and shows
+  // restored files on "doce:preview-files-restored".
   function showStatus(payload) {
     status = payload.status;
     root.dataset.status = status;
@@ -43,8 +41,8 @@
     status: status,
     promptUrl: chatRoot.dataset.promptUrl,
     filesUrl: chatRoot.dataset.filesUrl,
-    // The agent has put the files back (its answer comes after): show them in the preview.
-    onRestored: function () { reloadPreview(); }
+    // The agent has put the files back (its answer comes after): preview.js shows them.
+    onRestored: function () { root.dispatchEvent(new CustomEvent("doce:preview-files-restored")); }
   });
 
   // --- setup checklist ---------------------------------------------------------------------

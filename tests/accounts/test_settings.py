@@ -5,6 +5,7 @@ from accounts.services import (
     available_models,
     create_api_token,
     default_model,
+    model_takes_images,
     user_for_api_token,
 )
 
@@ -46,6 +47,26 @@ def test_it_adds_an_openai_compatible_endpoint(bob_client, bob):
     assert response.status_code == 302
     assert available_models(bob) == ["ollama/llama3.1:8b", "ollama/qwen2.5-coder:7b"]
     assert default_model(bob) == "ollama/llama3.1:8b"
+
+
+@pytest.mark.django_db
+def test_only_a_compatible_endpoint_marked_so_takes_images(bob_client, bob):
+    bob_client.post("/settings/providers/add", OLLAMA)
+    bob_client.post(
+        "/settings/providers/add",
+        {**OLLAMA, "provider_id": "vision", "model_names": "llava", "accepts_images": "on"},
+    )
+    bob_client.post(
+        "/settings/providers/add",
+        {"kind": "openai", "api_key": "sk-planted-0123456789", "accepts_images": "on"},
+    )
+    takes = {c.provider_id: (c.accepts_images, c.takes_images) for c in bob.providers.all()}
+    assert takes == {"ollama": (False, False), "vision": (True, True), "openai": (False, True)}
+    assert model_takes_images(bob, "vision/llava") is True
+    assert model_takes_images(bob, "ollama/llama3.1:8b") is False
+    assert model_takes_images(bob, "nobody/llava") is False
+    page = bob_client.get("/settings/").content.decode()
+    assert page.count("data-takes-images") == 2  # vision and openai
 
 
 @pytest.mark.parametrize(

@@ -20,11 +20,11 @@ def test_it_shows_placeholders_in_help_text(bob_client):
 
 def test_it_marks_the_fields_only_openai_compatible_providers_have(bob_client):
     page = bob_client.get("/settings/").content.decode()
-    for field in ("id_base_url", "id_provider_id"):
+    for field in ("id_base_url", "id_provider_id", "id_accepts_images"):
         start = page.index(f'id="{field}"')
         tag = page[page.rindex("<input", 0, start) : page.index(">", start)]
         assert 'data-shown-for="id_kind=openai-compatible"' in tag
-    assert 'id="id_api_key"' in page and page.count("data-shown-for") == 2
+    assert 'id="id_api_key"' in page and page.count("data-shown-for") == 3
 
 
 def test_it_offers_to_copy_a_new_token(bob_client):

@@ -46,6 +46,7 @@ def add_scripted_provider(page, url, model_url):
     page.locator("#id_base_url").fill(model_url)
     page.locator("#id_provider_id").fill("scripted")
     page.locator("#id_model_names").fill("scripted")
+    page.locator("#id_accepts_images").check()  # it reads the images it is sent
     page.get_by_role("button", name="Add provider").click()
     page.wait_for_url(url + "/settings/")
     assert page.locator("td code", has_text="scripted").first.is_visible()
@@ -150,19 +151,43 @@ def chat_restore_attachments_and_diffs(page, shoot):
     # An edit's card shows its diff; a dropped image travels with the prompt.
     drop_image(page, "[data-chat]", "logo.png")
     page.locator(".chat-chips .chip", has_text="logo.png").wait_for()
+    # Also from the file picker and by pasting into the composer.
+    page.locator("[data-chat-files]").set_input_files(
+        [{"name": "hours.txt", "mimeType": "text/plain", "buffer": b"Open 8 to 18\n"}]
+    )
+    page.locator("#composer-text").evaluate(
+        """(input, data) => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "pasted.png", {type: "image/png"}));
+            input.dispatchEvent(new ClipboardEvent("paste", {clipboardData: transfer}));
+        }""",
+        png_base64(),
+    )
+    for name in ("hours.txt", "pasted.png"):
+        page.locator(".chat-chips .chip", has_text=name).wait_for()
     page.locator("#composer-text").fill("[script:tools] Notes with the logo")
     page.locator("#composer-text").press("Control+Enter")
     sent = page.locator(".msg-user[data-message-id]", has_text="Notes with the logo")
-    sent.locator("img.msg-thumb").wait_for(timeout=STEP_TIMEOUT_MS)
+    sent.locator("img.msg-thumb").first.wait_for(timeout=STEP_TIMEOUT_MS)
     edit_name = page.locator(".tool-name", has_text="edit")
     edit = page.locator(".tool-card[data-state=done]", has=edit_name)
     edit.first.wait_for(timeout=STEP_TIMEOUT_MS)
     edit.first.locator("summary").click()
     assert edit.first.locator(".diff-add").inner_text().strip() == "+edited line"
     assert edit.first.locator(".diff-del").inner_text().strip() == "-first line"
+    # Highlighted on the server in the file's language (Markdown: the heading is a token).
+    heading = edit.first.locator(".tool-diff.hl .diff-ctx .gh")
+    assert heading.inner_text().startswith("# ")
+    # The model got the image itself: the heading is the prompt's words, not OpenCode's
+    # "ERROR: Cannot read logo.png (this model does not support image input)".
+    assert "Cannot read" not in heading.inner_text(), heading.inner_text()
     page.locator(".msg-assistant", has_text="Wrote, edited and printed notes.md.").wait_for(
         timeout=STEP_TIMEOUT_MS
     )
+    # All three are in the message: two thumbnails and the text file's chip.
+    expect(sent.locator("img.msg-thumb")).to_have_count(2)
+    expect(sent.locator(".msg-attachments .chip")).to_have_text("hours.txt")
     shoot(page, "diff-and-attachment")
 
     # After a reload the chat opens at the latest message.
@@ -178,11 +203,55 @@ def chat_restore_attachments_and_diffs(page, shoot):
     assert page.locator(".msg-user img.msg-thumb").count() >= 1  # kept in the history
     shoot(page, "reloaded-at-latest")
 
-    # Restore to the first message: later messages are undone, the preview shows the first
-    # heading again; Undo restore brings the messages back.
-    # (A busy agent refuses a restore: wait until its turn is over.)
-    page.locator("[data-chat-busy]").wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
+    # Context usage from the agent's token counts, with "Compact conversation".
+    usage = page.locator("[data-chat-usage]")
+    expect(usage.locator(".usage-text")).to_contain_text("tokens")
+    assert usage.get_by_role("button", name="Compact conversation").is_visible()
+
+    # The split, the collapsed chat and the device size are kept per project across a
+    # reload; a phone-sized preview is 390 px wide.
+    splitter = page.locator("[data-splitter]")
+    splitter.focus()
+    for _ in range(2):
+        splitter.press("ArrowRight")
+    width = splitter.get_attribute("aria-valuenow")
+    assert width != "40"
+    page.locator("[data-device=phone]").click()
+    page.locator("[data-chat-toggle]").click()
+    assert not page.locator("#composer-text").is_visible()
+    page.reload()
+    assert page.locator("[data-splitter]").get_attribute("aria-valuenow") == width
+    assert page.locator("[data-device=phone]").get_attribute("aria-pressed") == "true"
+    assert page.locator("[data-preview-frame]").bounding_box()["width"] <= 392
+    assert not page.locator("#composer-text").is_visible()
+    shoot(page, "phone-sized-preview-chat-hidden")
+    page.locator("[data-chat-toggle]").click()
+    page.locator("[data-device=desktop]").click()
+    assert page.locator("[data-preview-frame]").bounding_box()["width"] > 392
+    page.locator(".msg-assistant", has_text="Wrote, edited and printed notes.md.").wait_for(
+        timeout=STEP_TIMEOUT_MS
+    )
+
+    # While the agent works, "Restore to here" is disabled (the server would refuse it);
+    # Stop ends the turn and enables it again.
     first = page.locator(".msg-user[data-message-id]", has_text=FIRST)
+    page.locator("#composer-text").fill("[script:slow] Take your time")
+    page.locator("#composer-text").press("Control+Enter")
+    page.locator("[data-chat-busy]").wait_for(state="visible", timeout=STEP_TIMEOUT_MS)
+    expect(first.locator("[data-restore]")).to_be_disabled()
+    # Scrolled up while the answer streams: the chat stays put and offers "Jump to latest".
+    page.locator("[data-chat-transcript]").evaluate("t => { t.scrollTop = 0; }")
+    jump = page.locator("[data-chat-jump]")
+    jump.wait_for(state="visible", timeout=STEP_TIMEOUT_MS)
+    assert page.locator("[data-chat-transcript]").evaluate("t => t.scrollTop") < 48
+    jump.click()
+    jump.wait_for(state="hidden")
+    page.locator("[data-chat-stop]").click()
+    page.locator("[data-chat-busy]").wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
+    expect(first.locator("[data-restore]")).to_be_enabled()
+
+    # Restore to the first message: later messages are undone, the preview shows the first
+    # heading again; Undo restore brings the messages back and the preview follows.
     first.hover()
     first.locator("[data-restore]").click()  # confirmed (dialogs are accepted)
     page.locator("[data-revert-banner]").wait_for(timeout=STEP_TIMEOUT_MS)
@@ -192,8 +261,7 @@ def chat_restore_attachments_and_diffs(page, shoot):
     page.locator("[data-unrestore]").click()
     page.locator("[data-revert-banner]").wait_for(state="detached", timeout=STEP_TIMEOUT_MS)
     assert page.locator(".msg-undone").count() == 0
-    # Not asserted yet: the preview showing the second heading again after the undo (seen
-    # stale for 120 s once under load 20 although the file was back on disk).
+    preview_heading(page).filter(has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
     shoot(page, "restore-undone")
 
 
@@ -336,10 +404,34 @@ def test_it_builds_a_site_from_a_prompt_and_changes_it(
     assert page.locator("[data-preview-overlay]").is_visible()
     assert all(c.status != "running" for c in project_containers(project_id))
     shoot(page, "stopped")
-    page.goto(url + f"/projects/{project_id}/")
+    # A prompt to the stopped project shows at once as queued while the project starts,
+    # then reaches the agent.
+    page.locator("#composer-text").fill("[script:todo] Plan the rest")
+    page.locator("#composer-text").press("Control+Enter")
+    expect(page.locator(".msg-pending .msg-state")).to_have_text(
+        "Queued. Starting your project…", timeout=10_000
+    )
+    shoot(page, "queued-while-stopped")
     wait_for_badge(page, "Running")
+    page.locator(".msg-user[data-message-id]", has_text="Plan the rest").wait_for(
+        timeout=STEP_TIMEOUT_MS
+    )
+    page.locator(".msg-assistant", has_text="Planned the work.").wait_for(timeout=STEP_TIMEOUT_MS)
     preview_heading(page).filter(has_text=SECOND).wait_for(timeout=STEP_TIMEOUT_MS)
     shoot(page, "restarted")
+    # The plan: a card that says how far it is (not "0 todos", not raw JSON) and the panel
+    # above the chat, rebuilt from the history after a reload.
+    plan_card = page.locator(".tool-card[data-state=done]", has_text="Plan: 1 of 2 steps done")
+    plan_card.locator("summary").click()
+    assert plan_card.locator(".todo-list li").count() == 2
+    assert plan_card.locator(".tool-output").inner_text() == ""
+    for _ in range(2):
+        expect(page.locator("[data-chat-todos] h2")).to_have_text("Plan: 1 of 2 steps done")
+        page.reload()
+        page.locator(".msg-assistant", has_text="Planned the work.").wait_for(
+            timeout=STEP_TIMEOUT_MS
+        )
+    shoot(page, "plan-after-reload")
 
     # Delete: containers and files are gone.
     page.locator(".menu > summary").click()

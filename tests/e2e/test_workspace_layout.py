@@ -6,8 +6,9 @@ model). One doce for the module: the first-run fixture checks the setup page, th
   /about across an agent edit and a reload; a runtime error in the preview offers "Fix with
   doce", which sends the error as a prompt.
 - axe-core (from npm, installed into `.cache/axe` on first use, injected by Playwright)
-  finds no serious or critical violation on the setup, login, dashboard, workspace, files,
-  settings, queue and job pages, in light and in dark; no page scrolls sideways at 360 px.
+  finds no serious or critical violation (nor a skipped heading level) on the setup, login,
+  dashboard, workspace (with a highlighted diff open), files, settings, queue and job pages,
+  in light and in dark; no page scrolls sideways at 360 px.
 
 Screenshots of each stage go to test-artifacts/e2e/.
 """
@@ -53,12 +54,14 @@ def axe_source() -> str:
 
 def serious_violations(page, axe: str) -> list[str]:
     """axe's serious and critical violations on the page as it is (WCAG 2.x A/AA rules and
-    best practices), one line each."""
+    best practices), one line each; also heading order (axe calls it moderate; the
+    workspace once skipped a level)."""
     if not page.evaluate("typeof window.axe === 'object'"):
         page.evaluate(axe + "\n;0")  # by DevTools: the page's CSP stays as it is
     found = page.evaluate(
         """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
-            .filter(v => v.impact === "serious" || v.impact === "critical")
+            .filter(v => v.impact === "serious" || v.impact === "critical"
+                         || v.id === "heading-order")
             .map(v => v.id + ": " + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "))"""
     )
     return [f"{page.url}: {line}" for line in found]
@@ -81,6 +84,29 @@ def check_page(page, axe: str, shoot, stage: str) -> list[str]:
     shoot(page, f"{stage}-360")
     page.set_viewport_size(size)
     return problems
+
+
+def focus_problems(page, presses: int) -> list[str]:
+    """Tab through the page `presses` times: every control reached shows a focus ring (an
+    outline, or the splitter's own bar). Returns the ones that do not."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    missing = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        shown = page.evaluate(
+            """() => {
+                const e = document.activeElement;
+                if (!e || e === document.body) return "";
+                const style = getComputedStyle(e);
+                const ring = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2;
+                const name = e.tagName.toLowerCase() + (e.className ? "." + e.className : "")
+                    + (e.id ? "#" + e.id : "");
+                return ring || e.matches("[data-splitter]") ? "" : name;
+            }"""
+        )
+        if shown:
+            missing.append(f"{page.url}: no visible focus on {shown}")
+    return sorted(set(missing))
 
 
 def new_page(playwright, **context_options):
@@ -204,6 +230,14 @@ def test_it_builds_and_previews_a_site_from_a_phone(first_run, doce_server, brow
     page.locator(".msg-user", has_text="scripted runtime failure").wait_for(timeout=30_000)
     assert re.search(r"error on /broken", page.locator(".msg-user").last.inner_text())
     shoot(page, "phone-fix-sent")
+    # A message that does not come from the preview frame's origin is ignored.
+    page.evaluate(
+        """() => window.postMessage(
+            {type: "doce:preview-error", message: "forged", detail: "", path: "/"}, "*")"""
+    )
+    page.wait_for_timeout(500)
+    assert page.locator("[data-preview-error]").get_attribute("hidden") is not None
+    assert "forged" not in (page.locator("[data-preview-error-text]").text_content() or "")
 
 
 def test_it_has_no_serious_accessibility_violations(first_run, doce_server, shoot):
@@ -222,7 +256,14 @@ def test_it_has_no_serious_accessibility_violations(first_run, doce_server, shoo
         workspace = page.locator(".project-card .card-title a").first.get_attribute("href")
         page.goto(url + workspace)
         page.locator("[data-status-badge]").wait_for()
+        # A write card open: its highlighted diff is scanned too (token colours on the added
+        # lines' tint).
+        write = page.locator(".tool-card[data-state=done]", has=page.locator(".tool-diff"))
+        write.first.wait_for(state="attached", timeout=STEP_TIMEOUT_MS)
+        write.first.locator("summary").click()
+        assert write.first.locator(".tool-diff.hl .diff-add span[class]").count() > 0
         problems += check_page(page, axe, shoot, "workspace")
+        problems += focus_problems(page, presses=40)
         # The Files tab's page with code shown: line numbers and syntax colours, and the code
         # area reachable by keyboard.
         page.goto(url + workspace + "files/?path=src/pages/index.astro")

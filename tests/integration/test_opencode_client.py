@@ -66,6 +66,22 @@ def test_it_sends_a_prompt_and_reads_the_messages_with_a_limit(opencode_server):
         assert client.abort(session.id) is True  # idle: nothing to stop, still answered
 
 
+def test_it_compacts_a_conversation(opencode_server):
+    # The chat's "Compact conversation" (consumer `compact` → `summarize`).
+    with OpencodeClient(opencode_server.base_url, opencode_server.password) as client:
+        session = client.create_session()
+        client.prompt_async(
+            session.id, "[script:text] Something to compact", model="scripted/scripted"
+        )
+        wait_idle(client, session.id)
+        before = client.messages(session.id)
+        assert client.summarize(session.id, "scripted/scripted") is True
+        wait_idle(client, session.id)
+        after = client.messages(session.id)
+        assert len(after) > len(before)  # the summary the model works from from now on
+        assert after[-1].info.role == "assistant"
+
+
 def test_it_reverts_and_unreverts(opencode_server):
     with OpencodeClient(opencode_server.base_url, opencode_server.password) as client:
         session = client.create_session()

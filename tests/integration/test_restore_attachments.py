@@ -12,8 +12,10 @@ import pytest
 from django.test import Client
 from PIL import Image
 
+from accounts.models import ProviderCredential
 from accounts.services import create_api_token
 from doce.opencode.client import OpencodeClient
+from projects import services
 from projects.models import AgentState, Project
 from tests.opencode.fixtures import require_opencode, shared_scripted_model
 
@@ -34,6 +36,15 @@ def agent():
 
 @pytest.fixture
 def project(agent, alice):
+    # The scripted model reads images (an OpenAI-compatible endpoint marked so).
+    ProviderCredential.objects.create(
+        user=alice,
+        kind="openai-compatible",
+        provider_id="scripted",
+        base_url="http://127.0.0.1:9/v1",
+        model_names=["scripted"],
+        accepts_images=True,
+    )
     with OpencodeClient(agent.base_url, agent.password) as client:
         session_id = client.create_session().id
     return Project.objects.create(
@@ -104,6 +115,31 @@ def test_it_restores_to_the_first_message_and_undoes_the_restore(api, agent, pro
     assert api.post(f"/api/projects/{project.id}/unrestore").status_code == 409
     last = _post(api, f"/api/projects/{project.id}/restore", {"message_id": users[1]})
     assert last.status_code == 409
+
+
+def test_it_refuses_a_restore_while_the_agent_works(api, agent, project):
+    _prompt_and_wait(api, agent, project, {"text": "[script:text] first"})
+    response = _post(api, f"/api/projects/{project.id}/prompt", {"text": "[script:slow] wait"})
+    assert response.status_code == 202, response.content
+    with OpencodeClient(agent.base_url, agent.password) as client:
+        session_id = project.agent_session_id
+        deadline = time.monotonic() + 30
+        while session_id not in client.session_statuses():
+            assert time.monotonic() < deadline, "the agent never got busy"
+            time.sleep(0.1)
+        first = next(m.info.id for m in client.messages(session_id) if m.info.role == "user")
+        restore = _post(api, f"/api/projects/{project.id}/restore", {"message_id": first})
+        undo = api.post(f"/api/projects/{project.id}/unrestore")
+        client.abort(session_id)
+        while session_id in client.session_statuses():
+            assert time.monotonic() < deadline, "the agent did not stop"
+            time.sleep(0.1)
+    for response in (restore, undo):
+        assert response.status_code == 409, response.content
+        assert response.json()["detail"] == services.RESTORE_BUSY_MESSAGE
+    # Nothing was reverted: the session has no revert point.
+    with OpencodeClient(agent.base_url, agent.password) as client:
+        assert not client.get_session(session_id).revert
 
 
 def test_attachments_reach_the_agent_and_bad_ones_send_nothing(api, agent, project):

@@ -13,6 +13,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from doce.opencode.relay import RelayHub, set_relay_hub
 from doce.opencode.stream import StreamItem
+from projects import services
 from projects.models import Project
 from projects.routing import websocket_urlpatterns
 
@@ -200,6 +201,20 @@ async def test_a_restore_of_a_project_without_a_running_agent_is_refused(hub, al
         error = await receive_type(communicator, "chat.error")
         assert error["payload"]["code"] == "rejected"
         assert "Start the project" in error["payload"]["message"]
+    await communicator.disconnect()
+
+
+async def test_a_restore_while_a_prompt_is_queued_is_refused_saying_why(hub, alice):
+    project = await project_of(
+        alice, agent_port=45998, agent_session_id="ses_1", prompt_state="queued"
+    )
+    communicator = await connect(alice, project.id, hub)
+    await receive(communicator)
+    for message in ({"type": "restore", "messageId": "msg_1"}, {"type": "unrestore"}):
+        await communicator.send_to(text_data=json.dumps(message))
+        error = await receive_type(communicator, "chat.error")
+        assert error["payload"]["code"] == "rejected"
+        assert error["payload"]["message"] == services.RESTORE_BUSY_MESSAGE
     await communicator.disconnect()
 
 

@@ -20,6 +20,12 @@ def test_it_shows_the_diff_of_an_edit_and_the_content_of_a_write():
     edit = by_name["edit"]["diff"].splitlines()
     assert edit[:2] == ["--- notes.md", "+++ notes.md"]  # relative, no "Index:" header
     assert "-first line" in edit and "+edited line" in edit
+    # The same diff highlighted as Markdown (the file's language), line kinds kept.
+    assert (
+        '<span class="diff-line diff-ctx"> <span class="gh"># Keep notes</span>'
+        in (by_name["edit"]["diffHtml"])
+    )
+    assert '<span class="diff-line diff-add">+edited line\n</span>' in by_name["edit"]["diffHtml"]
     write = by_name["write"]["diff"].splitlines()
     assert write[2].startswith("@@ new file") and "+first line" in write
     assert "diff" not in by_name["bash"]
@@ -48,6 +54,31 @@ def test_it_cuts_a_long_diff_and_says_so():
     assert finish["payload"]["diffTruncated"] is True
     assert "replaced the whole file" in finish["payload"]["diff"]
     assert len(finish["payload"]["diff"].splitlines()) == 402
+    assert finish["payload"]["diffHtml"].count('class="diff-line diff-add"') == 399  # + hunk
+
+
+def test_a_huge_highlighted_diff_is_sent_as_plain_lines_only():
+    normalizer = Normalizer("p", SESSION, directory="/app")
+    # 400 long lines of many tokens: far past MAX_DIFF_HTML_CHARS once highlighted.
+    content = "\n".join("let a = [" + ", ".join(["1"] * 80) + "];" for _ in range(400))
+    part = {
+        "id": "prt_1",
+        "messageID": "msg_2",
+        "sessionID": SESSION,
+        "type": "tool",
+        "tool": "write",
+        "callID": "call_1",
+        "state": {
+            "status": "completed",
+            "input": {"filePath": "/app/src/big.js", "content": content},
+            "output": "ok",
+            "metadata": {},
+        },
+    }
+    events = normalizer.feed({"type": "message.part.updated", "properties": {"part": part}})
+    payload = of_type(events, "chat.tool.finish")[0]["payload"]
+    assert len(payload["diff"].splitlines()) == 402
+    assert "diffHtml" not in payload  # the chat shows the plain lines
 
 
 def test_it_announces_a_tool_call_before_its_input_arrives():
@@ -143,3 +174,11 @@ def test_it_reports_context_usage_against_the_model_limit():
     with_limit = normalizer.set_context_limits({"scripted/scripted": 128000})
     assert with_limit[0]["payload"]["limit"] == 128000
     assert normalizer.feed({"type": "message.updated", "properties": {"info": info}}) == []
+
+
+def test_it_says_when_the_conversation_was_compacted():
+    normalizer = Normalizer("p", SESSION)
+    events = normalizer.feed({"type": "session.compacted", "properties": {"sessionID": SESSION}})
+    assert [e["type"] for e in events] == ["chat.session.compacted"]
+    other = {"type": "session.compacted", "properties": {"sessionID": "ses_other"}}
+    assert normalizer.feed(other) == []

@@ -103,6 +103,7 @@ class FakeRuntime:
         self.stop_error: Exception | None = None
         self.sessions: set[str] = set()
         self.prompts: list[tuple[str, str, str | None]] = []
+        self.prompt_parts: list[list[dict]] = []  # the file parts of each prompt
         self.sent_messages: dict[tuple[str, str], str] = {}
         self.completion = "done"
         # `stop_service("agent")` puts the agent to sleep; the next `stack_up` wakes it.
@@ -192,6 +193,7 @@ class FakeRuntime:
     def prompt_async(self, session_id, text, *, model=None, parts=None, message_id=None):
         self.calls.append(("prompt", session_id))
         self.prompts.append((session_id, text, model))
+        self.prompt_parts.append(list(parts or []))
         if message_id:
             self.sent_messages[(session_id, message_id)] = text
 

@@ -8,6 +8,7 @@ from projects.agent_config import (
     opencode_config,
     opencode_provider_config,
     project_for_gateway_token,
+    providers_fingerprint,
     revoke_gateway_token,
 )
 from projects.models import Project
@@ -110,3 +111,27 @@ def test_it_writes_the_model_and_provider_block_into_the_agent_config():
         "provider": provider,
     }
     assert "model" not in opencode_config("", None)
+
+
+@pytest.mark.django_db
+def test_it_lets_images_through_to_a_compatible_endpoint_marked_as_taking_them(bob):
+    vision = ProviderCredential.objects.create(
+        user=bob,
+        kind="openai-compatible",
+        provider_id="vision",
+        base_url="http://127.0.0.1:11434/v1",
+        model_names=["llava"],
+    )
+    project = Project.objects.create(owner=bob, name="x", prompt="x")
+    before = providers_fingerprint(bob)
+    assert opencode_provider_config(project)["vision"]["models"] == {"llava": {"name": "llava"}}
+    vision.accepts_images = True
+    vision.save()
+    assert opencode_provider_config(project)["vision"]["models"] == {
+        "llava": {
+            "name": "llava",
+            "attachment": True,
+            "modalities": {"input": ["text", "image"], "output": ["text"]},
+        }
+    }
+    assert providers_fingerprint(bob) != before  # a running agent gets the new config

@@ -115,6 +115,25 @@ def test_it_refuses_a_prompt_with_a_model_the_user_has_no_provider_for(api, alic
     assert project_jobs(project.id) == []
 
 
+def test_it_refuses_a_restore_while_a_prompt_is_queued_with_a_clear_409(api, alice):
+    # The agent is not even asked: a queued prompt will make it busy.
+    project = Project.objects.create(
+        owner=alice,
+        name="Site",
+        prompt="p",
+        status=Project.Status.RUNNING,
+        agent_state="ready",
+        agent_port=45998,  # nothing listens there
+        agent_session_id="ses_1",
+        prompt_state="queued",
+    )
+    restore = post(api, f"/api/projects/{project.id}/restore", {"message_id": "msg_1"})
+    undo = post(api, f"/api/projects/{project.id}/unrestore")
+    for response in (restore, undo):
+        assert response.status_code == 409, response.content
+        assert response.json()["detail"] == services.RESTORE_BUSY_MESSAGE
+
+
 def test_it_stops_starts_and_deletes(api, alice):
     project = Project.objects.create(
         owner=alice, name="Site", prompt="p", model=MODEL, status=Project.Status.RUNNING

@@ -12,7 +12,8 @@ from django.utils import timezone
 from doce.docker.failures import FailureKind, StackError, failure
 from doce.docker.health import Readiness
 from jobqueue.models import Job, JobLog, JobState
-from projects import chain, runtime, services
+from projects import attachments, chain, runtime, services
+from projects.attachments import check_attachments
 from projects.models import Project
 from tests.projects.conftest import MODEL, make_project, project_jobs
 
@@ -251,6 +252,79 @@ def test_it_holds_a_prompt_until_the_project_runs_then_sends_it(
     late = Job.objects.filter(type="opencode.sendUserPrompt").latest("id")
     assert late.state == JobState.FAILED
     assert "did not become available" in late.last_error
+
+
+def test_a_queued_prompts_attachments_are_sent_from_disk_then_removed(
+    alice, alice_provider, worker, fake_runtime
+):
+    project = make_project(alice, Project.Status.STOPPED, agent_port=47001, preview_port=47000)
+    files = check_attachments([("notes.txt", b"Open 8 to 18\n"), ("more.txt", b"Closed Sun")])
+    assert services.send_prompt(project, "Use the notes", attachments=files) is False
+    folder = project.root_dir / attachments.QUEUED_DIR
+    assert len(list(folder.iterdir())) == 2
+    Project.objects.filter(pk=project.pk).update(
+        status="running", agent_state="ready", agent_session_id="ses_1"
+    )
+    fake_runtime.sessions.add("ses_1")
+    Job.objects.exclude(type="opencode.sendUserPrompt").delete()  # the start chain: faked
+    run_due(worker)
+    assert fake_runtime.prompts == [("ses_1", "Use the notes", MODEL)]
+    [parts] = fake_runtime.prompt_parts
+    assert [(p["filename"], p["mime"]) for p in parts] == [
+        ("notes.txt", "text/plain"),
+        ("more.txt", "text/plain"),
+    ]
+    assert parts[0]["url"] == "data:text/plain;base64,T3BlbiA4IHRvIDE4Cg=="
+    assert list(folder.iterdir()) == []  # sent: the agent keeps them now
+
+
+def test_a_prompt_that_cannot_be_queued_leaves_no_attachment_behind(
+    alice, alice_provider, monkeypatch
+):
+    project = make_project(alice, Project.Status.STOPPED, agent_port=47001, preview_port=47000)
+
+    enqueue = services.enqueue_step
+
+    def broken(project, step, *args, **kwargs):
+        if step == chain.SEND_PROMPT:  # after the files were written
+            raise RuntimeError("the database went away")
+        return enqueue(project, step, *args, **kwargs)
+
+    monkeypatch.setattr(services, "enqueue_step", broken)
+    with pytest.raises(RuntimeError):
+        services.send_prompt(project, "Use it", attachments=check_attachments([("a.txt", b"x")]))
+    assert list((project.root_dir / attachments.QUEUED_DIR).iterdir()) == []
+
+
+def test_a_queued_prompt_whose_attachment_is_gone_fails_saying_so(
+    alice, alice_provider, worker, fake_runtime
+):
+    project = make_project(alice, Project.Status.STOPPED, agent_port=47001, preview_port=47000)
+    services.send_prompt(project, "Use it", attachments=check_attachments([("a.txt", b"x")]))
+    for stored in (project.root_dir / attachments.QUEUED_DIR).iterdir():
+        stored.unlink()
+    Project.objects.filter(pk=project.pk).update(
+        status="running", agent_state="ready", agent_session_id="ses_1"
+    )
+    fake_runtime.sessions.add("ses_1")
+    Job.objects.exclude(type="opencode.sendUserPrompt").delete()
+    run_due(worker)
+    job = Job.objects.get(type="opencode.sendUserPrompt")
+    assert job.state == JobState.FAILED and "a.txt" in job.last_error
+    assert fake_runtime.prompts == []  # never sent without its attachment
+    project.refresh_from_db()
+    assert project.prompt_state == "failed"
+
+
+def test_deleting_a_project_removes_its_queued_attachments(
+    alice, alice_provider, worker, fake_runtime
+):
+    project = make_project(alice, Project.Status.STOPPED, agent_port=47001, preview_port=47000)
+    services.send_prompt(project, "Use it", attachments=check_attachments([("a.txt", b"x")]))
+    assert any((project.root_dir / attachments.QUEUED_DIR).iterdir())
+    services.delete_project(project)
+    run_due(worker)
+    assert not project.root_dir.exists()
 
 
 def test_a_rerun_of_a_sent_prompt_does_not_send_it_again(

@@ -113,3 +113,20 @@ def test_it_makes_the_code_area_a_keyboard_reachable_region(alice_client, alice_
     ).content.decode()
     assert '<div class="code-scroll" tabindex="0" role="region"' in page
     assert 'aria-label="Contents of src/pages/index.astro"' in page
+
+
+def test_the_model_picker_shows_the_projects_model_after_a_reload(alice_client, alice_project):
+    from accounts.models import ProviderCredential
+
+    ProviderCredential.objects.create(
+        user=alice_project.owner,
+        kind="openai-compatible",
+        provider_id="local",
+        base_url="http://127.0.0.1:11434/v1",
+        model_names=["first", "second"],
+    )
+    alice_project.model = "local/second"  # chosen in the picker (`change_model`) earlier
+    alice_project.save()
+    page = alice_client.get(f"/projects/{alice_project.id}/").content.decode()
+    assert '<option value="local/second" selected>' in page
+    assert '<option value="local/first" >' in page or '<option value="local/first">' in page
