@@ -9,10 +9,10 @@ TEST_DATA := $(CURDIR)/.test-data
 QUEUE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432
 # Tests besides tests/jobqueue that the Postgres pass runs too (Postgres refuses NUL and
 # other input that SQLite stores: the text-input tests and the API fuzz run on both; the
-# project status transitions race two writers by compare-and-set on both; the production
-# tests lock rows, which Postgres checks more strictly than SQLite).
+# project status transitions and the warm pool's claim race two writers by compare-and-set
+# on both; the production tests lock rows, which Postgres checks more strictly than SQLite).
 POSTGRES_PASS_TESTS := tests/doce/test_text_input.py tests/projects/test_api_fuzz.py \
-  tests/projects/test_status.py tests/productions
+  tests/projects/test_status.py tests/projects/test_pool.py tests/productions
 # The real-stack lane: tests that mostly wait on containers, Caddy and browsers.
 STACK_TESTS := tests/e2e tests/integration
 

@@ -1,13 +1,20 @@
 #!/usr/bin/env python
 """Benchmark: from `POST /api/projects` to the new project's preview answering HTTP.
 
-    .venv/bin/python benchmarks/create_to_preview.py [--quick] [--runs N]
+    .venv/bin/python benchmarks/create_to_preview.py [--quick] [--runs N] [--pool both|on|off]
 
-Prints one JSON object (seconds): `{"median_s", "p90_s", "runs", "samples_s",
-"first_page_median_s", "first_page_samples_s", "pool"}`. `first_page_*` is create → the
-agent's first written page visible in the preview (the scripted model writes the home page;
-timed until the preview stops serving the template's page). `pool` is null: the warm pool
-is not built yet, so every figure is without it.
+Prints one JSON object: `{"without_pool": R, "with_pool": R, "load_1min": [before, after]}`
+(a mode left out by `--pool` is null), each R in seconds: `{"median_s", "p90_s", "runs",
+"samples_s", "first_page_median_s", "first_page_samples_s", "steps"}`. `first_page_*` is
+create → the agent's first written page visible in the preview (the scripted model writes
+the home page; timed until the preview stops serving the template's page). `steps` says
+where a create's time went, per job type of its chain (medians over the runs, seconds):
+`wait_s` from the job being due to a worker starting it (the last start, for a job that
+rescheduled itself), `run_s` from that start to its end.
+
+With the pool (`DOCE_WARM_POOL_SIZE=1`), each run starts once the pool holds a ready warm
+stack again (the refill of the previous run's claim is not timed): the figure is what the
+next user gets from a pool that keeps up.
 
 What is timed is the whole create chain as a user triggers it through the API: the project
 row and jobs, scaffolding (with the prewarmed template dependencies), port allocation, stack
@@ -16,8 +23,8 @@ entry handshake at `preview_url`, then the site answering without a server error
 agent then goes on building the site from the prompt (driven by the scripted model), but
 that is not part of the figure.
 
-Setup (not timed): a throwaway data directory, doce started as `manage.py serve` (web and
-worker, SQLite), the scripted model on this host, an admin with an OpenAI-compatible
+Setup (not timed): a throwaway data directory per mode, doce started as `manage.py serve`
+(web and worker, SQLite), the scripted model on this host, an admin with an OpenAI-compatible
 provider pointing at it and an API token. Images are built offline and the template is
 prewarmed first when needed. Every project is deleted through the API afterwards. N is 5
 (2 with --quick).
@@ -125,7 +132,57 @@ def _agent_page_shows(url: str, headers: dict) -> bool:
     return answer.status_code == 200 and TEMPLATE_TITLE not in answer.text
 
 
-def one_run(api: httpx.Client, index: int) -> tuple[float, float | None]:
+def pool_ready(env: dict) -> bool:
+    code = (
+        "from projects.models import PoolEntry\n"
+        "print(PoolEntry.objects.filter(state='ready').count())\n"
+    )
+    return manage(env, "shell", "-c", code).strip().splitlines()[-1] != "0"
+
+
+def wait_pool(env: dict) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not pool_ready(env):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the warm pool did not fill")
+        time.sleep(1)
+
+
+STEPS_CODE = """
+import json, statistics
+from jobqueue.models import Job
+ids = json.loads({ids!r})
+found = {{}}
+for job in Job.objects.filter(serial_key__in=[f"project:{{i}}" for i in ids]):
+    if job.started_at is None or job.finished_at is None:
+        continue
+    due = max(job.run_at, job.created_at)
+    wait = max(0.0, (job.started_at - due).total_seconds())
+    run = (job.finished_at - job.started_at).total_seconds()
+    found.setdefault(job.type, []).append((wait, run))
+print(json.dumps({{
+    t: {{"wait_s": round(statistics.median(w for w, _ in v), 3),
+        "run_s": round(statistics.median(r for _, r in v), 3), "jobs": len(v)}}
+    for t, v in found.items()
+}}))
+"""
+
+
+REMOVE_POOL_CODE = (
+    "from projects import pool\n"
+    "from projects.models import PoolEntry\n"
+    "for entry in PoolEntry.objects.all():\n"
+    "    pool.remove_entry(entry)\n"
+)
+
+
+def step_breakdown(env: dict, project_ids: list[str]) -> dict:
+    """Median wait and run time per job type of these projects' chains (see the docstring)."""
+    code = STEPS_CODE.format(ids=json.dumps(project_ids))
+    return json.loads(manage(env, "shell", "-c", code).strip().splitlines()[-1])
+
+
+def one_run(api: httpx.Client, index: int) -> tuple[float, float | None, str]:
     started = time.monotonic()
     response = api.post("/api/projects", json={"prompt": f"Benchmark site number {index}"})
     response.raise_for_status()
@@ -157,16 +214,27 @@ def one_run(api: httpx.Client, index: int) -> tuple[float, float | None]:
             break
         time.sleep(0.2)
     api.delete(f"/api/projects/{project_id}").raise_for_status()
-    return elapsed, page
+    return elapsed, page, project_id
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--quick", action="store_true", help="2 runs instead of 5")
     parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--pool", choices=["both", "on", "off"], default="both")
     args = parser.parse_args()
     runs = args.runs or (2 if args.quick else 5)
+    load_before = os.getloadavg()[0]
+    results = {
+        "without_pool": measure(runs, pool=0) if args.pool in ("both", "off") else None,
+        "with_pool": measure(runs, pool=1) if args.pool in ("both", "on") else None,
+    }
+    print(json.dumps({**results, "load_1min": [round(load_before, 2), os.getloadavg()[0]]}))
 
+
+def measure(runs: int, *, pool: int) -> dict:
+    """Start doce with `DOCE_WARM_POOL_SIZE=pool` in a fresh data directory, time `runs`
+    creates, stop it; returns the figures (see the module docstring)."""
     data_dir = Path(tempfile.mkdtemp(prefix="doce-bench-"))
     port, model_port = free_port(), free_port()
     env = {
@@ -175,6 +243,7 @@ def main() -> None:
         "DOCE_PORT": str(port),
         "DOCE_WEB_PORT": str(free_port()),
         "DOCE_LOG_LEVEL": "WARNING",
+        "DOCE_WARM_POOL_SIZE": str(pool),
         "DJANGO_SETTINGS_MODULE": "doce.settings",
     }
     env.pop("DATABASE_URL", None)
@@ -200,29 +269,32 @@ def main() -> None:
         token = make_user_with_provider(env, f"http://127.0.0.1:{model_port}/v1")
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=f"http://localhost:{port}", headers=headers, timeout=30) as api:
-            pairs = [one_run(api, i) for i in range(runs)]
+            pairs = []
+            for index in range(runs):
+                if pool:
+                    wait_pool(env)
+                pairs.append(one_run(api, index))
+        steps = step_breakdown(env, [project_id for _, _, project_id in pairs])
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         model.terminate()
         model.wait(timeout=10)
-    samples = [preview for preview, _ in pairs]
-    pages = [page for _, page in pairs if page is not None]
+        if pool:  # the warm stack the last claim's refill started outlives the server
+            manage(env, "shell", "-c", REMOVE_POOL_CODE)
+    samples = [preview for preview, _, _ in pairs]
+    pages = [page for _, page, _ in pairs if page is not None]
     ordered = sorted(samples)
     p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-    print(
-        json.dumps(
-            {
-                "median_s": round(statistics.median(samples), 2),
-                "p90_s": round(p90, 2),
-                "runs": runs,
-                "samples_s": [round(s, 2) for s in samples],
-                "first_page_median_s": round(statistics.median(pages), 2) if pages else None,
-                "first_page_samples_s": [None if p is None else round(p, 2) for _, p in pairs],
-                "pool": None,
-            }
-        )
-    )
+    return {
+        "median_s": round(statistics.median(samples), 2),
+        "p90_s": round(p90, 2),
+        "runs": runs,
+        "samples_s": [round(s, 2) for s in samples],
+        "first_page_median_s": round(statistics.median(pages), 2) if pages else None,
+        "first_page_samples_s": [None if p is None else round(p, 2) for _, p, _ in pairs],
+        "steps": steps,
+    }
 
 
 if __name__ == "__main__":

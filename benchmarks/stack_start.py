@@ -174,7 +174,7 @@ def idle_memory_mib(project) -> dict:
     client = engine_client()
     found = {"preview": 0.0, "agent": 0.0}
     try:
-        for service, state in stack_status(project.id).containers.items():
+        for service, state in stack_status(project.stack_name).containers.items():
             if not state.running:
                 continue
             stats = client.containers.get(state.id).stats(stream=False)

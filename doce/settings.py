@@ -484,6 +484,10 @@ DOCE_IDLE_STOP_SECONDS = env.int("DOCE_IDLE_STOP_SECONDS", 300, minimum=30)
 # A running project's agent (not its preview) is stopped after this long without a prompt
 # or a chat viewer; the next prompt starts it again (seconds; 0 keeps agents running).
 DOCE_AGENT_IDLE_STOP_SECONDS = env.int("DOCE_AGENT_IDLE_STOP_SECONDS", 120, minimum=0)
+# Warm pool: this many stacks run ahead of time on the site template (preview compiled, agent
+# answering, no user's settings) and the next creates claim them; 0 turns it off. Each costs a
+# running stack's memory (docs/configuration.md).
+DOCE_WARM_POOL_SIZE = env.int("DOCE_WARM_POOL_SIZE", 1, minimum=0)
 # A workspace viewer's heartbeat interval, and when a silent viewer no longer counts (seconds).
 DOCE_VIEWER_HEARTBEAT_SECONDS = env.int("DOCE_VIEWER_HEARTBEAT_SECONDS", 30, minimum=1)
 DOCE_VIEWER_TTL_SECONDS = env.int("DOCE_VIEWER_TTL_SECONDS", 90, minimum=2)

@@ -9,8 +9,8 @@ ports freed, then the row (by the `project.delete` job).
 
 from django.contrib import admin
 
-from projects import services
-from projects.models import Project
+from projects import pool, services
+from projects.models import PoolEntry, Project
 
 
 @admin.register(Project)
@@ -27,6 +27,8 @@ class ProjectAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
         "agent_session_id",
+        "stack_name",
+        "directory",
     )
     exclude = ("agent_password",)
 
@@ -44,3 +46,37 @@ class ProjectAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for project in queryset:
             services.delete_project(project)
+
+
+@admin.register(PoolEntry)
+class PoolEntryAdmin(admin.ModelAdmin):
+    """The warm pool, read-only: entries come from `pool.fill` and leave by a claim or by
+    `pool.discard`; deleting one here discards its stack through that job."""
+
+    list_display = ("id", "state", "preview_port", "agent_port", "fingerprint", "ready_at")
+    list_filter = ("state",)
+    readonly_fields = (
+        "id",
+        "state",
+        "stack_name",
+        "directory",
+        "preview_port",
+        "agent_port",
+        "fingerprint",
+        "job_id",
+        "created_at",
+        "ready_at",
+    )
+    exclude = ("agent_password",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def delete_model(self, request, obj) -> None:
+        pool.discard_entries([obj], "admin")
+
+    def delete_queryset(self, request, queryset) -> None:
+        pool.discard_entries(list(queryset), "admin")

@@ -37,6 +37,8 @@ class ProjectsConfig(AppConfig):
         # Run by one worker of the deployment at these intervals (seconds).
         register_periodic("projects.reconcile", 30, housekeeping.reconcile_and_restart)
         register_periodic("projects.stop_idle", 30, housekeeping.stop_idle)
+        # The warm pool: refilled, and replaced when the template or the images change.
+        register_periodic("projects.pool", 30, housekeeping.maintain_pool)
         # What the web process shows of the Docker Engine (it never pings it per request);
         # resumes the steps held during an outage.
         register_periodic(

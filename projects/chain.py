@@ -10,10 +10,14 @@ steps with `stop_cancels`; `services.retry_step` moves the project to `retry_sta
     project.create → docker.composeUp → docker.waitReady → opencode.waitReady
                    → opencode.sessionCreate → opencode.sendUserPrompt
                    → opencode.awaitIdle                                    (create)
+    project.adopt → opencode.waitReady → (as above)            (create on a claimed warm stack)
     docker.ensureRunning → docker.waitReady → opencode.waitReady (→ …)     (start, wake)
     docker.restartPreview → docker.waitReady                               (restart preview)
     docker.stop, docker.stopAgent, project.delete                          (one step each)
     opencode.reconfigure    (a provider changed: new agent config, agent restarted when idle)
+
+A create that claimed a warm pool entry (`projects.pool`) starts with `project.adopt` instead:
+the stack already runs, so it gives the agent the owner's config and shows the preview.
 
 Readiness is per service: `docker.waitReady` waits for the preview only and makes the project
 `running` (viewable) at once; `opencode.waitReady` waits for the agent (`Project.agent_state`
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from projects.models import Project
 
 CREATE = "project.create"
+ADOPT = "project.adopt"
 COMPOSE_UP = "docker.composeUp"
 ENSURE_RUNNING = "docker.ensureRunning"
 WAIT_READY = "docker.waitReady"
@@ -64,6 +69,7 @@ STEPS: dict[str, Step] = {
     step.type: step
     for step in (
         Step(CREATE, "Create the project's files", COMPOSE_UP, Project.Status.STARTING),
+        Step(ADOPT, "Take a warm stack", AGENT_WAIT_READY, Project.Status.STARTING, True),
         Step(COMPOSE_UP, "Start the containers", WAIT_READY, Project.Status.STARTING, True),
         Step(ENSURE_RUNNING, "Start the project", WAIT_READY, Project.Status.STARTING, True),
         Step(WAIT_READY, "Wait for the preview", AGENT_WAIT_READY, Project.Status.STARTING, True),
@@ -94,5 +100,15 @@ def _follow(first: str) -> tuple[str, ...]:
 
 # The chain that takes a new project from nothing to an agent answering its prompt.
 CREATE_CHAIN: tuple[str, ...] = _follow(CREATE)
+# The same for a project that claimed a warm stack (`projects.pool.claim`).
+WARM_CREATE_CHAIN: tuple[str, ...] = _follow(ADOPT)
+
+
+def create_chain(first_type: str | None) -> tuple[str, ...]:
+    """The create chain that starts with job type `first_type` (`WARM_CREATE_CHAIN` after
+    a claim, else `CREATE_CHAIN`)."""
+    return WARM_CREATE_CHAIN if first_type == ADOPT else CREATE_CHAIN
+
+
 # Queued steps a stop cancels (they would bring the stack up again).
 STOP_CANCELS: tuple[str, ...] = tuple(t for t, step in STEPS.items() if step.stop_cancels)

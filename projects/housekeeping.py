@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from doce import engine_health
-from projects import chain, presence, preview_access, services
+from projects import chain, pool, presence, preview_access, services
 from projects.models import Project
 from projects.reconcile import reconcile
 
@@ -49,3 +49,8 @@ def record_engine_health() -> dict:
 def prune_entries() -> dict:
     """Forget used preview entry tokens whose signature has expired (replay is impossible)."""
     return {"pruned": preview_access.prune_entries()}
+
+
+def maintain_pool() -> dict:
+    """Keep the warm pool at its size with current stacks (`projects.pool.maintain`)."""
+    return pool.maintain()

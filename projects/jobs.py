@@ -37,7 +37,7 @@ from doce.opencode.completion import CompletionCheck, check_completion
 from doce.opencode.errors import OpencodeError, make_diagnostic
 from doce.opencode.ids import MESSAGE_ID_PATTERN, ascending_message_id
 from jobqueue import JobContext, PermanentJobError, is_permanent, job_handler
-from projects import attachments, chain, runtime
+from projects import attachments, chain, pool, runtime
 from projects.agent_config import opencode_provider_config, revoke_gateway_token
 from projects.attachments import MAX_ATTACHMENTS, NAME_MAX, QUEUED_ID_PATTERN
 from projects.models import AgentState, IllegalTransition, Project, PromptState, project_topic
@@ -62,6 +62,9 @@ WAIT_POLL_SECONDS = 1.0
 # next lease (seconds).
 PROBE_INTERVAL_SECONDS = 0.1
 PROBE_SLICE_SECONDS = 5.0
+# Between two slices the wait gives the worker back only this long: a service that came up
+# in the gap is seen at once, not a second later (seconds).
+READY_RESCHEDULE_SECONDS = 0.2
 COMPLETION_POLL_SECONDS = 1.0
 
 
@@ -97,6 +100,11 @@ class PromptPayload(ProjectPayload):
     # The user message's id in the agent, fixed when the job is queued: a re-run (the worker
     # died after sending) finds the message there and does not send it twice.
     message_id: str = Field(default_factory=ascending_message_id, pattern=MESSAGE_ID_PATTERN)
+
+
+class AdoptPayload(ProjectPayload):
+    # The claimed warm stack's `PoolEntry.fingerprint` (template and images it runs).
+    fingerprint: str = Field(max_length=64)
 
 
 class AwaitIdlePayload(ProjectPayload):
@@ -258,6 +266,54 @@ def create(ctx: JobContext) -> None:
     _enqueue_next(ctx, {"project_id": project.id})
 
 
+@job_handler(chain.ADOPT, payload=AdoptPayload)
+def adopt(ctx: JobContext) -> None:
+    """The project claimed a warm stack (`projects.pool.claim`): give its agent the owner's
+    config (providers through the gateway, the model, a gateway token issued now) and show
+    the preview at once (`running`); the agent reads the new config (`POST
+    /instance/dispose`, a restart when that fails) and `opencode.waitReady` follows.
+
+    A stack that no longer runs what is current (images rebuilt since it started) or whose
+    preview does not answer is brought up like a new one (`compose up` recreates what
+    changed) and the start chain's waits follow instead.
+    """
+    project = _project(ctx)
+    if _halted(ctx, project):
+        return
+    with project_fails_with_job(ctx, project), holds_while_docker_is_down(ctx, project):
+        current = ctx.payload.fingerprint == pool.current_fingerprint()
+        if not current or not runtime.preview_answers(project):
+            ctx.log("the warm stack is not usable as it is: starting it like a new one")
+            ensure_ports(project)
+            _render(project)
+            set_agent_state(project, AgentState.STARTING)
+            runtime.stack_up(project)
+            ctx.enqueue(
+                chain.WAIT_READY,
+                {"project_id": project.id, "started_at": time.time(), "then_session": True},
+            )
+            return
+        _render(project)
+        set_agent_state(project, AgentState.STARTING)  # until it has read the new config
+        if not _move(ctx, project, Project.Status.RUNNING):
+            return
+        _reload_agent(ctx, project)
+    _enqueue_next(ctx, {"project_id": project.id, "started_at": time.time(), "then_session": True})
+
+
+def _reload_agent(ctx: JobContext, project: Project) -> None:
+    """Make the running agent read its rewritten config: `POST /instance/dispose` (no
+    restart), or a restart of the agent container when that fails."""
+    client = client_for_project(project)
+    try:
+        if client is not None and client.dispose_instance():
+            return
+    except OpencodeError as exc:
+        ctx.log("the agent did not reload its config", level="warning", error=str(exc))
+    runtime.restart_service(project, "agent")
+    ctx.log("agent restarted with the owner's config")
+
+
 @job_handler(chain.COMPOSE_UP, payload=ProjectPayload)
 def compose_up(ctx: JobContext) -> None:
     """`compose up -d` the project's stack (idempotent)."""
@@ -302,7 +358,7 @@ def _await_service(
     ctx: JobContext, project: Project, service: str, answers: Callable[[Project], bool]
 ) -> None:
     """Return once `answers(project)` is true (probed by `_probe`); else reschedule the job
-    (`WAIT_POLL_SECONDS`), or, `DOCE_READY_TIMEOUT_SECONDS` after the chain's `started_at`,
+    (`READY_RESCHEDULE_SECONDS`), or, `DOCE_READY_TIMEOUT_SECONDS` after the chain's `started_at`,
     set status `error` and raise `PermanentJobError` naming `service`."""
     if _probe(ctx, lambda: answers(project)):
         return
@@ -311,7 +367,7 @@ def _await_service(
         message = _not_ready_message(service, waited)
         _fail_project(project, message)
         raise PermanentJobError(message)
-    ctx.reschedule(WAIT_POLL_SECONDS)
+    ctx.reschedule(READY_RESCHEDULE_SECONDS)
 
 
 @job_handler(chain.WAIT_READY, payload=WaitReadyPayload, max_attempts=5)

@@ -38,6 +38,59 @@ def new_project_id() -> str:
     return secrets.token_hex(PROJECT_ID_LENGTH // 2)
 
 
+def stack_directory(stack_name: str) -> str:
+    """`projects/<stack name>`: where a stack's files live, relative to `DOCE_DATA_DIR`."""
+    return f"projects/{stack_name}"
+
+
+class StackFiles(models.Model):
+    """What a project and a warm pool entry share: a Docker stack and a folder of files.
+
+    `stack_name` (16 lowercase hex chars) names the stack: compose project
+    `doce_<stack_name>`, container label `dev.doce.project=<stack_name>`. `directory` is the
+    folder (relative to `DOCE_DATA_DIR`) holding `site/`, `logs/`, `stack/` and
+    `agent-home/`. A project created cold gets its own id for both (`projects/<id>`); a
+    project that claims a warm pool entry adopts the entry's (`projects.pool.claim`), so
+    they are fields, read by everything that drives the stack or its files.
+    """
+
+    stack_name = models.CharField(max_length=PROJECT_ID_LENGTH, unique=True, editable=False)
+    directory = models.CharField(max_length=200, unique=True, editable=False)
+    # Host ports, allocated by doce (`projects.ports`); NULL until allocated.
+    preview_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    agent_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    # OPENCODE_SERVER_PASSWORD of the stack's agent container.
+    agent_password = EncryptedTextField(blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A new row names its stack and folder after its own id (here rather than in save(),
+        # so bulk_create gets them too); a claim replaces them (`projects.pool.claim`).
+        # Only fields that were loaded: reading a deferred one would query (and recurse).
+        loaded = self.__dict__
+        if loaded.get("stack_name") == "" and self.pk:
+            self.stack_name = self.pk
+        if loaded.get("directory") == "" and loaded.get("stack_name"):
+            self.directory = stack_directory(self.stack_name)
+
+    @property
+    def root_dir(self) -> Path:
+        """`<DOCE_DATA_DIR>/<directory>`: holds `site/`, `logs/` and the rendered stack."""
+        return Path(settings.DATA_DIR) / self.directory
+
+    @property
+    def site_dir(self) -> Path:
+        """The website's files, bind-mounted into the preview and agent containers."""
+        return self.root_dir / "site"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root_dir / "logs"
+
+
 class ProjectQuerySet(models.QuerySet):
     def for_user(self, user) -> ProjectQuerySet:
         """Projects owned by `user`; none for an anonymous user."""
@@ -91,8 +144,9 @@ class IllegalTransition(Exception):
         self.to = to
 
 
-class Project(models.Model):
-    """A website project owned by one user, running in compose project `doce_<id>`."""
+class Project(StackFiles):
+    """A website project owned by one user, running in compose project `doce_<stack_name>`
+    (`StackFiles`: its own id, or a claimed warm pool entry's)."""
 
     class Status(models.TextChoices):
         CREATED = "created", "Created"
@@ -117,11 +171,6 @@ class Project(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
     # Why the project is in `error` (a message a user can act on); empty otherwise.
     status_reason = models.TextField(blank=True, default="")
-    # Host ports, allocated by doce and unique across projects; NULL until allocated.
-    preview_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
-    agent_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
-    # OPENCODE_SERVER_PASSWORD of this project's agent container.
-    agent_password = EncryptedTextField(blank=True, default="")
     # SHA-256 of the agent's model-gateway token (`projects.agent_config.issue_gateway_token`):
     # a new token with every rendering of the agent's config, empty when revoked.
     gateway_token_digest = models.CharField(max_length=64, blank=True, default="", db_index=True)
@@ -197,20 +246,6 @@ class Project(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
 
-    @property
-    def root_dir(self) -> Path:
-        """`<DOCE_DATA_DIR>/projects/<id>`: holds `site/`, `logs/` and the rendered stack."""
-        return Path(settings.DATA_DIR) / "projects" / self.id
-
-    @property
-    def site_dir(self) -> Path:
-        """The website's files, bind-mounted into the preview and agent containers."""
-        return self.root_dir / "site"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.root_dir / "logs"
-
 
 def get_project_for_user(user, project_id: str, *, queryset=None) -> Project:
     """Return `user`'s project `project_id`, or raise `Http404`.
@@ -273,3 +308,46 @@ class PreviewEntry(models.Model):
 
     def __str__(self) -> str:
         return f"preview entry {self.token_id}"
+
+
+class PoolEntryQuerySet(models.QuerySet):
+    def live(self) -> PoolEntryQuerySet:
+        """Entries that are or will be claimable (not being discarded)."""
+        return self.exclude(state=PoolEntry.State.DISCARDING)
+
+
+class PoolEntry(StackFiles):
+    """A warm stack: started ahead of time on the site template (preview compiled, agent
+    answering), owned by nobody, waiting for the next create to claim it
+    (`projects.pool`). Its id is its stack name.
+
+    It holds no user data and no provider settings: its agent's config names no provider,
+    no model and no gateway token; the claiming project gets those. `fingerprint` is the
+    template and images it was started from (`pool.current_fingerprint`): an entry whose
+    fingerprint is not the current one is discarded, never claimed.
+    """
+
+    class State(models.TextChoices):
+        STARTING = "starting", "Starting"
+        READY = "ready", "Ready"
+        DISCARDING = "discarding", "Discarding"
+
+    id = models.CharField(
+        primary_key=True, max_length=PROJECT_ID_LENGTH, default=new_project_id, editable=False
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.STARTING)
+    fingerprint = models.CharField(max_length=64)
+    # The `pool.fill` job building it: an entry still `starting` while that job no longer
+    # runs was abandoned (a worker crashed mid-refill) and is discarded by `pool.maintain`.
+    job_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    objects = PoolEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "warm pool entry"
+        verbose_name_plural = "warm pool"
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"pool entry {self.id} ({self.state})"

@@ -1,8 +1,10 @@
 """Host ports of project stacks: allocated from DOCE_PORT_RANGE, unique, checked free.
 
 Ports come in pairs: an even preview port and the odd agent port right after it. With the
-two unique columns (`Project.preview_port`, `Project.agent_port`) this makes a port unique
-across both columns without a lock: a preview port can never equal an agent port. A port is
+two unique columns (`preview_port`, `agent_port` of projects and of warm pool entries) this
+makes a port unique across both columns without a lock: a preview port can never equal an
+agent port. Projects and pool entries draw from the one range (pool entries count toward
+it); a claim moves an entry's pair to the project in one transaction. A port is
 checked free on the host by binding it on 127.0.0.1 (where both are published: browsers
 reach previews through the edge) before it is stored.
 """
@@ -19,7 +21,7 @@ from django.db.models import Q
 from doce.docker.failures import FailureKind, StackError, StackFailure
 from doce.docker.stacks import stack_status
 from projects import edge
-from projects.models import Project
+from projects.models import PoolEntry, Project, StackFiles
 
 # Both are published on loopback only: browsers reach previews through the edge.
 PREVIEW_ADDRESS = "127.0.0.1"
@@ -54,22 +56,17 @@ def _pair_starts(low: int, high: int) -> list[int]:
     return list(range(first, high, 2))  # high itself can't start a pair: its agent port > high
 
 
-def allocate_ports(project: Project) -> tuple[int, int]:
-    """Give `project` a fresh (preview port, agent port) pair and save it.
+def allocate_ports(project: StackFiles) -> tuple[int, int]:
+    """Give `project` (a `Project` or a `PoolEntry`) a fresh (preview port, agent port)
+    pair and save it.
 
-    Candidates are pairs not stored for any other project, tried from a random point in
-    the range, and checked free on the host. Raises `StackError` (`PORT_IN_USE`, not
+    Candidates are pairs not stored for any other project or pool entry, tried from a
+    random point in the range, and checked free on the host. Raises `StackError` (`PORT_IN_USE`, not
     retryable) when the range has no free pair.
     """
     low, high = settings.DOCE_PORT_RANGE
     starts = _pair_starts(low, high)
-    taken = set(
-        Project.objects.exclude(pk=project.pk)
-        .filter(Q(preview_port__isnull=False) | Q(agent_port__isnull=False))
-        .values_list("preview_port", "agent_port")
-        .iterator()
-    )
-    taken_ports = {port for pair in taken for port in pair if port is not None}
+    taken_ports = _taken_ports(project)
     offset = random.randrange(len(starts)) if starts else 0  # noqa: S311 (spreads workers)
     for start in starts[offset:] + starts[:offset]:
         if start in taken_ports or start + 1 in taken_ports:
@@ -78,7 +75,7 @@ def allocate_ports(project: Project) -> tuple[int, int]:
             continue
         try:
             with transaction.atomic():
-                Project.objects.filter(pk=project.pk).update(
+                type(project)._default_manager.filter(pk=project.pk).update(
                     preview_port=start, agent_port=start + 1
                 )
         except IntegrityError:  # another worker stored this pair a moment ago
@@ -89,7 +86,18 @@ def allocate_ports(project: Project) -> tuple[int, int]:
     raise StackError(PORTS_EXHAUSTED)
 
 
-def ensure_ports(project: Project) -> tuple[int, int]:
+def _taken_ports(holder: StackFiles) -> set[int]:
+    taken: set[int] = set()
+    for model in (Project, PoolEntry):
+        rows = model.objects.filter(Q(preview_port__isnull=False) | Q(agent_port__isnull=False))
+        if isinstance(holder, model):
+            rows = rows.exclude(pk=holder.pk)
+        for pair in rows.values_list("preview_port", "agent_port").iterator():
+            taken.update(port for port in pair if port is not None)
+    return taken
+
+
+def ensure_ports(project: StackFiles) -> tuple[int, int]:
     """The project's ports, allocating a new pair when it has none or when one of them is
     now held by another program (a port its own running container holds is kept).
 
@@ -98,7 +106,7 @@ def ensure_ports(project: Project) -> tuple[int, int]:
     """
     if project.preview_port is None or project.agent_port is None:
         return allocate_ports(project)
-    status = stack_status(project.id)
+    status = stack_status(project.stack_name)
     preview_ok = status.state("preview") == "running" or port_is_free(
         PREVIEW_ADDRESS, project.preview_port
     )
@@ -108,7 +116,7 @@ def ensure_ports(project: Project) -> tuple[int, int]:
     return allocate_ports(project)
 
 
-def release_ports(project: Project) -> None:
-    """Forget the project's ports (on delete), so other projects can use them."""
-    Project.objects.filter(pk=project.pk).update(preview_port=None, agent_port=None)
+def release_ports(project: StackFiles) -> None:
+    """Forget the project's (or pool entry's) ports (on delete), so others can use them."""
+    type(project)._default_manager.filter(pk=project.pk).update(preview_port=None, agent_port=None)
     project.preview_port = project.agent_port = None

@@ -122,7 +122,8 @@ def preview_frame_source(project: Project) -> str:
 
 
 def setup_checklist(project: Project) -> dict:
-    """The create chain's steps (`projects.chain`) with the newest job of each (one query).
+    """The create chain's steps (`chain.CREATE_CHAIN`, or `chain.WARM_CREATE_CHAIN` when the
+    project claimed a warm stack) with the newest job of each (one query).
 
     Returns `{"steps": [{type, label, state, error, job_id}], "done": bool}`; a step with no
     job yet has state `pending`. `done` once the create chain is over: its first answer was
@@ -133,12 +134,15 @@ def setup_checklist(project: Project) -> dict:
     """
     newest: dict[str, Job] = {}
     jobs = Job.objects.filter(
-        serial_key=project_topic(project.id), type__in=chain.CREATE_CHAIN
+        serial_key=project_topic(project.id),
+        type__in={*chain.CREATE_CHAIN, *chain.WARM_CREATE_CHAIN},
     ).only("id", "type", "state", "last_error")
     for job in jobs.order_by("-id"):
         newest.setdefault(job.type, job)
+    # A project that claimed a warm stack began with `project.adopt`, not `project.create`.
+    create_chain = chain.create_chain(chain.ADOPT if chain.ADOPT in newest else None)
     steps = []
-    for type in chain.CREATE_CHAIN:
+    for type in create_chain:
         latest = newest.get(type)
         steps.append(
             {
@@ -149,16 +153,18 @@ def setup_checklist(project: Project) -> dict:
                 "job_id": latest.id if latest else None,
             }
         )
-    return {"steps": steps, "done": _create_chain_over(project, newest)}
+    return {"steps": steps, "done": _create_chain_over(project, newest, create_chain)}
 
 
-def _create_chain_over(project: Project, newest: dict[str, Job]) -> bool:
-    if project.prompt_completed or chain.CREATE_CHAIN[0] not in newest:
+def _create_chain_over(
+    project: Project, newest: dict[str, Job], create_chain: tuple[str, ...]
+) -> bool:
+    if project.prompt_completed or create_chain[0] not in newest:
         return True
     sent = newest.get(chain.SEND_PROMPT)
     if project.prompt_state == PromptState.FAILED and sent and sent.state == JobState.SUCCEEDED:
         return True
     tracked = Job.objects.filter(
-        serial_key=project_topic(project.id), type=chain.CREATE_CHAIN[-1]
+        serial_key=project_topic(project.id), type=create_chain[-1]
     ).values_list("payload", flat=True)
     return len({(payload or {}).get("since_ms") for payload in tracked}) > 1

@@ -2,7 +2,8 @@
 
 `reconcile()` lists this installation's containers by label (`dev.doce.instance`) and:
 
-1. removes stacks whose project no longer exists (containers, network, volumes);
+1. removes stacks that belong to no project and no warm pool entry (containers, network,
+   volumes); a stack is known by its name (`Project.stack_name`, `PoolEntry.stack_name`);
 2. marks `running` projects whose containers are all gone as `stopped`, with a reason;
 3. reports `running` projects whose containers exist but are not all running (a crash, an
    Engine or host restart): the caller enqueues a start (`docker.ensureRunning`) for each
@@ -11,6 +12,7 @@
 4. (re)starts the `[app]` log followers of running stacks in this process, which is how
    followers come back after a worker restart.
 
+Warm pool entries whose containers vanished are `projects.pool.maintain`'s to replace.
 The worker calls it at start and every 30 s; `manage.py reconcile` runs it once.
 """
 
@@ -22,7 +24,7 @@ import structlog
 
 from doce.docker.failures import StackError
 from doce.docker.stacks import follow_stack_logs, list_stacks, remove_stack
-from projects.models import AgentState, IllegalTransition, Project
+from projects.models import AgentState, IllegalTransition, PoolEntry, Project
 from projects.services import set_status
 
 GONE_REASON = (
@@ -71,13 +73,15 @@ def reconcile(*, follow_logs: bool = True) -> ReconcileReport:
         report.engine_error = exc.failure.message
         return report
 
-    existing = {
-        project.id: project
-        for project in Project.objects.filter(pk__in=list(stacks)).only(
-            "id", "status", "preview_port", "agent_port"
-        )
-    }
-    for project_id in sorted(set(stacks) - set(existing)):
+    # Pool entries first: a claim moves a stack from its entry to a project in one
+    # transaction, so one of the two reads sees it whenever the claim commits.
+    known = set(
+        PoolEntry.objects.filter(stack_name__in=list(stacks)).values_list("stack_name", flat=True)
+    )
+    known.update(
+        Project.objects.filter(stack_name__in=list(stacks)).values_list("stack_name", flat=True)
+    )
+    for project_id in sorted(set(stacks) - known):
         try:
             remove_stack(project_id)
         except StackError as exc:
@@ -86,8 +90,8 @@ def reconcile(*, follow_logs: bool = True) -> ReconcileReport:
         report.removed.append(project_id)
 
     running = Project.objects.filter(status=Project.Status.RUNNING)
-    for project in running.only("id", "status", "agent_state"):
-        stack = stacks.get(project.id)
+    for project in running.only("id", "status", "agent_state", "stack_name", "directory"):
+        stack = stacks.get(project.stack_name)
         if stack is None or not stack.exists:
             if _mark_gone(project):
                 report.marked_gone.append(project.id)
@@ -95,7 +99,7 @@ def reconcile(*, follow_logs: bool = True) -> ReconcileReport:
             report.needs_start.append(project.id)
         elif follow_logs:
             try:
-                report.followers_started += follow_stack_logs(project.id, project.logs_dir)
+                report.followers_started += follow_stack_logs(project.stack_name, project.logs_dir)
             except StackError:
                 continue
     if report.removed or report.marked_gone or report.needs_start:

@@ -55,7 +55,7 @@ from doce.docker.stacks import (
 )
 from projects import ports
 from projects.agent_config import opencode_config
-from projects.models import Project
+from projects.models import StackFiles
 from projects.scaffold import npm_cache_dir
 
 STACK_TEMPLATE = COMPOSE_DIR / "project-stack.yml"
@@ -65,12 +65,13 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED_AGENT_ENV = {"HOME", "OPENCODE_CONFIG", "OPENCODE_SERVER_PASSWORD", "NODE_EXTRA_CA_CERTS"}
 
 
-def stack_dir(project: Project) -> Path:
+def stack_dir(project: StackFiles) -> Path:
     return project.root_dir / "stack"
 
 
-def project_stack(project: Project) -> Stack:
-    """The `Stack` of `project` (its rendered files need not exist yet).
+def project_stack(project: StackFiles) -> Stack:
+    """The `Stack` of `project` (a `Project` or a warm `PoolEntry`), compose project
+    `doce_<stack_name>` (its rendered files need not exist yet).
 
     Raises `ValueError` for a malformed project id.
     """
@@ -79,7 +80,7 @@ def project_stack(project: Project) -> Stack:
     if (directory / "extra-ca.yml").is_file():
         files.append(directory / "extra-ca.yml")
     return Stack(
-        project_id=project.id,
+        project_id=project.stack_name,
         directory=directory,
         compose_files=tuple(files),
         env_file=directory / "stack.env",
@@ -88,7 +89,7 @@ def project_stack(project: Project) -> Stack:
     )
 
 
-def ensure_agent_password(project: Project) -> str:
+def ensure_agent_password(project: StackFiles) -> str:
     """The project's OPENCODE_SERVER_PASSWORD, generated (and saved encrypted) if unset."""
     if not project.agent_password:
         project.agent_password = secrets.token_urlsafe(32)
@@ -97,7 +98,7 @@ def ensure_agent_password(project: Project) -> str:
 
 
 def render_stack(
-    project: Project,
+    project: StackFiles,
     *,
     extra_env: Mapping[str, str] | None = None,
     provider_config: Mapping[str, Any] | None = None,
@@ -155,32 +156,34 @@ def render_stack(
     return project_stack(project)
 
 
-def agent_config_dir(project: Project) -> Path:
+def agent_config_dir(project: StackFiles) -> Path:
     """`<project root>/stack/agent-config/`: holds `opencode.json`, mounted at `/etc/doce/agent`."""
     return stack_dir(project) / "agent-config"
 
 
 def write_agent_config(
-    project: Project, provider_config: Mapping[str, Any] | None, *, model: str | None = None
+    project: StackFiles, provider_config: Mapping[str, Any] | None, *, model: str | None = None
 ) -> Path:
     """Write the agent's `opencode.json` (mode 0600, folder 0700) and return its path.
 
     `provider_config` comes from `projects.agent_config.opencode_provider_config` (gateway
-    URLs and token only); `model` defaults to `project.model`. A running agent reads it at
-    its next (re)start.
+    URLs and token only); `model` defaults to `project.model` (a warm pool entry has none:
+    its agent names no model until a project claims it). A running agent reads it at its
+    next (re)start.
     """
     folder = agent_config_dir(project)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
     path = folder / "opencode.json"
-    text = json.dumps(opencode_config(model or project.model, provider_config), indent=2)
+    chosen = model or str(getattr(project, "model", ""))
+    text = json.dumps(opencode_config(chosen, provider_config), indent=2)
     _write_private(path, text + "\n")
     return path
 
 
-def _stack_variables(project: Project, directory: Path, agent_home: Path) -> dict[str, str]:
+def _stack_variables(project: StackFiles, directory: Path, agent_home: Path) -> dict[str, str]:
     return {
-        "PROJECT_ID": project.id,
+        "PROJECT_ID": project.stack_name,
         "INSTANCE": instance_id(),
         "PREVIEW_IMAGE": settings.DOCE_PREVIEW_IMAGE,
         "AGENT_IMAGE": settings.DOCE_AGENT_IMAGE,
@@ -232,7 +235,7 @@ def _write_private(path: Path, text: str) -> None:
 # --- Operations ------------------------------------------------------------------------------
 
 
-def stack_up(project: Project, *, timeout: float | None = None) -> CommandResult:
+def stack_up(project: StackFiles, *, timeout: float | None = None) -> CommandResult:
     """Bring the rendered stack up, then follow its containers' output into the log.
 
     A stopped stack whose rendering and images are unchanged is started directly through
@@ -244,14 +247,14 @@ def stack_up(project: Project, *, timeout: float | None = None) -> CommandResult
     if not stack.env_file.is_file():
         raise ValueError("the stack is not rendered: call render_stack() first")
     if start_existing_stack(
-        project.id, render_hash=_render_hash(stack), images=_service_images(), log=stack.log
+        project.stack_name, render_hash=_render_hash(stack), images=_service_images(), log=stack.log
     ):
         result = CommandResult(argv=["docker", "start"], exit_code=0)
     elif timeout is None:
         result = compose_up(stack)
     else:
         result = compose_up(stack, timeout=timeout)
-    follow_stack_logs(project.id, project.logs_dir)
+    follow_stack_logs(project.stack_name, project.logs_dir)
     return result
 
 
@@ -266,7 +269,7 @@ def _service_images() -> dict[str, str]:
     return {"preview": settings.DOCE_PREVIEW_IMAGE, "agent": settings.DOCE_AGENT_IMAGE}
 
 
-def stack_stop(project: Project, *, timeout: float | None = None) -> CommandResult | None:
+def stack_stop(project: StackFiles, *, timeout: float | None = None) -> CommandResult | None:
     """`compose stop` the stack (None when it was never rendered). Raises `StackError`."""
     stack = project_stack(project)
     if not stack.env_file.is_file():
@@ -275,18 +278,18 @@ def stack_stop(project: Project, *, timeout: float | None = None) -> CommandResu
     return compose_stop(stack) if timeout is None else compose_stop(stack, timeout=timeout)
 
 
-def restart_service(project: Project, service: str) -> CommandResult:
+def restart_service(project: StackFiles, service: str) -> CommandResult:
     """`compose restart` one service (`preview` or `agent`) of a rendered stack, then follow
     its new container's output. Raises `StackError`; `ValueError` when never rendered."""
     stack = project_stack(project)
     if not stack.env_file.is_file():
         raise ValueError("the stack is not rendered: call render_stack() first")
     result = compose_restart(stack, service)
-    follow_stack_logs(project.id, project.logs_dir)
+    follow_stack_logs(project.stack_name, project.logs_dir)
     return result
 
 
-def stop_service(project: Project, service: str) -> CommandResult | None:
+def stop_service(project: StackFiles, service: str) -> CommandResult | None:
     """`compose stop` one service (an idle agent: the preview keeps running); None when the
     stack was never rendered. Raises `StackError`."""
     stack = project_stack(project)
@@ -295,47 +298,47 @@ def stop_service(project: Project, service: str) -> CommandResult | None:
     return compose_stop(stack, service=service)
 
 
-def stack_down(project: Project, *, delete: bool = False) -> CommandResult | None:
+def stack_down(project: StackFiles, *, delete: bool = False) -> CommandResult | None:
     """`compose down` the stack; `delete=True` also removes its volumes and orphans (the
     project is being deleted). Without rendered files, `delete=True` removes the stack's
     containers by label instead and returns None. Raises `StackError`."""
     stack = project_stack(project)
     if not stack.env_file.is_file():
         if delete:
-            remove_stack(project.id)
+            remove_stack(project.stack_name)
         return None
     _stop_followers(project)
     return compose_down(stack, delete=delete)
 
 
-def delete_files(project: Project) -> None:
+def delete_files(project: StackFiles) -> None:
     """Remove the project's folder (site, logs, stack). Call after `stack_down(delete=True)`."""
     shutil.rmtree(project.root_dir, ignore_errors=True)
 
 
-def _stop_followers(project: Project) -> None:
+def _stop_followers(project: StackFiles) -> None:
     try:
-        status = stack_status(project.id)
+        status = stack_status(project.stack_name)
     except Exception:  # the command that follows reports an unreachable Engine properly
         return
     stop_following(container.id for container in status.containers.values())
 
 
-def preview_answers(project: Project) -> bool:
+def preview_answers(project: StackFiles) -> bool:
     """Probe the preview once (any HTTP answer, at most 1 s); False without ports."""
     if project.preview_port is None:
         return False
     return health.preview_ready(health.probe_host(ports.PREVIEW_ADDRESS), project.preview_port)
 
 
-def agent_answers(project: Project) -> bool:
+def agent_answers(project: StackFiles) -> bool:
     """Probe the agent once (`/doc` 200 with its password, at most 1 s); False without ports."""
     if project.agent_port is None:
         return False
     return health.agent_ready(settings.DOCE_AGENT_HOST, project.agent_port, project.agent_password)
 
 
-def check_ready(project: Project) -> health.Readiness:
+def check_ready(project: StackFiles) -> health.Readiness:
     """Probe the preview (any HTTP answer) and the agent (`/doc` 200 with its password) once.
     Neither is ready while the project has no ports."""
     if project.preview_port is None or project.agent_port is None:
@@ -349,7 +352,7 @@ def check_ready(project: Project) -> health.Readiness:
     )
 
 
-def wait_ready(project: Project, *, timeout: float, interval: float = 0.1) -> health.Readiness:
+def wait_ready(project: StackFiles, *, timeout: float, interval: float = 0.1) -> health.Readiness:
     """Probe until both services are ready or `timeout` seconds pass (check `.ready`).
     Raises `ValueError` when the project has no ports (`ensure_ports` first)."""
     if project.preview_port is None or project.agent_port is None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from django.conf import settings
 
 from doce.docker.oneoff import run_oneoff
-from projects.models import Project
+from projects.models import StackFiles
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "template" / "site"
 GIT_IDENTITY = ["-c", "user.name=doce", "-c", "user.email=doce@localhost"]
@@ -64,8 +64,9 @@ def npm_cache_dir() -> Path:
     return path
 
 
-def scaffold_site(project: Project) -> bool:
-    """Create `project.site_dir` from the template and commit it to a new git repository.
+def scaffold_site(project: StackFiles) -> bool:
+    """Create `project.site_dir` (of a `Project` or a warm `PoolEntry`) from the template
+    and commit it to a new git repository.
 
     The site is assembled in a temporary folder and moved into place at the end, so a
     failure leaves nothing half-written. Copies the prewarmed `node_modules` when one

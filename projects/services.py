@@ -28,7 +28,7 @@ from doce.opencode.errors import OpencodeError
 from doce.opencode.normalize import is_placeholder_title
 from doce.text import InvalidText, clean_line, clean_text, without_bidi_controls
 from jobqueue.models import RETRYABLE_STATES, Job, JobState
-from projects import chain, edge
+from projects import chain, edge, pool
 from projects.agent_config import revoke_gateway_token
 from projects.attachments import Attachment, discard_queued, store_queued
 from projects.models import (
@@ -238,7 +238,9 @@ def resolve_model(user, model: str | None) -> str:
 
 @transaction.atomic
 def create_project(user, *, prompt: str, model: str | None = None, name: str = "") -> Project:
-    """Create a project from a prompt and start its create chain (`chain.CREATE_CHAIN`).
+    """Create a project from a prompt and start its create chain: on a claimed warm stack
+    (`pool.claim`: the project is `starting` at once, its preview routed) the chain
+    `chain.WARM_CREATE_CHAIN`, else `chain.CREATE_CHAIN`.
 
     Raises `NoProviderConfigured` or `ProjectActionError` (empty, too long or control
     characters in the prompt or name, unknown model) before anything is written.
@@ -261,8 +263,13 @@ def create_project(user, *, prompt: str, model: str | None = None, name: str = "
         {"id": project.id, "name": project.name, "status": Project.Status.CREATED.value},
     )
     set_status(project, Project.Status.CREATED)
-    enqueue_step(project, chain.CREATE)
-    log.info("project.created", project_id=project.id)
+    entry = pool.claim(project)
+    if entry is None:
+        enqueue_step(project, chain.CREATE)
+    else:
+        set_status(project, Project.Status.STARTING)
+        enqueue_step(project, chain.ADOPT, {"fingerprint": entry.fingerprint})
+    log.info("project.created", project_id=project.id, warm=entry is not None)
     return project
 
 

@@ -14,6 +14,10 @@ import os
 import pytest
 from django.conf import settings
 
+# No warm pool unless a test turns it on: stacks started ahead of time would change what
+# every other test sees (ports, containers, jobs). Subprocesses (e2e servers) inherit it.
+os.environ.setdefault("DOCE_WARM_POOL_SIZE", "0")
+
 from doce.docker.engine import engine_status
 from doce.logging import configure_logging
 
@@ -75,6 +79,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(autouse=True)
 def _test_settings(settings):
+    settings.DOCE_WARM_POOL_SIZE = 0  # tests of the pool turn it on
     # Hashing strength is not what tests measure; scrypt would make them slow.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Tests render templates without running collectstatic first.

@@ -36,9 +36,11 @@ from pathlib import Path
 
 from django.conf import settings
 from docker.errors import BuildError, DockerException, ImageNotFound
+from requests.exceptions import RequestException
 
 from doce import versions
 from doce.docker.engine import engine_client
+from doce.docker.failures import FailureKind, StackError, failure
 from doce.tarfiles import tarfile
 
 COMPOSE_DIR = Path(settings.BASE_DIR) / "compose"
@@ -398,3 +400,19 @@ def _build_lock(cache: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def image_ids(names: tuple[str, ...]) -> dict[str, str]:
+    """The Engine's id (`sha256:…`) of each image in `names` ("" for a missing one).
+
+    What a warm pool entry's fingerprint is made of (`projects.pool`): a rebuilt image gets
+    a new id. Raises `StackError(ENGINE_UNREACHABLE)` when the Engine does not answer.
+    """
+    try:
+        client = engine_client(timeout=30)
+        try:
+            return {name: _image_id(client, name) for name in names}
+        finally:
+            client.close()
+    except (DockerException, RequestException, OSError):
+        raise StackError(failure(FailureKind.ENGINE_UNREACHABLE)) from None

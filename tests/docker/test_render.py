@@ -144,12 +144,12 @@ def test_it_needs_ports_and_a_site(project):
     with pytest.raises(ValueError):
         runtime.render_stack(project)
     project.preview_port = 47200
-    project.id = "fedcba9876543210"  # no site on disk for this id
+    project.directory = "projects/fedcba9876543210"  # no site on disk there
     with pytest.raises(FileNotFoundError):
         runtime.render_stack(project)
 
 
-def test_it_refuses_a_project_id_that_looks_like_a_flag(project):
-    project.id = "--remove-orphans"
+def test_it_refuses_a_stack_name_that_looks_like_a_flag(project):
+    project.stack_name = "--remove-orphans"
     with pytest.raises(ValueError):
         runtime.project_stack(project)

@@ -252,6 +252,7 @@ def start_scaled(
             "DOCE_LOG_FORMAT": "json",
             "DOCE_LOG_LEVEL": os.environ.get("DOCE_LOG_LEVEL", "WARNING"),
             "DOCE_IDLE_STOP_SECONDS": "600",
+            "DOCE_WARM_POOL_SIZE": "0",
             "DOCE_HEALTHZ_TOKEN": HEALTHZ_TOKEN,
             **(
                 {"DOCE_EXTRA_CA_BUNDLE": os.environ["DOCE_EXTRA_CA_BUNDLE"]}
@@ -321,17 +322,17 @@ def _remove_stacks(dsn: str) -> None:
     """Remove the containers and networks of every project this deployment created (a test
     that failed half-way leaves running stacks otherwise)."""
     try:
-        ids = [row[0] for row in _sql(dsn, "SELECT id FROM projects_project")]
+        ids = [row[0] for row in _sql(dsn, "SELECT stack_name FROM projects_project")]
     except psycopg.Error:
         return
     client = docker.from_env()
     try:
-        for project_id in ids:
+        for stack_name in ids:
             for container in client.containers.list(
-                all=True, filters={"label": f"dev.doce.project={project_id}"}
+                all=True, filters={"label": f"dev.doce.project={stack_name}"}
             ):
                 container.remove(force=True)
-            for network in client.networks.list(names=[f"doce_{project_id}_default"]):
+            for network in client.networks.list(names=[f"doce_{stack_name}_default"]):
                 network.remove()
     finally:
         client.close()
@@ -493,6 +494,8 @@ def start_compose(
         "DOCE_HEALTHZ_TOKEN": HEALTHZ_TOKEN,
         "DOCE_QUEUE_LEASE_SECONDS": COMPOSE_LEASE_SECONDS,
         "DOCE_PROD_DRAIN_SECONDS": 3,  # the deploy's retire job runs this long after it
+        # The cold create chain is what the scenario counts (and no warm stack is left over).
+        "DOCE_WARM_POOL_SIZE": 0,
         "DOCE_EXTRA_CA_BUNDLE": os.environ.get("DOCE_EXTRA_CA_BUNDLE", ""),
         **(extra_env or {}),
     }

@@ -31,7 +31,16 @@ def test_it_declares_the_create_chain_in_the_seeds_order():
         "opencode.sendUserPrompt",
         "opencode.awaitIdle",
     )
+    # A create that claimed a warm stack (projects.pool) skips the files and the `up`.
+    assert chain.WARM_CREATE_CHAIN == (
+        "project.adopt",
+        "opencode.waitReady",
+        "opencode.sessionCreate",
+        "opencode.sendUserPrompt",
+        "opencode.awaitIdle",
+    )
     assert chain.STOP_CANCELS == (
+        "project.adopt",
         "docker.composeUp",
         "docker.ensureRunning",
         "docker.waitReady",
