@@ -59,10 +59,18 @@ def events_after(topics: Iterable[str], after_id: int, limit: int = 200) -> list
     )
 
 
-def last_event_id(topics: Iterable[str]) -> int:
-    """The newest event id of `topics` (0 when there is none)."""
-    newest = Event.objects.filter(topic__in=list(topics)).order_by("-id").first()
-    return newest.id if newest else 0
+def last_event_id(topics: Iterable[str] | None = None) -> int:
+    """The newest event id of `topics`, or of every topic when `topics` is None (0 when
+    there is none).
+
+    A page that renders state and then resumes a stream after this id must read it BEFORE
+    the state: events after it are replayed, so the page may get an event it already shows
+    (harmless) but never misses a change. Read after the state, a change committed between
+    the two reads is in neither (a Deploy tab once showed the old release live for good
+    after a rollback that took 0.15 s).
+    """
+    newest = Event.objects.all() if topics is None else Event.objects.filter(topic__in=list(topics))
+    return newest.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def prune_events(older_than: timedelta) -> int:

@@ -87,6 +87,7 @@ def monitor(request: HttpRequest) -> HttpResponse:
     characters is a 400 showing the unfiltered list and why.
     """
     status = 200
+    after = events.last_event_id(monitor_topics(request.user))  # before the jobs: see there
     try:
         jobs, filters = _filtered_jobs(request.user, request.GET)
     except InvalidText as exc:
@@ -103,7 +104,7 @@ def monitor(request: HttpRequest) -> HttpResponse:
         .distinct()
         .order_by("type"),
         "paused": services.is_paused(),
-        "after": events.last_event_id(monitor_topics(request.user)),
+        "after": after,
     }
     if request.GET.get("partial"):
         return render(request, "queue/_rows.html", context, status=status)
@@ -114,9 +115,9 @@ def monitor(request: HttpRequest) -> HttpResponse:
 @login_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     """`GET /queue/jobs/<id>/`: the job, its payload and its log (`?partial=1`: summary)."""
+    after = events.last_event_id()  # before the job is read: see last_event_id
     job = get_job_for_user(request.user, job_id)
-    topics = job_topics(request.user, job)
-    context = {"job": job, "logs": job.logs.all()[:1000], "after": events.last_event_id(topics)}
+    context = {"job": job, "logs": job.logs.all()[:1000], "after": after}
     if request.GET.get("partial"):
         return render(request, "queue/_job_summary.html", context)
     return render(request, "queue/job_detail.html", context)

@@ -25,6 +25,7 @@ from projects.services import ProjectActionError
 def deploy_page(request: HttpRequest, project_id: str) -> HttpResponse:
     """Production state, build log, release history, domains."""
     project = get_project_for_user(request.user, project_id)
+    after = last_event_id([project_topic(project.id)])  # before the state: see last_event_id
     production = Production.objects.select_related("live_release").filter(
         pk=project.pk
     ).first() or Production(project=project)
@@ -45,7 +46,7 @@ def deploy_page(request: HttpRequest, project_id: str) -> HttpResponse:
         "rows": rows,
         "domains": Domain.objects.filter(project=project),
         "embed": bool(request.GET.get("embed")),
-        "last_event_id": last_event_id([project_topic(project.id)]),
+        "last_event_id": after,
     }
     return render(request, "productions/deploy.html", context)
 

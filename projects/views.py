@@ -28,7 +28,7 @@ from doce.engine_health import recorded_engine
 from doce.events import last_event_id
 from projects import files, services
 from projects.forms import CreateProjectForm
-from projects.models import Project, get_project_for_user, owner_topic, project_topic
+from projects.models import Project, get_project_for_user
 from projects.presenters import (
     DASHBOARD_CARD_FIELDS,
     dashboard_cards,
@@ -50,6 +50,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def _dashboard(request: HttpRequest, form=None, status: int = 200) -> HttpResponse:
     models = available_models(request.user)
     form = form or CreateProjectForm(models=models, initial={"model": default_model(request.user)})
+    # Before the projects are read (see last_event_id): new projects' events are replayed.
+    after = last_event_id()
     projects = list(
         Project.objects.for_user(request.user).order_by("-updated_at").only(*DASHBOARD_CARD_FIELDS)
     )
@@ -64,9 +66,7 @@ def _dashboard(request: HttpRequest, form=None, status: int = 200) -> HttpRespon
         # What a worker recorded: a page render never waits on the Engine.
         "engine": recorded_engine(),
         # The stream resumes after what this page shows, new projects included.
-        "last_event_id": last_event_id(
-            [owner_topic(request.user.pk), *(project_topic(p.id) for p in projects)]
-        ),
+        "last_event_id": after,
     }
     return render(request, "projects/dashboard.html", context, status=status)
 
@@ -248,6 +248,7 @@ def preview_enter(request: HttpRequest, project_id: str) -> HttpResponse:
 @_frames_previews
 def workspace(request: HttpRequest, project_id: str) -> HttpResponse:
     """The project workspace: setup checklist, chat, preview, logs, files and assets."""
+    after = last_event_id()  # before the state the page shows: see last_event_id
     project = get_project_for_user(request.user, project_id)
     services.mark_viewed(project)
     context = {
@@ -257,7 +258,7 @@ def workspace(request: HttpRequest, project_id: str) -> HttpResponse:
         "menu": project_menu(project),
         "models": available_models(request.user),
         "checklist": setup_checklist(project),
-        "last_event_id": last_event_id([project_topic(project.id)]),
+        "last_event_id": after,
     }
     return render(request, "projects/workspace.html", context)
 

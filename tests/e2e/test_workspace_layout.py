@@ -236,7 +236,8 @@ def test_it_builds_and_previews_a_site_from_a_phone(first_run, doce_server, brow
             {type: "doce:preview-error", message: "forged", detail: "", path: "/"}, "*")"""
     )
     page.wait_for_timeout(500)
-    assert page.locator("[data-preview-error]").get_attribute("hidden") is not None
+    # (The overlay itself may be up again: the frame is still on /broken, and the agent's
+    # turn on the fix prompt can reload it, which reports the real error anew.)
     assert "forged" not in (page.locator("[data-preview-error-text]").text_content() or "")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from jobqueue.models import Job
@@ -71,3 +73,40 @@ def test_the_dashboard_shows_a_site_badge_with_its_link(alice_client, alice, pro
     body = alice_client.get("/").content.decode()
     assert body.count("Site: Live") == 1
     assert f'href="http://s-{project.id}.localhost' in body
+
+
+@pytest.mark.parametrize("page", ["deploy", "workspace", "dashboard"])
+def test_a_change_committed_while_a_page_renders_is_replayed_to_it(
+    alice_client, project, monkeypatch, page
+):
+    """The stream cursor a page renders is read before its state: a change that commits
+    between the two reads is after the cursor, so the page's stream replays it (read after
+    the state, it was in neither, and a Deploy tab kept the old release live for good)."""
+    from doce import events
+    from projects import views as project_views
+    from projects.models import project_topic
+
+    committed = []
+
+    def change_meanwhile(real):
+        def wrapper(*args, **kwargs):
+            result = real(*args, **kwargs)  # the state as the page shows it, already read
+            committed.append(events.emit(project_topic(project.id), "production.status", {}))
+            return result
+
+        return wrapper
+
+    if page == "deploy":
+        monkeypatch.setattr(services, "status_payload", change_meanwhile(services.status_payload))
+        url = f"/projects/{project.id}/deploy/?embed=1"
+    elif page == "workspace":
+        real = project_views.setup_checklist
+        monkeypatch.setattr(project_views, "setup_checklist", change_meanwhile(real))
+        url = f"/projects/{project.id}/"
+    else:
+        real = project_views.dashboard_cards
+        monkeypatch.setattr(project_views, "dashboard_cards", change_meanwhile(real))
+        url = "/"
+    body = alice_client.get(url).content.decode()
+    (cursor,) = set(re.findall(r'data-last-event-id="(\d+)"', body))
+    assert committed and int(cursor) < committed[0].id
