@@ -68,6 +68,15 @@ print(json.dumps({"token": create_api_token(alice, "scaled")[1]}))
 """
 
 
+def port_answers(port: int) -> bool:
+    """Whether something accepts connections on loopback `port` (1 s timeout)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -152,11 +161,7 @@ class Deployment:
 
     def answers(self, index: int) -> bool:
         """Whether web slot `index` accepts connections on its loopback port."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.web_ports[index]), timeout=1):
-                return True
-        except OSError:
-            return False
+        return port_answers(self.web_ports[index])
 
     def worker_pid(self, worker_id: str) -> int:
         for pid, argv in self.children():
@@ -442,11 +447,7 @@ class ComposeDeployment:
 
     def answers(self, index: int) -> bool:
         """Whether web slot `index` accepts connections on its loopback port."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.web_ports[index]), timeout=1):
-                return True
-        except OSError:
-            return False
+        return port_answers(self.web_ports[index])
 
     def sql(self, query: str, *params) -> list[tuple]:
         """Rows of a read-only query on the deployment's database."""

@@ -70,6 +70,16 @@ def fresh(project: Project) -> Project:
     return project
 
 
+def first_running_event(project: Project) -> Event | None:
+    """The first `project.status` event of `project` that says it is running."""
+    return (
+        Event.objects.filter(topic=project_topic(project.id), type="project.status")
+        .filter(payload__status="running")
+        .order_by("id")
+        .first()
+    )
+
+
 def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -103,12 +113,7 @@ def test_instant_preview_idle_agent_and_shared_store(
             running_after = time.monotonic() - created_at
             page = httpx.get(f"http://127.0.0.1:{project.preview_port}/", timeout=30)
             assert page.status_code == 200
-            first_running = (
-                Event.objects.filter(topic=project_topic(project.id), type="project.status")
-                .filter(payload__status="running")
-                .order_by("id")
-                .first()
-            )
+            first_running = first_running_event(project)
             # The project became viewable while its agent was still starting.
             assert first_running.payload["agent_state"] == AgentState.STARTING
             run_worker_until(

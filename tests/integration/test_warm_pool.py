@@ -22,15 +22,14 @@ from django.test.utils import override_settings
 from accounts.models import ProviderCredential
 from doce.docker.engine import engine_client
 from doce.docker.stacks import stack_status
-from doce.models import Event
 from jobqueue.models import Job
 from jobqueue.worker import Worker
 from projects import pool, services
-from projects.models import AgentState, PoolEntry, Project, project_topic
+from projects.models import AgentState, PoolEntry, Project
 from projects.reconcile import reconcile
 from projects.runtime import delete_files, stack_down
 from tests.gateway.server import shared_gateway_listener
-from tests.integration.test_instant import fresh, run_worker_until
+from tests.integration.test_instant import first_running_event, fresh, run_worker_until
 from tests.scripted_model import ScriptedModelServer
 
 pytest_plugins = ["tests.fixtures_runtime"]
@@ -125,12 +124,7 @@ def test_warm_pool_claim_refill_and_replacement(runtime_images, alice, settings)
             running_after = time.monotonic() - created_at
             page = httpx.get(f"http://127.0.0.1:{warm.preview_port}/", timeout=30)
             assert page.status_code == 200
-            first_running = (
-                Event.objects.filter(topic=project_topic(warm.id), type="project.status")
-                .filter(payload__status="running")
-                .order_by("id")
-                .first()
-            )
+            first_running = first_running_event(warm)
             # Viewable before the agent had the owner's config (it is reloaded after).
             assert first_running.payload["agent_state"] == AgentState.STARTING
             run_worker_until(
